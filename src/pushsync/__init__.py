@@ -1,0 +1,1 @@
+"""pushsync: room bookings kept in sync with Exchange by push notifications."""

@@ -1,0 +1,3 @@
+from pushsync.cli import main
+
+main()

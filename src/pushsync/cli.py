@@ -1,0 +1,167 @@
+"""The `pushsync` command line. Each command builds what it needs from the settings, runs, exits."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from pushsync.errors import PushsyncError
+from pushsync.logs import configure_logging
+from pushsync.settings import Settings, load_settings
+from pushsync.store import connect
+from pushsync.store.connector import Connector
+from pushsync.store.migrations import applied_versions, latest_version, upgrade
+
+T = TypeVar("T")
+
+app = typer.Typer(
+    help="Room bookings kept in sync with Exchange by push notifications.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+db_app = typer.Typer(help="The database schema.", no_args_is_help=True)
+subscriptions_app = typer.Typer(help="Push subscriptions.", no_args_is_help=True)
+notifications_app = typer.Typer(help="The notification table.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(subscriptions_app, name="subscriptions")
+app.add_typer(notifications_app, name="notifications")
+
+console = Console()
+
+ConfigOption = Annotated[Path | None, typer.Option("--config", help="TOML settings file")]
+DatabaseOption = Annotated[
+    str | None, typer.Option("--database-url", help="sqlite:///… or postgresql://…")
+]
+
+
+def _settings(config: Path | None, **overrides: Any) -> Settings:
+    try:
+        settings = load_settings(config, **overrides)
+    except PushsyncError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from None
+    configure_logging(settings.log_level)
+    return settings
+
+
+def _with_connector(settings: Settings, work: Callable[[Connector], Awaitable[T]]) -> T:
+    async def run() -> T:
+        connector = connect(settings.database_url)
+        await connector.open()
+        try:
+            return await work(connector)
+        finally:
+            await connector.close()
+
+    try:
+        return asyncio.run(run())
+    except PushsyncError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from None
+
+
+@app.command()
+def serve(
+    config: ConfigOption = None,
+    database_url: DatabaseOption = None,
+    host: Annotated[str | None, typer.Option(help="address of the public listener")] = None,
+    port: Annotated[int | None, typer.Option(help="port of the public listener")] = None,
+    workers: Annotated[int | None, typer.Option(help="receiver processes")] = None,
+) -> None:
+    """Run the public notification listener."""
+    from pushsync.web.server import serve as run_server
+
+    settings = _settings(config, database_url=database_url, host=host, port=port, workers=workers)
+    if settings.auto_migrate:  # once, here, before worker processes start
+        _with_connector(settings, upgrade)
+    run_server(settings)
+
+
+@db_app.command("upgrade")
+def db_upgrade(config: ConfigOption = None, database_url: DatabaseOption = None) -> None:
+    """Apply pending schema migrations."""
+    settings = _settings(config, database_url=database_url)
+
+    async def run(connector: Connector) -> tuple[list[int], int]:
+        return await upgrade(connector), latest_version(connector.dialect)
+
+    applied, latest = _with_connector(settings, run)
+    console.print(f"applied {applied or 'nothing'}; schema at version {latest}")
+
+
+@db_app.command("status")
+def db_status(config: ConfigOption = None, database_url: DatabaseOption = None) -> None:
+    """Show which schema versions are applied."""
+    settings = _settings(config, database_url=database_url)
+    versions = _with_connector(settings, applied_versions)
+    console.print(f"applied versions: {versions or 'none'}")
+
+
+@subscriptions_app.command("retire")
+def subscriptions_retire(
+    subscription_id: str,
+    config: ConfigOption = None,
+    database_url: DatabaseOption = None,
+    protocol: str = "ews",
+) -> None:
+    """Mark a subscription retired: its next notification is answered Unsubscribe."""
+    settings = _settings(config, database_url=database_url)
+
+    async def retire(connector: Connector) -> None:
+        async with connector.session() as session:
+            await session.execute(
+                "retire_subscription",
+                {
+                    "subscription_id": subscription_id,
+                    "protocol": protocol,
+                    "now": datetime.now(UTC),
+                },
+            )
+
+    _with_connector(settings, retire)
+    console.print(f"retired {subscription_id}")
+
+
+@notifications_app.command("list")
+def notifications_list(
+    config: ConfigOption = None,
+    database_url: DatabaseOption = None,
+    limit: int = 50,
+) -> None:
+    """Show the oldest rows of the notification table."""
+    settings = _settings(config, database_url=database_url)
+
+    async def fetch(connector: Connector) -> list[dict[str, Any]]:
+        async with connector.session() as session:
+            return await session.fetch_all("list_notifications", {"limit": limit})
+
+    rows = _with_connector(settings, fetch)
+    table = Table("id", "received", "proto", "subscription", "event", "item", "state")
+    for row in rows:
+        table.add_row(
+            str(row["id"]),
+            str(row["received_at"])[:19],
+            row["protocol"],
+            _short(row["subscription_id"]),
+            row["event_type"],
+            _short(row["item_id"]),
+            row["state"],
+        )
+    console.print(table)
+
+
+def _short(value: str | None, width: int = 16) -> str:
+    if not value:
+        return ""
+    return value if len(value) <= width else value[: width - 1] + "…"
+
+
+def main() -> None:
+    app()

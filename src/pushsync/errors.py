@@ -1,0 +1,53 @@
+"""The exceptions pushsync raises, all below one root.
+
+    PushsyncError
+    ├── ConfigError            settings missing or inconsistent; the process refuses to start
+    ├── RejectedRequest        an inbound request we refuse; carries the HTTP status and a reason
+    │   ├── MalformedNotification   the body is not a well-formed notification (400)
+    │   └── ...                     hardening adds its own (403, 405, 411, 413, 415)
+    └── StorageError           the database could not do what was asked; the receiver answers 503
+        └── RowRejected        the database refused the data itself (a constraint), not the I/O
+
+Library exceptions (sqlite3, psycopg, lxml) are translated into these where the library is
+called, so the web layer maps *our* errors to status codes in one place (`web/errors.py`).
+"""
+
+from __future__ import annotations
+
+
+class PushsyncError(Exception):
+    """Root of every error pushsync raises on purpose."""
+
+
+class ConfigError(PushsyncError):
+    """A setting is missing or invalid."""
+
+
+class RejectedRequest(PushsyncError):
+    """An inbound request that is refused; nothing of it is stored."""
+
+    status: int = 400
+    reason: str = "rejected"
+
+    def __init__(self, detail: str, *, status: int | None = None, reason: str | None = None):
+        super().__init__(detail)
+        self.detail = detail
+        if status is not None:
+            self.status = status
+        if reason is not None:
+            self.reason = reason
+
+
+class MalformedNotification(RejectedRequest):
+    """The body is not a SendNotification (or Graph notification) we can read."""
+
+    status = 400
+    reason = "malformed"
+
+
+class StorageError(PushsyncError):
+    """The database failed; the caller must not acknowledge anything it was writing."""
+
+
+class RowRejected(StorageError):
+    """The database refused the rows themselves; retrying the same rows will not help."""

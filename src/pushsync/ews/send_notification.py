@@ -1,0 +1,228 @@
+"""Read a SendNotification request that Exchange POSTs to the listener.
+
+Implements the request side of the push notification operation:
+https://learn.microsoft.com/exchange/client-developer/web-service-reference/sendnotification
+(schema: messages.xsd SendNotificationResponseType, types.xsd NotificationType; MS-OXWSPSNTIF).
+
+Every event becomes one `Notification` row. An error notification (ResponseClass Error or
+Warning without a Notification element) becomes one row with event_type "Error" and the
+subscription id taken from MessageXml.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from lxml import etree
+
+from pushsync.errors import MalformedNotification
+from pushsync.ews.namespaces import m, soap, t
+from pushsync.ews.xml import parse_document
+from pushsync.notification import Notification
+
+# Event element (local name) -> event_type column. StatusEvent is the keep-alive.
+EVENT_TYPES: dict[str, str] = {
+    t(name + "Event"): name
+    for name in (
+        "Status",
+        "Created",
+        "Deleted",
+        "Modified",
+        "Moved",
+        "Copied",
+        "NewMail",
+        "FreeBusyChanged",
+    )
+}
+
+_BODY = soap("Body")
+_SEND_NOTIFICATION = m("SendNotification")
+_RESPONSE_MESSAGES = m("ResponseMessages")
+_RESPONSE_MESSAGE = m("SendNotificationResponseMessage")
+_NOTIFICATION = m("Notification")
+_RESPONSE_CODE = m("ResponseCode")
+_MESSAGE_XML = m("MessageXml")
+_VALUE = t("Value")
+_SUBSCRIPTION_ID = t("SubscriptionId")
+_PREVIOUS_WATERMARK = t("PreviousWatermark")
+_MORE_EVENTS = t("MoreEvents")
+_WATERMARK = t("Watermark")
+_TIMESTAMP = t("TimeStamp")
+_UNREAD_COUNT = t("UnreadCount")
+
+# Id elements of an event: element -> (id column, change key column or None).
+_ID_COLUMNS: dict[str, tuple[str, str | None]] = {
+    t("ItemId"): ("item_id", "item_change_key"),
+    t("FolderId"): ("folder_id", "folder_change_key"),
+    t("ParentFolderId"): ("parent_folder_id", "parent_folder_change_key"),
+    t("OldItemId"): ("old_item_id", None),
+    t("OldFolderId"): ("old_folder_id", None),
+    t("OldParentFolderId"): ("old_parent_folder_id", None),
+}
+
+MAX_ID_LENGTH = 512  # ItemIds can be long; anything beyond this is not from Exchange
+
+
+def parse_send_notification(body: bytes, *, remote_addr: str | None = None) -> list[Notification]:
+    """Parse a SendNotification envelope into rows, or raise MalformedNotification."""
+    root = parse_document(body)
+    if root.tag != soap("Envelope"):
+        raise MalformedNotification(f"root element is {root.tag}, not a SOAP 1.1 Envelope")
+    send = _find_send_notification(root)
+    messages = send.find(_RESPONSE_MESSAGES)
+    if messages is None:
+        raise MalformedNotification("SendNotification has no ResponseMessages")
+    rows: list[Notification] = []
+    for message in messages.iterchildren(_RESPONSE_MESSAGE):
+        rows.extend(_parse_message(message, remote_addr))
+    if not rows:
+        raise MalformedNotification("SendNotification holds no response message")
+    return rows
+
+
+def _find_send_notification(root: etree._Element) -> etree._Element:
+    body = root.find(_BODY)
+    if body is None:
+        raise MalformedNotification("SOAP envelope has no Body")
+    send = body.find(_SEND_NOTIFICATION)
+    if send is None:
+        raise MalformedNotification("SOAP Body holds no SendNotification in the EWS namespace")
+    return send
+
+
+def _parse_message(message: etree._Element, remote_addr: str | None) -> list[Notification]:
+    response_class = message.get("ResponseClass")
+    response_code = _text(message.find(_RESPONSE_CODE))
+    notification = message.find(_NOTIFICATION)
+    if notification is None:
+        if response_class not in ("Error", "Warning"):
+            raise MalformedNotification("a Success response message without a Notification")
+        return [_error_row(message, response_code, remote_addr)]
+    subscription_id = _required_text(notification.find(_SUBSCRIPTION_ID), "SubscriptionId")
+    previous = _text(notification.find(_PREVIOUS_WATERMARK))
+    more_events = _boolean(notification.find(_MORE_EVENTS))
+    rows = [
+        _event_row(event, event_type, subscription_id, previous, more_events, remote_addr)
+        for event in notification.iterchildren()
+        if (event_type := EVENT_TYPES.get(event.tag)) is not None
+    ]
+    if not rows:
+        raise MalformedNotification("Notification holds no event")
+    return rows
+
+
+def _error_row(
+    message: etree._Element, response_code: str | None, remote_addr: str | None
+) -> Notification:
+    subscription_id = None
+    message_xml = message.find(_MESSAGE_XML)
+    if message_xml is not None:
+        for value in message_xml.iterchildren(_VALUE):
+            if value.get("Name") == "SubscriptionId":
+                subscription_id = _text(value)
+    if not subscription_id:
+        raise MalformedNotification("error notification without a SubscriptionId in MessageXml")
+    return Notification(
+        protocol="ews",
+        subscription_id=_bounded(subscription_id, "SubscriptionId"),
+        event_type="Error",
+        response_code=response_code or "ErrorUnknown",
+        remote_addr=remote_addr,
+    )
+
+
+def _event_row(
+    event: etree._Element,
+    event_type: str,
+    subscription_id: str,
+    previous_watermark: str | None,
+    more_events: bool | None,
+    remote_addr: str | None,
+) -> Notification:
+    columns: dict[str, str | None] = {}
+    watermark = event_time = unread_count = None
+    for child in event.iterchildren():
+        tag = child.tag
+        if tag == _WATERMARK:
+            watermark = _text(child)
+        elif tag == _TIMESTAMP:
+            event_time = _timestamp(child)
+        elif tag == _UNREAD_COUNT:
+            unread_count = _integer(child)
+        elif (names := _ID_COLUMNS.get(tag)) is not None:
+            id_column, key_column = names
+            columns[id_column] = _bounded(_required_attr(child, "Id"), "Id")
+            if key_column is not None:
+                columns[key_column] = child.get("ChangeKey")
+    if event_type != "Status" and event_time is None:
+        raise MalformedNotification(f"{event_type}Event without a TimeStamp")
+    return Notification(
+        protocol="ews",
+        subscription_id=subscription_id,
+        event_type=event_type,
+        watermark=watermark,
+        previous_watermark=previous_watermark,
+        more_events=more_events,
+        event_time=event_time,
+        unread_count=unread_count,
+        remote_addr=remote_addr,
+        **columns,
+    )
+
+
+def _text(element: etree._Element | None) -> str | None:
+    if element is None or element.text is None:
+        return None
+    return element.text.strip() or None
+
+
+def _required_text(element: etree._Element | None, name: str) -> str:
+    value = _text(element)
+    if value is None:
+        raise MalformedNotification(f"missing {name}")
+    return _bounded(value, name)
+
+
+def _required_attr(element: etree._Element, name: str) -> str:
+    value = element.get(name)
+    if not value:
+        raise MalformedNotification(f"{etree.QName(element).localname} without {name}")
+    return value
+
+
+def _bounded(value: str, name: str) -> str:
+    if len(value) > MAX_ID_LENGTH:
+        raise MalformedNotification(f"{name} longer than {MAX_ID_LENGTH} characters")
+    return value
+
+
+def _timestamp(element: etree._Element) -> datetime:
+    text = _text(element)
+    try:
+        value = datetime.fromisoformat(text or "")
+    except ValueError:
+        raise MalformedNotification(f"TimeStamp {text!r} is not an xs:dateTime") from None
+    if value.tzinfo is None:
+        raise MalformedNotification(f"TimeStamp {text!r} has no time zone")
+    return value
+
+
+def _boolean(element: etree._Element | None) -> bool | None:
+    text = _text(element)
+    if text is None:
+        return None
+    if text in ("true", "1"):
+        return True
+    if text in ("false", "0"):
+        return False
+    raise MalformedNotification(f"MoreEvents {text!r} is not an xs:boolean")
+
+
+def _integer(element: etree._Element) -> int | None:
+    text = _text(element)
+    if text is None:
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise MalformedNotification(f"UnreadCount {text!r} is not an xs:int") from None

@@ -1,0 +1,160 @@
+"""The inbox: appending notification rows to the notification table, with group commit.
+
+Every request hands its rows to `Inbox.append` and waits. One writer task takes everything that
+is waiting, writes it in a single transaction and wakes the requests only after COMMIT has
+returned, so a request is acknowledged only once its rows are durable, and concurrent requests
+share one disk flush. While one commit is in flight the next batch gathers by itself; there is
+no timer to tune.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import Enum, StrEnum
+
+from pushsync.errors import RowRejected, StorageError
+from pushsync.notification import Notification
+from pushsync.store.connector import Connector, Session
+
+log = logging.getLogger(__name__)
+
+
+class UnknownSubscriptions(StrEnum):
+    """What to do with a notification whose subscription id is not in the subscription table."""
+
+    ACCEPT = "accept"  # store it (the default until the subscription manager owns the table)
+    UNSUBSCRIBE = "unsubscribe"  # store nothing and tell Exchange to end the subscription
+
+
+class Verdict(Enum):
+    STORED = "stored"  # rows durable (or already there): answer OK
+    UNSUBSCRIBE = "unsubscribe"  # every subscription in the request is retired: answer Unsubscribe
+
+
+@dataclass(slots=True)
+class _Pending:
+    rows: list[Notification]
+    received_at: datetime
+    done: asyncio.Future[Verdict] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
+
+
+class Inbox:
+    """Appends rows durably; one instance per process, started in the app's lifespan."""
+
+    def __init__(
+        self,
+        connector: Connector,
+        *,
+        unknown_subscriptions: UnknownSubscriptions = UnknownSubscriptions.ACCEPT,
+        max_batch_rows: int = 2000,
+    ) -> None:
+        self._connector = connector
+        self._unknown = unknown_subscriptions
+        self._max_batch_rows = max_batch_rows
+        self._waiting: list[_Pending] = []
+        self._wakeup = asyncio.Event()
+        self._writer: asyncio.Task[None] | None = None
+        self.commits = 0  # transactions written, for metrics and the group-commit test
+
+    async def start(self) -> None:
+        self._writer = asyncio.create_task(self._write_forever(), name="inbox-writer")
+
+    async def stop(self) -> None:
+        if self._writer is not None:
+            self._writer.cancel()
+            await asyncio.gather(self._writer, return_exceptions=True)
+            self._writer = None
+        for pending in self._waiting:
+            pending.done.set_exception(StorageError("the inbox is shutting down"))
+        self._waiting.clear()
+
+    async def append(self, rows: list[Notification], received_at: datetime) -> Verdict:
+        """Store one request's rows; returns once they are committed. Raises StorageError."""
+        if self._writer is None:
+            raise StorageError("the inbox is not running")
+        pending = _Pending(rows, received_at)
+        self._waiting.append(pending)
+        self._wakeup.set()
+        return await asyncio.shield(pending.done)
+
+    async def _write_forever(self) -> None:
+        while True:
+            await self._wakeup.wait()
+            self._wakeup.clear()
+            while self._waiting:
+                batch = self._take_batch()
+                await self._commit(batch)
+
+    def _take_batch(self) -> list[_Pending]:
+        taken, rows = 0, 0
+        for pending in self._waiting:
+            if taken and rows + len(pending.rows) > self._max_batch_rows:
+                break
+            taken += 1
+            rows += len(pending.rows)
+        batch, self._waiting = self._waiting[:taken], self._waiting[taken:]
+        return batch
+
+    async def _commit(self, batch: list[_Pending]) -> None:
+        try:
+            verdicts = await self._write(batch)
+        except RowRejected as exc:
+            if len(batch) == 1:
+                _fail(batch, exc)
+                return
+            # One request's rows poisoned the batch: write each alone so the others go through.
+            log.warning("batch refused (%s); retrying its %d requests one by one", exc, len(batch))
+            for pending in batch:
+                await self._commit([pending])
+            return
+        except StorageError as exc:
+            log.error("storage failed, %d requests answered 503: %s", len(batch), exc)
+            _fail(batch, exc)
+            return
+        except Exception as exc:  # never leave a request hanging, whatever went wrong
+            log.exception("unexpected failure writing the inbox")
+            _fail(batch, StorageError(f"unexpected: {exc!r}"))
+            return
+        self.commits += 1
+        for pending, verdict in zip(batch, verdicts, strict=True):
+            if not pending.done.done():
+                pending.done.set_result(verdict)
+
+    async def _write(self, batch: list[_Pending]) -> list[Verdict]:
+        async with self._connector.session() as session:
+            states = await self._subscription_states(session, batch)
+            params = []
+            verdicts = []
+            for pending in batch:
+                keep = [
+                    row for row in pending.rows if self._accepts(states.get(row.subscription_id))
+                ]
+                verdicts.append(Verdict.STORED if keep else Verdict.UNSUBSCRIBE)
+                for row in keep:
+                    values = row.as_params()
+                    values["received_at"] = pending.received_at
+                    params.append(values)
+            if params:
+                await session.execute_many("insert_notification", params)
+        return verdicts
+
+    async def _subscription_states(self, session: Session, batch: list[_Pending]) -> dict[str, str]:
+        ids = sorted({row.subscription_id for pending in batch for row in pending.rows})
+        found = await session.fetch_all("subscription_states", {"subscription_ids": ids})
+        return {row["subscription_id"]: row["state"] for row in found}
+
+    def _accepts(self, state: str | None) -> bool:
+        if state is None:
+            return self._unknown is UnknownSubscriptions.ACCEPT
+        return state != "retired"
+
+
+def _fail(batch: list[_Pending], exc: StorageError) -> None:
+    for pending in batch:
+        if not pending.done.done():
+            pending.done.set_exception(exc)

@@ -1,0 +1,56 @@
+"""One row of the notification table, whatever protocol brought it.
+
+The column names are a public interface (see docs/notification-table.md); the receiver of each
+protocol turns an inbound request into a list of these and the inbox writes them in one commit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, fields
+from datetime import datetime
+from typing import Any, Literal
+
+Protocol = Literal["ews", "graph"]
+
+
+@dataclass(frozen=True, slots=True)
+class Notification:
+    """One event as it arrived. Ids are opaque, case-sensitive strings."""
+
+    protocol: Protocol
+    subscription_id: str
+    event_type: str
+    watermark: str | None = None
+    previous_watermark: str | None = None
+    more_events: bool | None = None
+    event_time: datetime | None = None
+    item_id: str | None = None
+    item_change_key: str | None = None
+    folder_id: str | None = None
+    folder_change_key: str | None = None
+    parent_folder_id: str | None = None
+    parent_folder_change_key: str | None = None
+    old_item_id: str | None = None
+    old_folder_id: str | None = None
+    old_parent_folder_id: str | None = None
+    unread_count: int | None = None
+    response_code: str | None = None
+    resource: str | None = None
+    remote_addr: str | None = None
+
+    def as_params(self) -> dict[str, Any]:
+        """The row as named query parameters (one per column, plus the redelivery key)."""
+        params = {name: getattr(self, name) for name in COLUMNS}
+        params["event_key"] = self.event_key()
+        return params
+
+    def event_key(self) -> bytes | None:
+        """What makes a redelivered event the same event: protocol, subscription, watermark."""
+        if self.watermark is None:
+            return None
+        key = f"{self.protocol}\x00{self.subscription_id}\x00{self.watermark}".encode()
+        return hashlib.blake2b(key, digest_size=16).digest()
+
+
+COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(Notification))

@@ -1,0 +1,96 @@
+"""Settings: typed, immutable, read once.
+
+Sources, strongest first: command-line flags, environment variables `PUSHSYNC_<NAME>`, the
+TOML file named by `PUSHSYNC_CONFIG_FILE` (or `--config`), then the defaults below.
+Secrets are `SecretStr`: they print as '**********' in logs and reprs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, SecretStr, ValidationError
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from pushsync.errors import ConfigError
+from pushsync.inbox import UnknownSubscriptions
+
+CONFIG_FILE_ENV = "PUSHSYNC_CONFIG_FILE"
+DEFAULT_DATABASE_URL = "sqlite:///var/pushsync.db"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="PUSHSYNC_", frozen=True, extra="forbid")
+
+    database_url: str = Field(
+        DEFAULT_DATABASE_URL,
+        description="sqlite:///relative/path, sqlite:////absolute/path or postgresql://…",
+    )
+    auto_migrate: bool = Field(True, description="apply pending schema migrations at start")
+    sqlite_busy_timeout_ms: int = Field(5000, ge=0)
+
+    # the public listener (only the notification paths)
+    host: str = "0.0.0.0"  # noqa: S104 - the public listener is meant to be reachable
+    port: int = Field(8080, ge=0, le=65535)
+    workers: int = Field(1, ge=1, le=64, description="receiver processes sharing the port")
+    ews_path: str = "/Webservices/SyncNotification.svc"
+    max_body_bytes: int = Field(1024 * 1024, ge=1024)
+    max_connections: int = Field(2000, ge=1, description="per process; beyond it answers 503")
+    keep_alive_seconds: int = Field(5, ge=1)
+
+    unknown_subscriptions: UnknownSubscriptions = UnknownSubscriptions.ACCEPT
+    max_batch_rows: int = Field(2000, ge=1, description="rows per group commit at most")
+
+    log_level: str = "INFO"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        config_file = os.environ.get(CONFIG_FILE_ENV)
+        if config_file:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=Path(config_file)))
+        return tuple(sources)
+
+
+def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
+    """Read the settings once; a bad or missing value stops the process with a clear message."""
+    if config_file is not None:
+        if not config_file.is_file():
+            raise ConfigError(f"config file {config_file} does not exist")
+        os.environ[CONFIG_FILE_ENV] = str(config_file)
+    try:
+        return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or 'settings'}: {err['msg']}"
+            for err in exc.errors()
+        )
+        raise ConfigError(f"invalid settings (env prefix PUSHSYNC_): {problems}") from None
+
+
+def dump_for_child_process(settings: Settings) -> str:
+    """The resolved settings as JSON, secrets in clear: only ever passed through the environment
+    of our own child processes, never logged."""
+    data = settings.model_dump(mode="python")
+    return json.dumps(data, default=_plain)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, SecretStr):
+        return value.get_secret_value()
+    return str(value)

@@ -1,0 +1,59 @@
+"""The storage interface every engine implements.
+
+A `Connector` owns the connections to one database. Work happens in a `Session`, which is one
+transaction: it commits when the `async with` block ends normally and rolls back otherwise.
+Engines translate their own exceptions into `StorageError` (and `RowRejected` for data the
+database refused) so callers never see sqlite3 or psycopg errors.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
+from typing import Any, Protocol
+
+from pushsync.errors import ConfigError
+
+Params = Mapping[str, Any]
+Row = dict[str, Any]
+
+
+class Session(Protocol):
+    async def execute(self, query: str, params: Params | None = None) -> int:
+        """Run a named statement; returns the number of rows it changed."""
+
+    async def execute_many(self, query: str, params: Sequence[Params]) -> None:
+        """Run a named statement once per parameter set."""
+
+    async def execute_script(self, script: str) -> None:
+        """Run a literal multi-statement script (migrations only)."""
+
+    async def fetch_all(self, query: str, params: Params | None = None) -> list[Row]:
+        """Rows of a named query, as dicts."""
+
+    async def fetch_one(self, query: str, params: Params | None = None) -> Row | None:
+        """The first row of a named query, or None."""
+
+
+class Connector(Protocol):
+    dialect: str
+
+    async def open(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    def session(self) -> AbstractAsyncContextManager[Session]:
+        """One transaction; durable once the block has exited without error."""
+
+
+def connect(url: str, **options: Any) -> Connector:
+    """A connector for `sqlite:///path` or `postgresql://…` (not yet opened)."""
+    if url.startswith("sqlite:"):
+        from pushsync.store.sqlite import SQLiteConnector
+
+        return SQLiteConnector(url, **options)
+    if url.startswith(("postgresql:", "postgres:")):
+        from pushsync.store.postgresql import PostgreSQLConnector
+
+        return PostgreSQLConnector(url, **options)
+    raise ConfigError(f"database URL {url!r}: use sqlite:///path or postgresql://…")

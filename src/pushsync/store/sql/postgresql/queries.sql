@@ -1,0 +1,45 @@
+-- Named SQL for PostgreSQL. Each statement starts with "-- name: <name>"; parameters are %(named)s (psycopg).
+
+-- name: migrations_lock
+SELECT pg_advisory_xact_lock(7238001);
+
+-- name: schema_version_table
+CREATE TABLE IF NOT EXISTS schema_version (
+    version     INTEGER PRIMARY KEY,
+    name        TEXT NOT NULL,
+    applied_at  TIMESTAMPTZ NOT NULL
+);
+
+-- name: applied_versions
+SELECT version FROM schema_version ORDER BY version;
+
+-- name: record_version
+INSERT INTO schema_version (version, name, applied_at) VALUES (%(version)s, %(name)s, %(applied_at)s);
+
+-- name: insert_notification
+INSERT INTO sync_notification (
+    received_at, protocol, subscription_id, event_type, watermark, previous_watermark,
+    more_events, event_time, item_id, item_change_key, folder_id, folder_change_key,
+    parent_folder_id, parent_folder_change_key, old_item_id, old_folder_id,
+    old_parent_folder_id, unread_count, response_code, resource, remote_addr, event_key
+) VALUES (
+    %(received_at)s, %(protocol)s, %(subscription_id)s, %(event_type)s, %(watermark)s, %(previous_watermark)s,
+    %(more_events)s, %(event_time)s, %(item_id)s, %(item_change_key)s, %(folder_id)s, %(folder_change_key)s,
+    %(parent_folder_id)s, %(parent_folder_change_key)s, %(old_item_id)s, %(old_folder_id)s,
+    %(old_parent_folder_id)s, %(unread_count)s, %(response_code)s, %(resource)s, %(remote_addr)s, %(event_key)s
+) ON CONFLICT DO NOTHING;
+
+-- name: subscription_states
+SELECT subscription_id, state FROM subscription
+WHERE subscription_id = ANY(%(subscription_ids)s);
+
+-- name: retire_subscription
+INSERT INTO subscription (subscription_id, protocol, state, created_at, retired_at)
+VALUES (%(subscription_id)s, %(protocol)s, 'retired', %(now)s, %(now)s)
+ON CONFLICT (subscription_id) DO UPDATE SET state = 'retired', retired_at = %(now)s;
+
+-- name: list_notifications
+SELECT * FROM sync_notification ORDER BY id LIMIT %(limit)s;
+
+-- name: count_notifications
+SELECT count(*) AS n FROM sync_notification;

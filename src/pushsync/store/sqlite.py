@@ -1,0 +1,212 @@
+"""SQLite engine: the embedded default.
+
+One connection, used from one dedicated thread, so the event loop never blocks on disk. The
+database runs in WAL mode with synchronous=FULL: a transaction is on disk when COMMIT returns.
+Several processes may share the file. Their write transactions queue on an flock()ed lock file
+beside the database before BEGIN IMMEDIATE: the kernel wakes the next writer the moment the lock
+is free, where SQLite's own busy handler would sleep 1, 2, 5, 10 … ms between polls (measured:
+two receivers on one file fell from 3.9k to 2k requests/s with p99 near 1 s). The busy timeout
+stays as the guard against writers that are not pushsync.
+https://www.sqlite.org/wal.html, https://www.sqlite.org/pragma.html#pragma_synchronous
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import json
+import os
+import sqlite3
+from collections.abc import AsyncIterator, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import unquote, urlsplit
+
+from pushsync.errors import ConfigError, RowRejected, StorageError
+from pushsync.store.connector import Params, Row
+from pushsync.store.queries import load_queries
+
+T = TypeVar("T")
+
+
+def _adapt_datetime(value: datetime) -> str:
+    if value.tzinfo is None:
+        raise ValueError("naive datetimes are not stored; use UTC")
+    return value.astimezone(UTC).isoformat()
+
+
+sqlite3.register_adapter(datetime, _adapt_datetime)
+sqlite3.register_converter("TIMESTAMP", lambda raw: datetime.fromisoformat(raw.decode()))
+sqlite3.register_converter("BOOLEAN", lambda raw: raw not in (b"0", b""))
+
+
+def sqlite_path(url: str) -> str:
+    """The file of `sqlite:///relative/path`, `sqlite:////absolute/path` or `sqlite://:memory:`."""
+    parts = urlsplit(url)
+    if parts.scheme != "sqlite":
+        raise ConfigError(f"not a sqlite URL: {url!r}")
+    path = unquote(parts.path.removeprefix("/"))
+    if not path:
+        raise ConfigError(f"sqlite URL {url!r} names no file")
+    return path
+
+
+class SQLiteConnector:
+    dialect = "sqlite"
+
+    def __init__(self, url: str, *, busy_timeout_ms: int = 5000) -> None:
+        self.path = sqlite_path(url)
+        self.busy_timeout_ms = busy_timeout_ms
+        self.queries = load_queries(self.dialect)
+        self._executor: ThreadPoolExecutor | None = None
+        self._connection: sqlite3.Connection | None = None
+        self._lock = asyncio.Lock()
+        self._lock_fd: int | None = None
+
+    async def open(self) -> None:
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite")
+        self._connection = await self._run(self._connect)
+
+    async def close(self) -> None:
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+        if self._connection is not None:
+            await self._run(self._connection.close)
+            self._connection = None
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
+            self._executor = None
+
+    def _connect(self) -> sqlite3.Connection:
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            self._lock_fd = os.open(self.path + ".writer-lock", os.O_RDWR | os.O_CREAT, 0o600)
+        connection = sqlite3.connect(
+            self.path,
+            isolation_level=None,  # we issue BEGIN/COMMIT ourselves
+            check_same_thread=False,  # only ever used from our one thread
+            detect_types=sqlite3.PARSE_DECLTYPES,
+        )
+        connection.row_factory = sqlite3.Row
+        connection.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_ms)}")
+        connection.execute("PRAGMA journal_mode = WAL")
+        connection.execute("PRAGMA synchronous = FULL")
+        connection.execute("PRAGMA foreign_keys = ON")
+        return connection
+
+    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
+        if self._executor is None:
+            raise StorageError("the SQLite connector is not open")
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self._executor, fn, *args)
+        except sqlite3.IntegrityError as exc:
+            raise RowRejected(f"SQLite refused the rows: {exc}") from exc
+        except sqlite3.Error as exc:
+            raise StorageError(f"SQLite: {exc}") from exc
+
+    @asynccontextmanager
+    async def session(self) -> AsyncIterator[SQLiteSession]:
+        async with self._lock:
+            connection = self._connection
+            if connection is None:
+                raise StorageError("the SQLite connector is not open")
+            await self._run(self._begin, connection)
+            try:
+                yield SQLiteSession(self, connection)
+            except BaseException:
+                await self._run(self._rollback, connection)
+                raise
+            await self._run(self._commit, connection)
+
+    def _begin(self, connection: sqlite3.Connection) -> None:
+        if self._lock_fd is not None:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
+        try:
+            connection.execute("BEGIN IMMEDIATE")
+        except BaseException:
+            self._unlock()
+            raise
+
+    def _commit(self, connection: sqlite3.Connection) -> None:
+        try:
+            connection.execute("COMMIT")
+        except sqlite3.Error:
+            self._rollback(connection)
+            raise
+        self._unlock()
+
+    def _rollback(self, connection: sqlite3.Connection) -> None:
+        try:
+            if connection.in_transaction:
+                connection.execute("ROLLBACK")
+        finally:
+            self._unlock()
+
+    def _unlock(self) -> None:
+        if self._lock_fd is not None:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+
+
+def _encode(params: Params | None) -> dict[str, Any]:
+    """Lists travel as JSON (read back with json_each in SQL)."""
+    if not params:
+        return {}
+    return {k: json.dumps(v) if isinstance(v, list | tuple) else v for k, v in params.items()}
+
+
+class SQLiteSession:
+    def __init__(self, connector: SQLiteConnector, connection: sqlite3.Connection) -> None:
+        self._connector = connector
+        self._connection = connection
+
+    def _sql(self, query: str) -> str:
+        return self._connector.queries[query]
+
+    async def execute(self, query: str, params: Params | None = None) -> int:
+        sql = self._sql(query)
+        cursor = await self._connector._run(self._connection.execute, sql, _encode(params))
+        return cursor.rowcount
+
+    async def execute_many(self, query: str, params: Sequence[Params]) -> None:
+        sql = self._sql(query)
+        await self._connector._run(self._connection.executemany, sql, [_encode(p) for p in params])
+
+    async def execute_script(self, script: str) -> None:
+        def run() -> None:
+            # executescript would COMMIT first; run statement by statement inside our transaction
+            for statement in _split_script(script):
+                self._connection.execute(statement)
+
+        await self._connector._run(run)
+
+    async def fetch_all(self, query: str, params: Params | None = None) -> list[Row]:
+        sql = self._sql(query)
+
+        def run() -> list[Row]:
+            return [dict(row) for row in self._connection.execute(sql, _encode(params))]
+
+        return await self._connector._run(run)
+
+    async def fetch_one(self, query: str, params: Params | None = None) -> Row | None:
+        rows = await self.fetch_all(query, params)
+        return rows[0] if rows else None
+
+
+def _split_script(script: str) -> list[str]:
+    """Complete statements of a script, using SQLite's own notion of completeness."""
+    statements, current = [], ""
+    for line in script.splitlines(keepends=True):
+        current += line
+        if sqlite3.complete_statement(current):
+            statements.append(current.strip())
+            current = ""
+    if current.strip() and not all(
+        part.strip().startswith("--") or not part.strip() for part in current.splitlines()
+    ):
+        raise ConfigError(f"incomplete SQL statement in migration: {current.strip()[:80]!r}")
+    return statements

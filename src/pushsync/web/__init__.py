@@ -1,0 +1,1 @@
+"""HTTP: the public listener that Exchange and Graph post to."""

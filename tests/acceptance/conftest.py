@@ -1,0 +1,116 @@
+"""A real `pushsync serve` process on a free loopback port, with its own SQLite database."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+
+SOAP_ACTION = '"http://schemas.microsoft.com/exchange/services/2006/messages/SendNotification"'
+EWS_HEADERS = {"Content-Type": "text/xml; charset=utf-8", "SOAPAction": SOAP_ACTION}
+EWS_PATH = "/Webservices/SyncNotification.svc"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def pushsync_command(*args: str) -> list[str]:
+    return [sys.executable, "-m", "pushsync", *args]
+
+
+@dataclass
+class ServerProcess:
+    database: Path
+    env: dict[str, str]
+    port: int = field(default_factory=free_port)
+    process: subprocess.Popen[bytes] | None = None
+    log: Path | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def database_url(self) -> str:
+        return f"sqlite:///{self.database}"
+
+    def start(self) -> None:
+        self.log = self.database.with_suffix(f".{self.port}.log")
+        env = {
+            **os.environ,
+            **self.env,
+            "PUSHSYNC_DATABASE_URL": self.database_url,
+            "PUSHSYNC_HOST": "127.0.0.1",
+            "PUSHSYNC_PORT": str(self.port),
+        }
+        with self.log.open("ab") as log:
+            self.process = subprocess.Popen(
+                pushsync_command("serve"), env=env, stdout=log, stderr=subprocess.STDOUT
+            )
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"server exited: {self.log.read_text()}")
+            try:
+                httpx.get(self.url + "/", timeout=0.5)
+                return
+            except httpx.TransportError:
+                time.sleep(0.05)
+        raise RuntimeError(f"server did not come up: {self.log.read_text()}")
+
+    def kill(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait(10)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    def rows(self, sql: str = "SELECT * FROM sync_notification ORDER BY id") -> list[sqlite3.Row]:
+        connection = sqlite3.connect(self.database)
+        connection.row_factory = sqlite3.Row
+        try:
+            return connection.execute(sql).fetchall()
+        finally:
+            connection.close()
+
+    def logs(self) -> str:
+        return self.log.read_text() if self.log else ""
+
+
+@pytest.fixture
+def server_factory(tmp_path: Path) -> Iterator[callable]:
+    started: list[ServerProcess] = []
+
+    def start(**env: str) -> ServerProcess:
+        server = ServerProcess(tmp_path / "pushsync.db", {k.upper(): v for k, v in env.items()})
+        server.start()
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+@pytest.fixture
+def server(server_factory) -> ServerProcess:
+    return server_factory()

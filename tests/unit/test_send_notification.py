@@ -1,0 +1,155 @@
+"""The SendNotification parser against the sample corpus and hand-made edge cases."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from pushsync.errors import MalformedNotification
+from pushsync.ews.send_notification import parse_send_notification
+from tests.conftest import EWS_CORPUS
+
+SAMPLES = sorted(EWS_CORPUS.glob("*.xml"))
+
+# corpus key -> Notification attribute, where they differ
+_RENAMED = {"timestamp": "event_time"}
+
+
+def _expected_rows(expected: dict) -> list[dict]:
+    if "events" not in expected:  # an error notification is one row
+        return [{"event_type": "Error", "response_code": expected["response_code"]}]
+    return expected["events"]
+
+
+@pytest.mark.parametrize("sample", SAMPLES, ids=lambda p: p.stem)
+def test_every_sample_produces_exactly_its_rows(sample: Path) -> None:
+    expected = json.loads(sample.with_suffix(".json").read_text())
+    rows = parse_send_notification(sample.read_bytes(), remote_addr="192.0.2.7")
+
+    wanted = _expected_rows(expected)
+    assert len(rows) == len(wanted)
+    for row, event in zip(rows, wanted, strict=True):
+        assert row.protocol == "ews"
+        assert row.subscription_id == expected["subscription_id"]
+        assert row.previous_watermark == expected.get("previous_watermark")
+        assert row.remote_addr == "192.0.2.7"
+        actual = {name: getattr(row, _RENAMED.get(name, name)) for name in event}
+        if "timestamp" in event:
+            actual["timestamp"] = row.event_time.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        assert actual == event
+        # columns the sample leaves out are empty, not invented
+        for column in ("item_id", "folder_id", "old_item_id", "old_folder_id", "unread_count"):
+            if column not in event:
+                assert getattr(row, column) is None, column
+
+
+ENVELOPE = (
+    '<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Body>'
+    '<SendNotification xmlns="http://schemas.microsoft.com/exchange/services/2006/messages" '
+    'xmlns:t="http://schemas.microsoft.com/exchange/services/2006/types"><ResponseMessages>'
+    "{messages}</ResponseMessages></SendNotification></s:Body></s:Envelope>"
+)
+
+
+def _message(subscription: str, events: str, more: str = "") -> str:
+    return (
+        '<SendNotificationResponseMessage ResponseClass="Success"><ResponseCode>NoError'
+        f"</ResponseCode><Notification><t:SubscriptionId>{subscription}</t:SubscriptionId>"
+        f"<t:PreviousWatermark>PW</t:PreviousWatermark>{more}{events}"
+        "</Notification></SendNotificationResponseMessage>"
+    )
+
+
+MODIFIED_FOLDER = (
+    "<t:ModifiedEvent><t:Watermark>W1</t:Watermark><t:TimeStamp>2026-11-24T10:00:00Z"
+    '</t:TimeStamp><t:FolderId Id="F1" ChangeKey="FK"/><t:ParentFolderId Id="P1" ChangeKey="PK"/>'
+    "<t:UnreadCount>3</t:UnreadCount></t:ModifiedEvent>"
+)
+
+
+def test_several_response_messages_are_all_read() -> None:
+    body = ENVELOPE.format(
+        messages=_message("SUB-A", MODIFIED_FOLDER, "<t:MoreEvents>true</t:MoreEvents>")
+        + _message("SUB-B", "<t:StatusEvent><t:Watermark>W9</t:Watermark></t:StatusEvent>")
+    )
+    rows = parse_send_notification(body.encode())
+    assert [(r.subscription_id, r.event_type, r.watermark) for r in rows] == [
+        ("SUB-A", "Modified", "W1"),
+        ("SUB-B", "Status", "W9"),
+    ]
+    folder = rows[0]
+    assert folder.more_events is True
+    assert (folder.folder_id, folder.folder_change_key) == ("F1", "FK")
+    assert folder.unread_count == 3
+    assert folder.event_time == datetime(2026, 11, 24, 10, tzinfo=UTC)
+    assert rows[1].more_events is None
+
+
+def test_moved_event_keeps_old_ids() -> None:
+    moved = (
+        "<t:MovedEvent><t:Watermark>W2</t:Watermark><t:TimeStamp>2026-11-24T10:00:00Z"
+        '</t:TimeStamp><t:ItemId Id="NEW" ChangeKey="CK"/><t:ParentFolderId Id="DELETED"/>'
+        '<t:OldItemId Id="OLD"/><t:OldParentFolderId Id="CAL"/></t:MovedEvent>'
+    )
+    (row,) = parse_send_notification(ENVELOPE.format(messages=_message("S", moved)).encode())
+    assert (row.item_id, row.old_item_id, row.parent_folder_id, row.old_parent_folder_id) == (
+        "NEW",
+        "OLD",
+        "DELETED",
+        "CAL",
+    )
+    assert row.parent_folder_change_key is None
+
+
+@pytest.mark.parametrize(
+    ("body", "why"),
+    [
+        (b"", "empty"),
+        (b"<a>", "not well-formed"),
+        (b'<?xml version="1.0"?><!DOCTYPE a [<!ENTITY x "y">]><a>&x;</a>', "DOCTYPE"),
+        (ENVELOPE.format(messages="").encode(), "no response message"),
+        (
+            ENVELOPE.format(messages=_message("", MODIFIED_FOLDER)).encode(),
+            "missing SubscriptionId",
+        ),
+        (ENVELOPE.format(messages=_message("S", "")).encode(), "no event"),
+        (
+            ENVELOPE.replace("http://schemas.microsoft", "https://schemas.microsoft")
+            .format(messages=_message("S", MODIFIED_FOLDER))
+            .encode(),
+            "no SendNotification",
+        ),
+        (
+            ENVELOPE.format(
+                messages=_message("S", MODIFIED_FOLDER.replace("2026-11-24T10:00:00Z", "soon"))
+            ).encode(),
+            "not an xs:dateTime",
+        ),
+        (
+            ENVELOPE.format(
+                messages=_message("S", MODIFIED_FOLDER, "<t:MoreEvents>maybe</t:MoreEvents>")
+            ).encode(),
+            "xs:boolean",
+        ),
+        (ENVELOPE.format(messages=_message("S" * 600, MODIFIED_FOLDER)).encode(), "longer than"),
+        (
+            b'<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Body/></s:Envelope>',
+            "no SendNotification",
+        ),
+    ],
+)
+def test_malformed_bodies_are_refused_with_a_reason(body: bytes, why: str) -> None:
+    with pytest.raises(MalformedNotification, match=why):
+        parse_send_notification(body)
+
+
+def test_error_notification_without_subscription_id_is_refused() -> None:
+    body = ENVELOPE.format(
+        messages='<SendNotificationResponseMessage ResponseClass="Error"><ResponseCode>'
+        "ErrorReadEventsFailed</ResponseCode></SendNotificationResponseMessage>"
+    )
+    with pytest.raises(MalformedNotification, match="MessageXml"):
+        parse_send_notification(body.encode())
