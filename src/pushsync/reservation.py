@@ -1,0 +1,157 @@
+"""What a calendar change does to the reservations: a pure function over plain values.
+
+A reservation is one booked occurrence in a room, keyed on (mailbox, iCalendar UID, original
+start). Ids are kept as plain fields because they change (moves, series shifts, accepts that
+arrive as delete + create); the UID and original start do not (PROTOCOL.md §7).
+
+The worker observes the calendar in two ways, and `plan` turns observations into writes:
+
+- `Snapshot`: what the calendar holds now for one meeting (a single item, or a series expanded
+  over a window). It *replaces* the stored set for that UID inside the window, so an occurrence
+  that silently disappeared from a series is removed.
+- `Gone`: an item id that no longer exists in the calendar (DeletedEvent, MovedEvent out of the
+  calendar, ErrorItemNotFound). Its rows go, whether it was a single item or a series master.
+
+Rules: a meeting the room declined books nothing; a cancelled meeting stays, flagged; a snapshot
+older than what is stored (by last-modified time, never by ChangeKey) changes nothing; rows that
+are equal are not rewritten, so applying the same observation twice writes nothing the second
+time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+ReservationKey = tuple[str, str, datetime]  # (mailbox, uid, original_start)
+
+
+@dataclass(frozen=True, slots=True)
+class Reservation:
+    mailbox: str
+    uid: str
+    original_start: datetime  # UTC; for a single item, its start
+    item_id: str
+    item_type: str  # single | occurrence | exception
+    start: datetime  # UTC
+    end: datetime  # UTC
+    subject: str = ""
+    organizer: str = ""
+    series_master_id: str | None = None
+    time_zone: str | None = None
+    is_all_day: bool = False
+    location: str = ""
+    sensitivity: str = "normal"
+    response_state: str = "accepted"  # accepted | tentative | declined | none | organizer
+    is_cancelled: bool = False
+    change_key: str | None = None
+    last_modified: datetime | None = None
+
+    @property
+    def key(self) -> ReservationKey:
+        return (self.mailbox, self.uid, self.original_start)
+
+    @property
+    def books_the_room(self) -> bool:
+        return self.response_state != "declined"
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    start: datetime
+    end: datetime
+
+    def holds(self, moment: datetime) -> bool:
+        return self.start <= moment < self.end
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """The calendar's current state of one meeting (all rows share mailbox and uid).
+
+    `window` is the span a series was expanded over; None for a single item, whose one
+    occurrence replaces every stored row of its UID.
+    """
+
+    mailbox: str
+    uid: str
+    occurrences: tuple[Reservation, ...]
+    last_modified: datetime | None = None
+    window: Window | None = None
+
+    def covers(self, row: Reservation) -> bool:
+        if row.mailbox != self.mailbox or row.uid != self.uid:
+            return False
+        return self.window is None or self.window.holds(row.original_start)
+
+
+@dataclass(frozen=True, slots=True)
+class Gone:
+    """An item id that is no longer in the room's calendar."""
+
+    mailbox: str
+    item_id: str
+
+    def covers(self, row: Reservation) -> bool:
+        return row.mailbox == self.mailbox and self.item_id in (row.item_id, row.series_master_id)
+
+
+Observation = Snapshot | Gone
+
+
+@dataclass(slots=True)
+class Plan:
+    upserts: list[Reservation] = field(default_factory=list)
+    deletes: list[ReservationKey] = field(default_factory=list)
+
+    @property
+    def empty(self) -> bool:
+        return not self.upserts and not self.deletes
+
+
+def plan(stored: Iterable[Reservation], observations: Sequence[Observation]) -> Plan:
+    """The writes that bring `stored` in line with `observations`, applied in order.
+
+    `stored` must include every row the observations can cover (the caller loads rows by
+    mailbox and UID or item id). Deletions are applied before snapshots, so a meeting that was
+    deleted and re-created under a new id ends up booked once.
+    """
+    current = {row.key: row for row in stored}
+    before = dict(current)
+    ordered: list[Observation] = [o for o in observations if isinstance(o, Gone)]
+    ordered += [o for o in observations if isinstance(o, Snapshot)]
+    for observation in ordered:
+        current = _apply(current, observation)
+    return _difference(before, current)
+
+
+def _apply(
+    current: dict[ReservationKey, Reservation], observation: Observation
+) -> dict[ReservationKey, Reservation]:
+    covered = {key for key, row in current.items() if observation.covers(row)}
+    if isinstance(observation, Gone):
+        return {key: row for key, row in current.items() if key not in covered}
+    if _is_stale(observation, [current[key] for key in covered]):
+        return current
+    kept = {key: row for key, row in current.items() if key not in covered}
+    for row in observation.occurrences:
+        if row.books_the_room and (observation.window is None or observation.covers(row)):
+            kept[row.key] = row
+    return kept
+
+
+def _is_stale(snapshot: Snapshot, covered: list[Reservation]) -> bool:
+    """A snapshot older than what is stored for the same meeting must not overwrite it."""
+    if snapshot.last_modified is None:
+        return False
+    return any(row.last_modified and row.last_modified > snapshot.last_modified for row in covered)
+
+
+def _difference(
+    before: dict[ReservationKey, Reservation], after: dict[ReservationKey, Reservation]
+) -> Plan:
+    result = Plan()
+    result.deletes = [key for key in before if key not in after]
+    result.upserts = [row for key, row in after.items() if before.get(key) != row]
+    return result
