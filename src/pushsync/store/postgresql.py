@@ -4,6 +4,12 @@ psycopg 3 with an async connection pool. A session is one transaction on one poo
 COMMIT returns once PostgreSQL has flushed it (synchronous_commit=on, the server default), so
 acknowledging after the session has the same meaning as on SQLite.
 https://www.psycopg.org/psycopg3/docs/advanced/pool.html
+
+Outages: a session that cannot get a working connection within `timeout_s` raises
+StorageError (the receiver answers 503). The pool gives up a reconnection attempt after the same
+time instead of psycopg's five minutes of growing back-off, so the next session after the
+database returns starts a fresh attempt and the service recovers within seconds of the server,
+not minutes.
 """
 
 from __future__ import annotations
@@ -13,27 +19,52 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import psycopg
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
-from pushsync.errors import RowRejected, StorageError
+from pushsync.errors import ConfigError, RowRejected, StorageError
 from pushsync.store.connector import Params, Row
 from pushsync.store.queries import load_queries
+
+# libpq settings used unless the URL names its own: fail a connect or a write on a dead network
+# path in bounded time, rather than after the kernel's TCP retransmission limit (~15 minutes).
+_LIBPQ_DEFAULTS = {
+    "connect_timeout": "3",
+    "tcp_user_timeout": "10000",
+    "keepalives": "1",
+    "keepalives_idle": "10",
+    "keepalives_interval": "5",
+    "keepalives_count": "3",
+    "application_name": "pushsync",
+}
+
+
+def postgresql_conninfo(url: str) -> str:
+    """The connection string for `url`, with pushsync's defaults for what it leaves out."""
+    url = url.replace("postgres://", "postgresql://", 1)
+    try:
+        given = conninfo_to_dict(url)
+    except psycopg.ProgrammingError as exc:
+        raise ConfigError(f"database URL: {exc}") from None
+    missing = {k: v for k, v in _LIBPQ_DEFAULTS.items() if k not in given}
+    return make_conninfo(url, **missing)
 
 
 class PostgreSQLConnector:
     dialect = "postgresql"
 
     def __init__(
-        self, url: str, *, min_size: int = 1, max_size: int = 8, timeout_s: float = 5.0
+        self, url: str, *, min_size: int = 1, max_size: int = 8, timeout_s: float = 2.0
     ) -> None:
-        self.url = url.replace("postgres://", "postgresql://", 1)
+        self.conninfo = postgresql_conninfo(url)
         self.queries = load_queries(self.dialect)
         self._pool = AsyncConnectionPool(
-            self.url,
+            self.conninfo,
             min_size=min_size,
             max_size=max_size,
             timeout=timeout_s,
+            reconnect_timeout=timeout_s,
             open=False,
             kwargs={"row_factory": dict_row, "autocommit": False},
             check=AsyncConnectionPool.check_connection,
@@ -53,10 +84,11 @@ class PostgreSQLConnector:
         try:
             async with self._pool.connection() as connection, connection.transaction():
                 yield PostgreSQLSession(self, connection)
-        except psycopg.errors.IntegrityError as exc:
+        except (psycopg.errors.IntegrityError, psycopg.errors.DataError) as exc:
+            # the rows themselves were refused (a constraint, a NUL byte in text, ...)
             raise RowRejected(f"PostgreSQL refused the rows: {exc}") from exc
-        except (psycopg.Error, TimeoutError) as exc:
-            # the pool raises PoolTimeout (a psycopg.OperationalError) when the server is down
+        except psycopg.Error as exc:
+            # includes PoolTimeout: no working connection within timeout_s (server down)
             raise StorageError(f"PostgreSQL: {exc}") from exc
 
 
@@ -74,6 +106,7 @@ class PostgreSQLSession:
             await cursor.executemany(self._queries[query], params)
 
     async def execute_script(self, script: str) -> None:
+        # without parameters psycopg sends the simple query protocol: several statements at once
         await self._connection.execute(script.encode())
 
     async def fetch_all(self, query: str, params: Params | None = None) -> list[Row]:
