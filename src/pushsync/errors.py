@@ -5,8 +5,13 @@
     ├── RejectedRequest        an inbound request we refuse; carries the HTTP status and a reason
     │   ├── MalformedNotification   the body is not a well-formed notification (400)
     │   └── ...                     hardening adds its own (403, 405, 411, 413, 415)
-    └── StorageError           the database could not do what was asked; the receiver answers 503
-        └── RowRejected        the database refused the data itself (a constraint), not the I/O
+    ├── StorageError           the database could not do what was asked; the receiver answers 503
+    │   └── RowRejected        the database refused the data itself (a constraint), not the I/O
+    └── ExchangeError          a call to Exchange (EWS) or Graph failed
+        ├── Throttled          the server asked us to back off (ErrorServerBusy, HTTP 503, 429)
+        ├── ExchangeUnavailable    no answer, or a transport failure: retry later
+        ├── AuthenticationFailed   credentials refused: an operator must act
+        └── SubscriptionRefused    Subscribe failed for a reason retrying will not fix
 
 Library exceptions (sqlite3, psycopg, lxml) are translated into these where the library is
 called, so the web layer maps *our* errors to status codes in one place (`web/errors.py`).
@@ -51,3 +56,37 @@ class StorageError(PushsyncError):
 
 class RowRejected(StorageError):
     """The database refused the rows themselves; retrying the same rows will not help."""
+
+
+class ExchangeError(PushsyncError):
+    """A call to Exchange or Graph failed. The worker retries unless a subclass says otherwise."""
+
+    retryable = True
+
+
+class Throttled(ExchangeError):
+    """The server is busy; wait `retry_after` seconds before calling that mailbox again."""
+
+    def __init__(self, detail: str, retry_after: float) -> None:
+        super().__init__(detail)
+        self.retry_after = retry_after
+
+
+class ExchangeUnavailable(ExchangeError):
+    """No usable answer (connection refused, timeout, 5xx)."""
+
+
+class AuthenticationFailed(ExchangeError):
+    """The credentials were refused; retrying with the same ones will not help."""
+
+    retryable = False
+
+
+class SubscriptionRefused(ExchangeError):
+    """Exchange refused to create a subscription (e.g. delegate access, invalid watermark)."""
+
+    retryable = False
+
+    def __init__(self, detail: str, code: str | None = None) -> None:
+        super().__init__(detail)
+        self.code = code
