@@ -1,0 +1,83 @@
+"""exchangelib calendar items as reservations (the worker's plain values).
+
+Fields: https://learn.microsoft.com/exchange/client-developer/web-service-reference/calendaritem
+CalendarItemType (Single, Occurrence, Exception, RecurringMaster) and RecurrenceId / OriginalStart
+tell an occurrence's place in its series; MyResponseType is the room's answer to the meeting.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from pushsync.reservation import Reservation
+
+UTC = dt.UTC
+
+ITEM_TYPES = {
+    "Single": "single",
+    "Occurrence": "occurrence",
+    "Exception": "exception",
+    "RecurringMaster": "master",
+}
+RESPONSES = {
+    "Accept": "accepted",
+    "Tentative": "tentative",
+    "Decline": "declined",
+    "Organizer": "organizer",
+    "NoResponseReceived": "none",
+    "Unknown": "none",
+}
+
+
+def is_series_master(item: Any) -> bool:
+    return getattr(item, "type", None) == "RecurringMaster"
+
+
+def to_reservation(mailbox: str, item: Any, *, series_master_id: str | None = None) -> Reservation:
+    """One booked occurrence from a CalendarItem (single, occurrence or exception)."""
+    zone = _zone(item)
+    start = _utc(item.start, zone)
+    original = getattr(item, "recurrence_id", None) or getattr(item, "original_start", None)
+    return Reservation(
+        mailbox=mailbox,
+        uid=item.uid or item.id,
+        original_start=_utc(original, zone) if original else start,
+        item_id=item.id,
+        item_type=ITEM_TYPES.get(item.type or "Single", "single"),
+        start=start,
+        end=_utc(item.end, zone),
+        subject=item.subject or "",
+        organizer=_address(item.organizer),
+        series_master_id=series_master_id,
+        time_zone=zone.key if zone else None,
+        is_all_day=bool(item.is_all_day),
+        location=item.location or "",
+        sensitivity=(item.sensitivity or "Normal").lower(),
+        response_state=RESPONSES.get(item.my_response_type or "Unknown", "none"),
+        is_cancelled=bool(item.is_cancelled),
+        change_key=item.changekey,
+        last_modified=_utc(item.last_modified_time, zone) if item.last_modified_time else None,
+    )
+
+
+def _zone(item: Any) -> ZoneInfo | None:
+    tz = getattr(item, "_start_timezone", None) or getattr(item, "_meeting_timezone", None)
+    key = getattr(tz, "key", None)
+    return ZoneInfo(key) if key else None
+
+
+def _utc(moment: Any, zone: ZoneInfo | None) -> dt.datetime:
+    """UTC for a tz-aware datetime, or local midnight for an all-day date in the room's zone."""
+    if isinstance(moment, dt.datetime):
+        aware = moment if moment.tzinfo else moment.replace(tzinfo=zone or UTC)
+        return dt.datetime.fromtimestamp(aware.timestamp(), UTC)
+    midnight = dt.datetime(moment.year, moment.month, moment.day, tzinfo=zone or UTC)
+    return dt.datetime.fromtimestamp(midnight.timestamp(), UTC)
+
+
+def _address(mailbox: Any) -> str:
+    if mailbox is None:
+        return ""
+    return str(getattr(mailbox, "email_address", None) or getattr(mailbox, "name", "") or "")

@@ -1,0 +1,223 @@
+"""The one place pushsync calls Exchange Web Services, through exchangelib.
+
+exchangelib is synchronous; every call runs on a bounded thread pool (EWSMaxConcurrency) so the
+async service never blocks, and exchangelib's exceptions are translated here into ours
+(`errors.py`). Rooms are reached by impersonation, one mailbox per request; exchangelib sends
+`X-AnchorMailbox` itself.
+
+Operations used:
+- Subscribe (push): https://learn.microsoft.com/exchange/client-developer/web-service-reference/subscribe-operation
+- GetItem: https://learn.microsoft.com/exchange/client-developer/web-service-reference/getitem-operation-calendar-item
+- FindItem with CalendarView: https://learn.microsoft.com/exchange/client-developer/web-service-reference/calendarview
+- GetRoomLists / GetRooms: https://learn.microsoft.com/exchange/client-developer/web-service-reference/getrooms-operation
+Throttling: https://learn.microsoft.com/exchange/client-developer/exchange-web-services/ews-throttling-in-exchange
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, TypeVar
+
+import exchangelib
+from exchangelib import errors as exl_errors
+
+from pushsync.errors import (
+    AuthenticationFailed,
+    ExchangeError,
+    ExchangeUnavailable,
+    SubscriptionRefused,
+    Throttled,
+)
+from pushsync.ews.auth import EwsCredentials
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+EVENT_TYPES = (
+    "CopiedEvent",
+    "CreatedEvent",
+    "DeletedEvent",
+    "ModifiedEvent",
+    "MovedEvent",
+    "FreeBusyChangedEvent",
+)
+DEFAULT_BACK_OFF_S = 30.0  # when a 503 or ErrorServerBusy names no BackOffMilliseconds
+
+# Subscribe errors that retrying the same request will not fix.
+_FINAL_SUBSCRIBE_ERRORS = (
+    "ErrorSubscriptionDelegateAccessNotSupported",
+    "ErrorInvalidWatermark",
+    "ErrorImpersonateUserDenied",
+    "ErrorNonExistentMailbox",
+    "ErrorExceededSubscriptionCount",
+    "ErrorInvalidSubscriptionRequest",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Subscription:
+    subscription_id: str
+    watermark: str
+
+
+@dataclass(frozen=True, slots=True)
+class Fetched:
+    """One GetItem answer: the item, or None when Exchange no longer has it."""
+
+    item_id: str
+    item: Any | None  # exchangelib.CalendarItem
+
+
+class EwsClient:
+    def __init__(
+        self,
+        endpoint: str,
+        credentials: EwsCredentials,
+        *,
+        max_concurrency: int = 27,
+        version: str | None = None,
+    ) -> None:
+        self._endpoint = endpoint
+        self._credentials = credentials
+        self._version = version
+        self._executor = ThreadPoolExecutor(max_workers=max_concurrency, thread_name_prefix="ews")
+        self._accounts: dict[str, exchangelib.Account] = {}
+        self._config: exchangelib.Configuration | None = None
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+    async def subscribe(
+        self,
+        mailbox: str,
+        callback_url: str,
+        *,
+        status_frequency: int,
+        watermark: str | None = None,
+    ) -> Subscription:
+        """A push subscription on the room's calendar folder."""
+
+        def call() -> Subscription:
+            folder = self._account(mailbox).calendar
+            subscription_id, new_watermark = folder.subscribe_to_push(
+                callback_url=callback_url,
+                event_types=EVENT_TYPES,
+                watermark=watermark,
+                status_frequency=status_frequency,
+            )
+            return Subscription(subscription_id, new_watermark)
+
+        return await self._run(mailbox, call)
+
+    async def fetch(
+        self, mailbox: str, item_ids: Sequence[str], *, chunk_size: int = 10
+    ) -> list[Fetched]:
+        """GetItem for calendar items, `chunk_size` ids per request (Microsoft suggests ~10)."""
+
+        def call() -> list[Fetched]:
+            account = self._account(mailbox)
+            found = account.fetch(
+                ids=[(item_id, None) for item_id in item_ids], chunk_size=chunk_size
+            )
+            return [_fetched(item_id, item) for item_id, item in zip(item_ids, found, strict=True)]
+
+        return await self._run(mailbox, call)
+
+    async def calendar_view(
+        self, mailbox: str, start: datetime, end: datetime, *, max_items: int = 1000
+    ) -> list[Any]:
+        """The expanded occurrences between start and end (at most 2 years, at most max_items)."""
+
+        def call() -> list[Any]:
+            view = self._account(mailbox).calendar.view(
+                start=_ews_time(start), end=_ews_time(end), max_items=max_items
+            )
+            return list(view)
+
+        return await self._run(mailbox, call)
+
+    async def rooms(self, room_list: str | None = None) -> list[str]:
+        """SMTP addresses of the rooms in one room list, or in every room list."""
+
+        def call() -> list[str]:
+            protocol = self._configuration_protocol()
+            lists = (
+                [room_list] if room_list else [r.email_address for r in protocol.get_roomlists()]
+            )
+            return sorted(
+                {room.email_address for name in lists for room in protocol.get_rooms(name)}
+            )
+
+        return await self._run("", call)
+
+    def _account(self, mailbox: str) -> exchangelib.Account:
+        account = self._accounts.get(mailbox)
+        if account is None:
+            account = exchangelib.Account(
+                primary_smtp_address=mailbox,
+                config=self._configuration(),
+                autodiscover=False,
+                access_type=exchangelib.IMPERSONATION,
+            )
+            self._accounts[mailbox] = account
+        self._credentials.refresh()
+        return account
+
+    def _configuration(self) -> exchangelib.Configuration:
+        if self._config is None:
+            version = (
+                exchangelib.Version(build=exchangelib.version.EXCHANGE_2016)
+                if self._version is None
+                else None
+            )
+            self._config = exchangelib.Configuration(
+                service_endpoint=self._endpoint,
+                credentials=self._credentials.exchangelib_credentials(),
+                auth_type=self._credentials.auth_type,
+                version=version,
+                retry_policy=exchangelib.FailFast(),  # back-off is ours to schedule, per mailbox
+            )
+        return self._config
+
+    def _configuration_protocol(self) -> Any:
+        self._credentials.refresh()
+        return self._configuration().protocol
+
+    async def _run(self, mailbox: str, call: Callable[[], T]) -> T:
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self._executor, call)
+        except Exception as exc:
+            raise translate(exc, mailbox) from exc
+
+
+def _fetched(item_id: str, item: Any) -> Fetched:
+    if isinstance(item, exl_errors.ErrorItemNotFound):
+        return Fetched(item_id, None)
+    if isinstance(item, Exception):
+        raise item
+    return Fetched(item_id, item)
+
+
+def _ews_time(moment: datetime) -> exchangelib.EWSDateTime:
+    return exchangelib.EWSDateTime.from_datetime(moment).astimezone(exchangelib.UTC)
+
+
+def translate(exc: Exception, mailbox: str) -> ExchangeError:
+    """exchangelib's exception as ours, keeping the server's words."""
+    where = f"{mailbox}: " if mailbox else ""
+    if isinstance(exc, exl_errors.ErrorServerBusy):
+        return Throttled(f"{where}ErrorServerBusy", exc.back_off or DEFAULT_BACK_OFF_S)
+    if isinstance(exc, exl_errors.UnauthorizedError | exl_errors.ErrorAccessDenied):
+        return AuthenticationFailed(f"{where}{type(exc).__name__}: {exc}")
+    code = type(exc).__name__
+    if code in _FINAL_SUBSCRIBE_ERRORS:
+        return SubscriptionRefused(f"{where}{code}: {exc}", code)
+    if isinstance(exc, exl_errors.TransportError | exl_errors.RateLimitError | OSError):
+        return ExchangeUnavailable(f"{where}{code}: {exc}")
+    return ExchangeError(f"{where}{code}: {exc}")
