@@ -55,7 +55,7 @@ class QueuePolicy:
 
     def backoff(self, attempts: int) -> timedelta:
         """Wait before the next attempt: base, 2 x base, 4 x base … up to the cap."""
-        factor = 2 ** min(max(attempts - 1, 0), 30)
+        factor = 1 << min(max(attempts - 1, 0), 30)
         return min(self.backoff_base * factor, self.backoff_cap)
 
 
