@@ -1,0 +1,52 @@
+-- Rooms and their subscriptions (src/pushsync/subscriptions.py). Parameters are :named.
+
+-- name: upsert_room
+INSERT INTO room (mailbox, protocol, created_at) VALUES (:mailbox, :protocol, :now)
+ON CONFLICT (mailbox) DO UPDATE SET protocol = excluded.protocol;
+
+-- name: list_rooms
+SELECT * FROM room ORDER BY mailbox;
+
+-- name: live_subscriptions
+SELECT * FROM subscription WHERE state IN ('active', 'broken') ORDER BY mailbox, created_at;
+
+-- name: insert_subscription
+INSERT INTO subscription (
+    subscription_id, protocol, mailbox, state, last_watermark, status_frequency, created_at,
+    last_event_at, expires_at
+) VALUES (
+    :subscription_id, :protocol, :mailbox, 'active', :watermark, :status_frequency, :now,
+    :now, :expires_at
+);
+
+-- name: retire_replaced_subscription
+UPDATE subscription
+SET state = 'retired', retired_at = :now, replaced_by = :replaced_by,
+    last_error = COALESCE(:reason, last_error)
+WHERE subscription_id = :subscription_id AND state <> 'retired';
+
+-- name: subscription_heard
+UPDATE subscription
+SET last_event_at = :at, last_watermark = COALESCE(:watermark, last_watermark)
+WHERE subscription_id = :subscription_id;
+
+-- name: subscription_broken
+UPDATE subscription SET state = 'broken', last_error = :error
+WHERE subscription_id = :subscription_id AND state = 'active';
+
+-- name: subscription_by_id
+SELECT * FROM subscription WHERE subscription_id = :subscription_id;
+
+-- name: request_resync
+UPDATE room SET needs_resync = TRUE, resync_reason = :reason WHERE mailbox = :mailbox;
+
+-- name: room_error
+UPDATE room SET last_error = :error, last_error_at = :now WHERE mailbox = :mailbox;
+
+-- name: subscription_overview
+SELECT r.mailbox, r.protocol, r.needs_resync, r.resync_reason, r.last_synced_at,
+       r.last_error, r.last_error_at, s.subscription_id, s.state, s.created_at,
+       s.last_event_at, s.status_frequency, s.expires_at, s.last_error AS subscription_error
+FROM room r
+LEFT JOIN subscription s ON s.mailbox = r.mailbox AND s.state IN ('active', 'broken')
+ORDER BY r.mailbox;

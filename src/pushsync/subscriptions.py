@@ -1,0 +1,157 @@
+"""Rooms and their push subscriptions: the bookkeeping both the manager and the worker use.
+
+A room has at most one live subscription. A subscription is `active` while notifications or
+heartbeats arrive, `broken` after an error notification or a watermark gap, and `retired` once
+replaced (the receiver then answers Exchange `Unsubscribe` for it). A room is marked
+`needs_resync` whenever events may have been lost, and when it is new.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from pushsync.store.connector import Connector, Row
+
+DEFAULT_STATUS_FREQUENCY = 15  # minutes; Exchange retries a failed delivery for this long
+
+
+@dataclass(frozen=True, slots=True)
+class LiveSubscription:
+    subscription_id: str
+    mailbox: str
+    protocol: str
+    state: str
+    status_frequency: int
+    last_event_at: datetime
+    last_watermark: str | None
+    expires_at: datetime | None
+
+    def silent_since(self, now: datetime) -> timedelta:
+        return now - self.last_event_at
+
+    def is_dead(self, now: datetime) -> bool:
+        """Broken, or silent for more than twice StatusFrequency (Exchange gave up on us)."""
+        if self.state == "broken":
+            return True
+        return self.silent_since(now) > 2 * timedelta(minutes=self.status_frequency)
+
+
+class Subscriptions:
+    def __init__(self, connector: Connector) -> None:
+        self._connector = connector
+
+    async def ensure_rooms(self, mailboxes: Iterable[str], protocol: str, now: datetime) -> None:
+        async with self._connector.session() as session:
+            await session.execute_many(
+                "upsert_room", [{"mailbox": m, "protocol": protocol, "now": now} for m in mailboxes]
+            )
+
+    async def rooms(self) -> list[Row]:
+        return await self._fetch("list_rooms")
+
+    async def live(self) -> list[LiveSubscription]:
+        return [_live(row) for row in await self._fetch("live_subscriptions")]
+
+    async def overview(self) -> list[Row]:
+        """One row per room with its live subscription, for `subscriptions list` and status."""
+        return await self._fetch("subscription_overview")
+
+    async def record(
+        self,
+        mailbox: str,
+        subscription_id: str,
+        *,
+        protocol: str,
+        watermark: str | None,
+        status_frequency: int | None,
+        now: datetime,
+        replaces: str | None = None,
+        reason: str | None = None,
+        expires_at: datetime | None = None,
+    ) -> None:
+        """Store a new subscription; the one it replaces is retired in the same transaction."""
+        async with self._connector.session() as session:
+            await session.execute(
+                "insert_subscription",
+                {
+                    "subscription_id": subscription_id,
+                    "protocol": protocol,
+                    "mailbox": mailbox,
+                    "watermark": watermark,
+                    "status_frequency": status_frequency,
+                    "now": now,
+                    "expires_at": expires_at,
+                },
+            )
+            if replaces is not None:
+                await session.execute(
+                    "retire_replaced_subscription",
+                    {
+                        "subscription_id": replaces,
+                        "replaced_by": subscription_id,
+                        "now": now,
+                        "reason": reason,
+                    },
+                )
+
+    async def heard(self, subscription_id: str, at: datetime, watermark: str | None) -> None:
+        await self._execute(
+            "subscription_heard",
+            {"subscription_id": subscription_id, "at": at, "watermark": watermark},
+        )
+
+    async def mark_broken(self, subscription_id: str, error: str) -> None:
+        await self._execute(
+            "subscription_broken", {"subscription_id": subscription_id, "error": error}
+        )
+
+    async def request_resync(self, mailbox: str, reason: str) -> None:
+        await self._execute("request_resync", {"mailbox": mailbox, "reason": reason})
+
+    async def room_error(self, mailbox: str, error: str, now: datetime) -> None:
+        await self._execute("room_error", {"mailbox": mailbox, "error": error[:2000], "now": now})
+
+    async def by_id(self, subscription_id: str) -> Row | None:
+        async with self._connector.session() as session:
+            return await session.fetch_one(
+                "subscription_by_id", {"subscription_id": subscription_id}
+            )
+
+    async def _fetch(self, query: str, params: dict[str, Any] | None = None) -> list[Row]:
+        async with self._connector.session() as session:
+            return await session.fetch_all(query, params)
+
+    async def _execute(self, query: str, params: dict[str, Any]) -> None:
+        async with self._connector.session() as session:
+            await session.execute(query, params)
+
+
+def _live(row: Row) -> LiveSubscription:
+    return LiveSubscription(
+        subscription_id=row["subscription_id"],
+        mailbox=row["mailbox"],
+        protocol=row["protocol"],
+        state=row["state"],
+        status_frequency=row["status_frequency"] or DEFAULT_STATUS_FREQUENCY,
+        last_event_at=row["last_event_at"] or row["created_at"],
+        last_watermark=row["last_watermark"],
+        expires_at=row["expires_at"],
+    )
+
+
+def watermark_gaps(
+    stored: str | None, notifications: Sequence[tuple[str | None, str | None]]
+) -> bool:
+    """Whether (previous_watermark, last watermark) pairs in delivery order skip any events.
+
+    Each notification's PreviousWatermark must be the last watermark we stored before it.
+    """
+    expected = stored
+    for previous, last in notifications:
+        if expected is not None and previous is not None and previous != expected:
+            return True
+        expected = last or expected
+    return False
