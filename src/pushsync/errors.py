@@ -4,7 +4,13 @@
     ├── ConfigError            settings missing or inconsistent; the process refuses to start
     ├── RejectedRequest        an inbound request we refuse; carries the HTTP status and a reason
     │   ├── MalformedNotification   the body is not a well-formed notification (400)
-    │   └── ...                     hardening adds its own (403, 405, 411, 413, 415)
+    │   ├── Forbidden               source address or callback token refused (403)
+    │   ├── NotFound                not a notification path (404)
+    │   ├── MethodNotAllowed        not POST (405)
+    │   ├── RequestTimeout          headers or body too slow (408)
+    │   ├── LengthRequired          no Content-Length and not chunked (411)
+    │   ├── PayloadTooLarge         body over the limit, announced or streamed (413)
+    │   └── UnsupportedMediaType    not XML, or a compressed body (415)
     ├── StorageError           the database could not do what was asked; the receiver answers 503
     │   └── RowRejected        the database refused the data itself (a constraint), not the I/O
     └── ExchangeError          a call to Exchange (EWS) or Graph failed
@@ -48,6 +54,41 @@ class MalformedNotification(RejectedRequest):
 
     status = 400
     reason = "malformed"
+
+
+class Forbidden(RejectedRequest):
+    status = 403
+    reason = "forbidden"
+
+
+class NotFound(RejectedRequest):
+    status = 404
+    reason = "path"
+
+
+class MethodNotAllowed(RejectedRequest):
+    status = 405
+    reason = "method"
+
+
+class RequestTimeout(RejectedRequest):
+    status = 408
+    reason = "timeout"
+
+
+class LengthRequired(RejectedRequest):
+    status = 411
+    reason = "length_required"
+
+
+class PayloadTooLarge(RejectedRequest):
+    status = 413
+    reason = "too_large"
+
+
+class UnsupportedMediaType(RejectedRequest):
+    status = 415
+    reason = "content_type"
 
 
 class StorageError(PushsyncError):
