@@ -11,6 +11,8 @@ The worker observes the calendar in two ways, and `plan` turns observations into
   that silently disappeared from a series is removed.
 - `Gone`: an item id that no longer exists in the calendar (DeletedEvent, MovedEvent out of the
   calendar, ErrorItemNotFound). Its rows go, whether it was a single item or a series master.
+- `RoomSnapshot`: a full resync: everything the room's calendar holds inside a window replaces
+  every stored row of that room inside the window.
 
 Rules: a meeting the room declined books nothing; a cancelled meeting stays, flagged; a snapshot
 older than what is stored (by last-modified time, never by ChangeKey) changes nothing; rows that
@@ -97,7 +99,19 @@ class Gone:
         return row.mailbox == self.mailbox and self.item_id in (row.item_id, row.series_master_id)
 
 
-Observation = Snapshot | Gone
+@dataclass(frozen=True, slots=True)
+class RoomSnapshot:
+    """Every occurrence of one room inside a window (a full resync)."""
+
+    mailbox: str
+    occurrences: tuple[Reservation, ...]
+    window: Window
+
+    def covers(self, row: Reservation) -> bool:
+        return row.mailbox == self.mailbox and self.window.holds(row.original_start)
+
+
+Observation = Snapshot | Gone | RoomSnapshot
 
 
 @dataclass(slots=True)
@@ -119,7 +133,8 @@ def plan(stored: Iterable[Reservation], observations: Sequence[Observation]) -> 
     """
     current = {row.key: row for row in stored}
     before = dict(current)
-    ordered: list[Observation] = [o for o in observations if isinstance(o, Gone)]
+    ordered: list[Observation] = [o for o in observations if isinstance(o, RoomSnapshot)]
+    ordered += [o for o in observations if isinstance(o, Gone)]
     ordered += [o for o in observations if isinstance(o, Snapshot)]
     for observation in ordered:
         current = _apply(current, observation)
@@ -130,11 +145,11 @@ def _apply(
     current: dict[ReservationKey, Reservation], observation: Observation
 ) -> dict[ReservationKey, Reservation]:
     covered = {key for key, row in current.items() if observation.covers(row)}
-    if isinstance(observation, Gone):
-        return {key: row for key, row in current.items() if key not in covered}
-    if _is_stale(observation, [current[key] for key in covered]):
-        return current
     kept = {key: row for key, row in current.items() if key not in covered}
+    if isinstance(observation, Gone):
+        return kept
+    if isinstance(observation, Snapshot) and _is_stale(observation, [current[k] for k in covered]):
+        return current
     for row in observation.occurrences:
         if row.books_the_room and (observation.window is None or observation.covers(row)):
             kept[row.key] = row

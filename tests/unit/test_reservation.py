@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
-from pushsync.reservation import Gone, Plan, Reservation, Snapshot, Window, plan
+from pushsync.reservation import Gone, Plan, Reservation, RoomSnapshot, Snapshot, Window, plan
 
 ROOM = "room-1@example.org"
 T0 = datetime(2026, 12, 1, 9, tzinfo=UTC)
@@ -176,3 +176,14 @@ def test_all_day_event_keeps_its_flag_and_zone() -> None:
     day = datetime(2026, 12, 24, tzinfo=UTC)
     row = single("XMAS", day, is_all_day=True, end=day + DAY, time_zone="Europe/Berlin")
     assert plan([], [Snapshot(ROOM, "XMAS", (row,))]).upserts == [row]
+
+
+def test_room_snapshot_replaces_the_room_inside_the_window_only() -> None:
+    inside, gone = single("KEEP"), single("GONE", T0 + HOUR)
+    far = single("FAR", T0 + 400 * DAY)
+    other_room = replace(single("OTHER"), mailbox="room-2@example.org")
+    fresh = (replace(inside, subject="renamed", last_modified=LATER), single("NEW", T0 + 3 * HOUR))
+    result = plan([inside, gone, far, other_room], [RoomSnapshot(ROOM, fresh, WINDOW)])
+    after = apply([inside, gone, far, other_room], result)
+    assert sorted(r.uid for r in after) == ["FAR", "KEEP", "NEW", "OTHER"]
+    assert next(r for r in after if r.uid == "KEEP").subject == "renamed"

@@ -1,0 +1,65 @@
+"""The reservation table: load what a plan needs, apply a plan in one transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from pushsync.reservation import Plan, Reservation
+from pushsync.store.connector import Connector, Row
+
+# Reservation attribute -> column, where they differ (start and end are SQL keywords)
+_COLUMNS = {"start": "start_at", "end": "end_at"}
+
+
+class Reservations:
+    def __init__(self, connector: Connector) -> None:
+        self._connector = connector
+
+    async def for_meetings(
+        self, mailbox: str, uids: Iterable[str], item_ids: Iterable[str]
+    ) -> list[Reservation]:
+        """Stored rows of these meetings (by UID) or items (by item or series master id)."""
+        params = {"mailbox": mailbox, "uids": sorted(set(uids)), "item_ids": sorted(set(item_ids))}
+        return await self._load("reservations_for_meetings", params)
+
+    async def for_room(self, mailbox: str) -> list[Reservation]:
+        return await self._load("reservations_for_room", {"mailbox": mailbox})
+
+    async def all(self) -> list[Reservation]:
+        return await self._load("all_reservations", {})
+
+    async def apply(self, plan: Plan, now: datetime, *, synced_room: str | None = None) -> None:
+        """Write a plan atomically; `synced_room` also clears that room's resync request."""
+        if plan.empty and synced_room is None:
+            return
+        async with self._connector.session() as session:
+            for mailbox, uid, original_start in plan.deletes:
+                await session.execute(
+                    "delete_reservation",
+                    {"mailbox": mailbox, "uid": uid, "original_start": original_start},
+                )
+            if plan.upserts:
+                await session.execute_many(
+                    "upsert_reservation", [_params(r, now) for r in plan.upserts]
+                )
+            if synced_room is not None:
+                await session.execute("mark_room_synced", {"mailbox": synced_room, "now": now})
+
+    async def _load(self, query: str, params: dict[str, Any]) -> list[Reservation]:
+        async with self._connector.session() as session:
+            return [_reservation(row) for row in await session.fetch_all(query, params)]
+
+
+def _params(row: Reservation, now: datetime) -> dict[str, Any]:
+    params = {_COLUMNS.get(name, name): getattr(row, name) for name in Reservation.__slots__}
+    params["last_synced_at"] = now
+    return params
+
+
+def _reservation(row: Row) -> Reservation:
+    values = {name: row[_COLUMNS.get(name, name)] for name in Reservation.__slots__}
+    values["is_all_day"] = bool(values["is_all_day"])
+    values["is_cancelled"] = bool(values["is_cancelled"])
+    return Reservation(**values)

@@ -1,0 +1,45 @@
+-- The reservation table (src/pushsync/reservations.py). Parameters are %(named)s (psycopg).
+
+-- name: reservations_for_meetings
+SELECT * FROM reservation
+WHERE mailbox = %(mailbox)s
+  AND (uid = ANY(%(uids)s)
+       OR item_id = ANY(%(item_ids)s)
+       OR series_master_id = ANY(%(item_ids)s));
+
+-- name: reservations_for_room
+SELECT * FROM reservation WHERE mailbox = %(mailbox)s;
+
+-- name: all_reservations
+SELECT * FROM reservation ORDER BY mailbox, uid, original_start;
+
+-- name: upsert_reservation
+INSERT INTO reservation (
+    mailbox, uid, original_start, item_id, series_master_id, item_type, subject, organizer,
+    start_at, end_at, time_zone, is_all_day, location, sensitivity, response_state,
+    is_cancelled, change_key, last_modified, last_synced_at
+) VALUES (
+    %(mailbox)s, %(uid)s, %(original_start)s, %(item_id)s, %(series_master_id)s, %(item_type)s, %(subject)s,
+    %(organizer)s, %(start_at)s, %(end_at)s, %(time_zone)s, %(is_all_day)s, %(location)s, %(sensitivity)s,
+    %(response_state)s, %(is_cancelled)s, %(change_key)s, %(last_modified)s, %(last_synced_at)s
+)
+ON CONFLICT (mailbox, uid, original_start) DO UPDATE SET
+    item_id = excluded.item_id, series_master_id = excluded.series_master_id,
+    item_type = excluded.item_type, subject = excluded.subject, organizer = excluded.organizer,
+    start_at = excluded.start_at, end_at = excluded.end_at, time_zone = excluded.time_zone,
+    is_all_day = excluded.is_all_day, location = excluded.location,
+    sensitivity = excluded.sensitivity, response_state = excluded.response_state,
+    is_cancelled = excluded.is_cancelled, change_key = excluded.change_key,
+    last_modified = excluded.last_modified, last_synced_at = excluded.last_synced_at;
+
+-- name: delete_reservation
+DELETE FROM reservation
+WHERE mailbox = %(mailbox)s AND uid = %(uid)s AND original_start = %(original_start)s;
+
+-- name: mark_room_synced
+UPDATE room SET needs_resync = FALSE, resync_reason = NULL, last_synced_at = %(now)s,
+                last_error = NULL
+WHERE mailbox = %(mailbox)s;
+
+-- name: rooms_needing_resync
+SELECT mailbox, protocol, resync_reason FROM room WHERE needs_resync ORDER BY mailbox LIMIT %(limit)s;

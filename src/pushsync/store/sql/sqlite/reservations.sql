@@ -1,0 +1,46 @@
+-- The reservation table (src/pushsync/reservations.py). Parameters are :named; lists arrive
+-- as JSON and are read with json_each.
+
+-- name: reservations_for_meetings
+SELECT * FROM reservation
+WHERE mailbox = :mailbox
+  AND (uid IN (SELECT value FROM json_each(:uids))
+       OR item_id IN (SELECT value FROM json_each(:item_ids))
+       OR series_master_id IN (SELECT value FROM json_each(:item_ids)));
+
+-- name: reservations_for_room
+SELECT * FROM reservation WHERE mailbox = :mailbox;
+
+-- name: all_reservations
+SELECT * FROM reservation ORDER BY mailbox, uid, original_start;
+
+-- name: upsert_reservation
+INSERT INTO reservation (
+    mailbox, uid, original_start, item_id, series_master_id, item_type, subject, organizer,
+    start_at, end_at, time_zone, is_all_day, location, sensitivity, response_state,
+    is_cancelled, change_key, last_modified, last_synced_at
+) VALUES (
+    :mailbox, :uid, :original_start, :item_id, :series_master_id, :item_type, :subject,
+    :organizer, :start_at, :end_at, :time_zone, :is_all_day, :location, :sensitivity,
+    :response_state, :is_cancelled, :change_key, :last_modified, :last_synced_at
+)
+ON CONFLICT (mailbox, uid, original_start) DO UPDATE SET
+    item_id = excluded.item_id, series_master_id = excluded.series_master_id,
+    item_type = excluded.item_type, subject = excluded.subject, organizer = excluded.organizer,
+    start_at = excluded.start_at, end_at = excluded.end_at, time_zone = excluded.time_zone,
+    is_all_day = excluded.is_all_day, location = excluded.location,
+    sensitivity = excluded.sensitivity, response_state = excluded.response_state,
+    is_cancelled = excluded.is_cancelled, change_key = excluded.change_key,
+    last_modified = excluded.last_modified, last_synced_at = excluded.last_synced_at;
+
+-- name: delete_reservation
+DELETE FROM reservation
+WHERE mailbox = :mailbox AND uid = :uid AND original_start = :original_start;
+
+-- name: mark_room_synced
+UPDATE room SET needs_resync = FALSE, resync_reason = NULL, last_synced_at = :now,
+                last_error = NULL
+WHERE mailbox = :mailbox;
+
+-- name: rooms_needing_resync
+SELECT mailbox, protocol, resync_reason FROM room WHERE needs_resync ORDER BY mailbox LIMIT :limit;

@@ -1,0 +1,172 @@
+"""Keeps one healthy push subscription on every room's calendar.
+
+A push subscription dies quietly (PROTOCOL.md §2-3): when Exchange cannot deliver for
+StatusFrequency minutes it stops and drops what it held. The manager replaces a subscription
+that is broken (error notification, watermark gap) or silent for more than 2 x StatusFrequency,
+resubscribing from the last watermark when Exchange still honours it, and marks the room for a
+full resync because events may have been lost. Throttling is honoured: ErrorServerBusy's back-off
+is waited out for that room, and at most `concurrency` Subscribe calls are in flight.
+https://learn.microsoft.com/exchange/client-developer/exchange-web-services/notification-subscriptions-mailbox-events-and-ews-in-exchange
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from pushsync.errors import ExchangeError, SubscriptionRefused, Throttled
+from pushsync.ews.client import EwsClient, Subscription
+from pushsync.subscriptions import LiveSubscription, Subscriptions
+
+log = logging.getLogger(__name__)
+
+WATERMARK_LIFETIME = timedelta(days=29)  # Exchange keeps about 30 days of events
+MAX_THROTTLED_TRIES = 8
+
+Progress = Callable[[str, bool], None]  # (mailbox, subscribed) after each room
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class Outcome:
+    subscribed: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+
+
+class SubscriptionManager:
+    def __init__(
+        self,
+        client: EwsClient,
+        subscriptions: Subscriptions,
+        *,
+        callback_url: str,
+        status_frequency: int,
+        concurrency: int = 27,
+        minute: timedelta = timedelta(minutes=1),
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self._client = client
+        self._subscriptions = subscriptions
+        self._callback_url = callback_url
+        self._status_frequency = status_frequency
+        self._slots = asyncio.Semaphore(concurrency)
+        self._minute = minute
+        self._clock = clock
+
+    async def subscribe_rooms(
+        self, mailboxes: Iterable[str], progress: Progress | None = None
+    ) -> Outcome:
+        """Give every listed room a subscription unless it has a live one already."""
+        rooms = list(mailboxes)
+        await self._subscriptions.ensure_rooms(rooms, "ews", self._clock())
+        live = {s.mailbox for s in await self._subscriptions.live()}
+        outcome = Outcome()
+
+        async def one(mailbox: str) -> None:
+            ok = mailbox in live or await self._subscribe(mailbox, outcome)
+            if progress is not None:
+                progress(mailbox, ok)
+
+        await asyncio.gather(*(one(mailbox) for mailbox in rooms))
+        return outcome
+
+    async def replace_dead(self) -> Outcome:
+        """Replace every broken or silent subscription; its room is marked for a resync."""
+        now = self._clock()
+        outcome = Outcome()
+        dead = [s for s in await self._subscriptions.live() if s.is_dead(now, self._minute)]
+        await asyncio.gather(*(self._replace(s, now, outcome) for s in dead))
+        return outcome
+
+    async def run(self, stop: asyncio.Event, rooms: Iterable[str], interval_s: float) -> None:
+        """The long-running loop of the main process."""
+        await self.subscribe_rooms(rooms)
+        while not stop.is_set():
+            try:
+                await asyncio.wait_for(stop.wait(), interval_s)
+            except TimeoutError:
+                await self.replace_dead()
+
+    async def _replace(self, old: LiveSubscription, now: datetime, outcome: Outcome) -> None:
+        reason = (
+            "broken"
+            if old.state == "broken"
+            else f"silent since {old.last_event_at:%Y-%m-%dT%H:%M:%SZ}"
+        )
+        log.warning(
+            "replacing subscription",
+            extra={
+                "mailbox": old.mailbox,
+                "reason": reason,
+                "subscription_id": old.subscription_id,
+            },
+        )
+        fresh_enough = old.silent_since(now) < WATERMARK_LIFETIME
+        await self._subscribe(
+            old.mailbox,
+            outcome,
+            replaces=old.subscription_id,
+            reason=reason,
+            watermark=old.last_watermark if fresh_enough else None,
+        )
+        await self._subscriptions.request_resync(old.mailbox, f"subscription replaced: {reason}")
+
+    async def _subscribe(
+        self,
+        mailbox: str,
+        outcome: Outcome,
+        *,
+        watermark: str | None = None,
+        replaces: str | None = None,
+        reason: str | None = None,
+    ) -> bool:
+        try:
+            subscription = await self._call_subscribe(mailbox, watermark)
+        except SubscriptionRefused as exc:
+            if exc.code != "ErrorInvalidWatermark" or watermark is None:
+                return await self._failed(mailbox, exc, outcome)
+            await self._subscriptions.request_resync(mailbox, "watermark expired")
+            return await self._subscribe(mailbox, outcome, replaces=replaces, reason=reason)
+        except ExchangeError as exc:
+            return await self._failed(mailbox, exc, outcome)
+        await self._subscriptions.record(
+            mailbox,
+            subscription.subscription_id,
+            protocol="ews",
+            watermark=subscription.watermark,
+            status_frequency=self._status_frequency,
+            now=self._clock(),
+            replaces=replaces,
+            reason=reason,
+        )
+        outcome.subscribed.append(mailbox)
+        return True
+
+    async def _call_subscribe(self, mailbox: str, watermark: str | None) -> Subscription:
+        wait = 0.0
+        for _ in range(MAX_THROTTLED_TRIES):
+            async with self._slots:
+                try:
+                    return await self._client.subscribe(
+                        mailbox,
+                        self._callback_url,
+                        status_frequency=self._status_frequency,
+                        watermark=watermark,
+                    )
+                except Throttled as exc:
+                    wait = exc.retry_after
+            log.info("throttled, backing off", extra={"mailbox": mailbox, "seconds": wait})
+            await asyncio.sleep(wait)
+        raise Throttled(f"{mailbox}: still throttled after {MAX_THROTTLED_TRIES} tries", wait)
+
+    async def _failed(self, mailbox: str, exc: ExchangeError, outcome: Outcome) -> bool:
+        log.error("subscribe failed", extra={"mailbox": mailbox, "error": str(exc)})
+        outcome.failed[mailbox] = str(exc)
+        await self._subscriptions.room_error(mailbox, f"subscribe: {exc}", self._clock())
+        return False

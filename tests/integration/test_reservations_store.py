@@ -1,0 +1,101 @@
+"""The reservation and subscription tables on both engines."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+from pushsync.reservation import Plan, Reservation
+from pushsync.reservations import Reservations
+from pushsync.store import Connector
+from pushsync.subscriptions import Subscriptions, watermark_gaps
+
+NOW = datetime(2026, 11, 24, 12, tzinfo=UTC)
+ROOM = "room-1@example.org"
+
+
+def _row(uid: str, start: datetime, **changes: object) -> Reservation:
+    base = Reservation(
+        mailbox=ROOM,
+        uid=uid,
+        original_start=start,
+        item_id=f"ID-{uid}",
+        item_type="single",
+        start=start,
+        end=start + timedelta(hours=1),
+        subject="Alice",
+        organizer="alice@example.org",
+        time_zone="Europe/Berlin",
+        last_modified=NOW - timedelta(days=1),
+        change_key="CK",
+    )
+    return replace(base, **changes)
+
+
+async def test_plans_round_trip_exactly(connector: Connector) -> None:
+    store = Reservations(connector)
+    await Subscriptions(connector).ensure_rooms([ROOM], "ews", NOW)
+    first = _row("A", NOW + timedelta(days=1), is_all_day=True, is_cancelled=True)
+    second = _row(
+        "B",
+        NOW + timedelta(days=2, microseconds=123456),
+        series_master_id="M",
+        item_type="occurrence",
+        response_state="tentative",
+    )
+    await store.apply(Plan(upserts=[first, second]), NOW)
+
+    assert await store.all() == [first, second]
+    assert await store.for_meetings(ROOM, ["A"], []) == [first]
+    assert await store.for_meetings(ROOM, [], ["M"]) == [second]
+    assert await store.for_meetings("other@example.org", ["A"], ["M"]) == []
+
+    moved = replace(first, subject="changed")
+    await store.apply(Plan(upserts=[moved], deletes=[second.key]), NOW, synced_room=ROOM)
+    assert await store.for_room(ROOM) == [moved]
+    (room,) = await Subscriptions(connector).rooms()
+    assert not room["needs_resync"] and room["last_synced_at"] == NOW
+
+
+async def test_subscription_lifecycle(connector: Connector) -> None:
+    subscriptions = Subscriptions(connector)
+    await subscriptions.ensure_rooms([ROOM], "ews", NOW)
+    await subscriptions.record(
+        ROOM, "S1", protocol="ews", watermark="W0", status_frequency=15, now=NOW
+    )
+    (live,) = await subscriptions.live()
+    assert (live.subscription_id, live.state, live.last_watermark) == ("S1", "active", "W0")
+    assert not live.is_dead(NOW + timedelta(minutes=29))
+    assert live.is_dead(NOW + timedelta(minutes=31))
+
+    await subscriptions.heard("S1", NOW + timedelta(minutes=20), "W1")
+    (live,) = await subscriptions.live()
+    assert live.last_watermark == "W1" and not live.is_dead(NOW + timedelta(minutes=31))
+
+    await subscriptions.mark_broken("S1", "ErrorReadEventsFailed")
+    assert (await subscriptions.live())[0].is_dead(NOW)
+
+    await subscriptions.record(
+        ROOM,
+        "S2",
+        protocol="ews",
+        watermark="W5",
+        status_frequency=15,
+        now=NOW,
+        replaces="S1",
+        reason="broken",
+    )
+    assert [s.subscription_id for s in await subscriptions.live()] == ["S2"]
+    old = await subscriptions.by_id("S1")
+    assert old is not None and (old["state"], old["replaced_by"]) == ("retired", "S2")
+    await subscriptions.request_resync(ROOM, "subscription replaced")
+    (overview,) = await subscriptions.overview()
+    assert overview["subscription_id"] == "S2" and overview["needs_resync"]
+    assert overview["resync_reason"] == "subscription replaced"
+
+
+def test_watermark_gaps() -> None:
+    assert not watermark_gaps(None, [("P", "W1")])
+    assert not watermark_gaps("W0", [("W0", "W1"), ("W1", "W2")])
+    assert watermark_gaps("W0", [("W0", "W1"), ("W7", "W8")])
+    assert watermark_gaps("W0", [("W5", "W6")])
