@@ -9,8 +9,9 @@ A missing server is a failure, never a skip: a green run means both engines were
 from __future__ import annotations
 
 import os
+import socket
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import psycopg
@@ -48,15 +49,27 @@ def postgres_url() -> str:
 
 
 @pytest.fixture
-def postgres_schema_url(postgres_url: str) -> Iterator[str]:
+def postgres_schemas(postgres_url: str) -> Iterator[Callable[[], str]]:
+    """Makes URLs whose connections live in fresh, empty schemas; drops them afterwards."""
+    created: list[sql.Identifier] = []
+
+    def new_schema() -> str:
+        schema = f"pushsync_test_{uuid.uuid4().hex[:12]}"
+        created.append(sql.Identifier(schema))
+        with psycopg.connect(postgres_url, autocommit=True) as admin:
+            admin.execute(sql.SQL("CREATE SCHEMA {}").format(created[-1]))
+        return with_search_path(postgres_url, schema)
+
+    yield new_schema
+    with psycopg.connect(postgres_url, autocommit=True) as admin:
+        for name in created:
+            admin.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(name))
+
+
+@pytest.fixture
+def postgres_schema_url(postgres_schemas: Callable[[], str]) -> str:
     """A URL whose connections live in a fresh, empty schema of their own."""
-    schema = f"pushsync_test_{uuid.uuid4().hex[:12]}"
-    name = sql.Identifier(schema)
-    with psycopg.connect(postgres_url, autocommit=True) as admin:
-        admin.execute(sql.SQL("CREATE SCHEMA {}").format(name))
-    yield with_search_path(postgres_url, schema)
-    with psycopg.connect(postgres_url, autocommit=True) as admin:
-        admin.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(name))
+    return postgres_schemas()
 
 
 @pytest.fixture(params=ENGINES)
@@ -75,3 +88,9 @@ async def connector(database_url: str) -> AsyncIterator[Connector]:
     await upgrade(connector)
     yield connector
     await connector.close()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])

@@ -1,0 +1,100 @@
+-- The current PostgreSQL schema in one piece: what every migration together must produce.
+-- tests/integration/test_migrations.py compares a database created from this file with one
+-- upgraded through all migrations, by catalog. A new migration updates this file too.
+
+CREATE TABLE sync_notification (
+    id                        BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    received_at               TIMESTAMPTZ NOT NULL,
+    protocol                  TEXT NOT NULL CHECK (protocol IN ('ews', 'graph')),
+    subscription_id           TEXT NOT NULL,
+    event_type                TEXT NOT NULL,
+    watermark                 TEXT,
+    previous_watermark        TEXT,
+    more_events               BOOLEAN,
+    event_time                TIMESTAMPTZ,
+    item_id                   TEXT,
+    item_change_key           TEXT,
+    folder_id                 TEXT,
+    folder_change_key         TEXT,
+    parent_folder_id          TEXT,
+    parent_folder_change_key  TEXT,
+    old_item_id               TEXT,
+    old_folder_id             TEXT,
+    old_parent_folder_id      TEXT,
+    unread_count              INTEGER,
+    response_code             TEXT,
+    resource                  TEXT,
+    remote_addr               TEXT,
+    event_key                 BYTEA,
+    state                     TEXT NOT NULL DEFAULT 'pending'
+                              CHECK (state IN ('pending', 'claimed', 'done', 'failed')),
+    attempts                  INTEGER NOT NULL DEFAULT 0,
+    available_at              TIMESTAMPTZ,
+    lease_owner               TEXT,
+    lease_expires_at          TIMESTAMPTZ,
+    last_error                TEXT,
+    processed_at              TIMESTAMPTZ
+);
+
+CREATE UNIQUE INDEX sync_notification_event_key ON sync_notification (event_key);
+CREATE INDEX sync_notification_pending ON sync_notification (id) WHERE state = 'pending';
+CREATE INDEX sync_notification_leased
+    ON sync_notification (lease_expires_at) WHERE state = 'claimed';
+CREATE INDEX sync_notification_processed
+    ON sync_notification (processed_at) WHERE state IN ('done', 'failed');
+
+CREATE TABLE subscription (
+    subscription_id   TEXT PRIMARY KEY,
+    protocol          TEXT NOT NULL DEFAULT 'ews' CHECK (protocol IN ('ews', 'graph')),
+    mailbox           TEXT,
+    state             TEXT NOT NULL DEFAULT 'active',
+    last_watermark    TEXT,
+    status_frequency  INTEGER,
+    created_at        TIMESTAMPTZ NOT NULL,
+    last_event_at     TIMESTAMPTZ,
+    retired_at        TIMESTAMPTZ,
+    last_error        TEXT,
+    expires_at        TIMESTAMPTZ,
+    replaced_by       TEXT
+);
+
+CREATE INDEX subscription_mailbox ON subscription (mailbox);
+CREATE INDEX subscription_state ON subscription (state, mailbox);
+
+CREATE TABLE room (
+    mailbox          TEXT PRIMARY KEY,
+    protocol         TEXT NOT NULL DEFAULT 'ews' CHECK (protocol IN ('ews', 'graph')),
+    needs_resync     BOOLEAN NOT NULL DEFAULT TRUE,
+    resync_reason    TEXT DEFAULT 'new room',
+    sync_state       TEXT,
+    last_synced_at   TIMESTAMPTZ,
+    last_error       TEXT,
+    last_error_at    TIMESTAMPTZ,
+    created_at       TIMESTAMPTZ NOT NULL
+);
+
+CREATE TABLE reservation (
+    mailbox           TEXT NOT NULL,
+    uid               TEXT NOT NULL,
+    original_start    TIMESTAMPTZ NOT NULL,
+    item_id           TEXT NOT NULL,
+    series_master_id  TEXT,
+    item_type         TEXT NOT NULL,
+    subject           TEXT NOT NULL DEFAULT '',
+    organizer         TEXT NOT NULL DEFAULT '',
+    start_at          TIMESTAMPTZ NOT NULL,
+    end_at            TIMESTAMPTZ NOT NULL,
+    time_zone         TEXT,
+    is_all_day        BOOLEAN NOT NULL DEFAULT FALSE,
+    location          TEXT NOT NULL DEFAULT '',
+    sensitivity       TEXT NOT NULL DEFAULT 'normal',
+    response_state    TEXT NOT NULL,
+    is_cancelled      BOOLEAN NOT NULL DEFAULT FALSE,
+    change_key        TEXT,
+    last_modified     TIMESTAMPTZ,
+    last_synced_at    TIMESTAMPTZ NOT NULL,
+    PRIMARY KEY (mailbox, uid, original_start)
+);
+
+CREATE INDEX reservation_item ON reservation (mailbox, item_id);
+CREATE INDEX reservation_series ON reservation (mailbox, series_master_id);

@@ -1,0 +1,74 @@
+"""The same Inbox (group commit) on both engines: durable, idempotent, isolating bad rows."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+
+from pushsync.errors import RowRejected, StorageError
+from pushsync.inbox import Inbox, Verdict
+from pushsync.notification import Notification
+from pushsync.store import Connector, connect
+from tests.integration.conftest import free_port
+from tests.integration.helpers import T0, event, query
+
+
+@pytest.fixture
+async def inbox(connector: Connector) -> AsyncIterator[Inbox]:
+    inbox = Inbox(connector)
+    await inbox.start()
+    yield inbox
+    await inbox.stop()
+
+
+def watermarks(url: str) -> list[str]:
+    rows = query(url, "SELECT watermark FROM sync_notification ORDER BY id")
+    return [row["watermark"] for row in rows]
+
+
+async def test_rows_are_committed_when_append_returns(inbox: Inbox, database_url: str) -> None:
+    assert await inbox.append([event(1), event(2)], T0) is Verdict.STORED
+    assert watermarks(database_url) == ["WM-SUB-1-1", "WM-SUB-1-2"]
+
+
+async def test_a_redelivered_event_adds_no_row(inbox: Inbox, database_url: str) -> None:
+    await inbox.append([event(1), event(2)], T0)
+    assert await inbox.append([event(2), event(3)], T0) is Verdict.STORED
+    assert watermarks(database_url) == ["WM-SUB-1-1", "WM-SUB-1-2", "WM-SUB-1-3"]
+
+
+async def test_concurrent_requests_share_commits(inbox: Inbox, database_url: str) -> None:
+    verdicts = await asyncio.gather(*(inbox.append([event(n)], T0) for n in range(200)))
+
+    assert set(verdicts) == {Verdict.STORED}
+    assert len(watermarks(database_url)) == 200
+    assert inbox.commits < 200
+
+
+async def test_a_refused_row_fails_only_its_own_request(inbox: Inbox, database_url: str) -> None:
+    bad = Notification(protocol="carrier-pigeon", subscription_id="S", event_type="x")  # type: ignore[arg-type]
+    requests = [[event(1)], [bad, event(2)], [event(3)]]
+
+    results = await asyncio.gather(
+        *(inbox.append(rows, T0) for rows in requests), return_exceptions=True
+    )
+
+    assert results[0] is Verdict.STORED and results[2] is Verdict.STORED
+    assert isinstance(results[1], RowRejected)
+    assert watermarks(database_url) == ["WM-SUB-1-1", "WM-SUB-1-3"]
+
+
+@pytest.mark.postgres
+async def test_an_unreachable_server_is_a_storage_error(postgres_url: str) -> None:
+    connector = connect(f"postgresql://postgres@127.0.0.1:{free_port()}/test")
+    await connector.open()
+    inbox = Inbox(connector)
+    await inbox.start()
+    try:
+        with pytest.raises(StorageError):
+            await inbox.append([event(1)], T0)
+    finally:
+        await inbox.stop()
+        await connector.close()
