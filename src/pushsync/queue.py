@@ -159,6 +159,13 @@ class NotificationQueue:
             return Failure.LOST
         return Failure.FAILED if give_up else Failure.RETRY
 
+    async def release(self, ids: Iterable[int], available_at: datetime) -> int:
+        """Give rows back untried until `available_at` (throttling is not the rows' fault, so
+        the claim does not count as an attempt); returns how many were still ours."""
+        params = {"ids": list(ids), "owner": self.owner, "available_at": available_at}
+        async with self._connector.session() as session:
+            return await session.execute("release_notifications", params)
+
     async def purge(self, done_after: timedelta, failed_after: timedelta | None = None) -> int:
         """Delete rows processed longer ago than the retention; failed rows only if asked.
 

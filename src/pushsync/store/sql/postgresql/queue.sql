@@ -86,3 +86,12 @@ WHERE id IN (
 
 -- name: queue_counts
 SELECT state, count(*) AS n FROM sync_notification GROUP BY state;
+
+-- name: release_notifications
+UPDATE sync_notification
+SET state = 'pending',
+    attempts = attempts - 1,
+    available_at = %(available_at)s,
+    lease_owner = NULL,
+    lease_expires_at = NULL
+WHERE id = ANY(%(ids)s) AND state = 'claimed' AND lease_owner = %(owner)s;

@@ -77,3 +77,12 @@ WHERE id IN (
 
 -- name: queue_counts
 SELECT state, count(*) AS n FROM sync_notification GROUP BY state;
+
+-- name: release_notifications
+UPDATE sync_notification
+SET state = 'pending',
+    attempts = attempts - 1,
+    available_at = :available_at,
+    lease_owner = NULL,
+    lease_expires_at = NULL
+WHERE id IN (SELECT value FROM json_each(:ids)) AND state = 'claimed' AND lease_owner = :owner;
