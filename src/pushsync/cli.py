@@ -32,6 +32,8 @@ notifications_app = typer.Typer(help="The notification table.", no_args_is_help=
 app.add_typer(db_app, name="db")
 app.add_typer(subscriptions_app, name="subscriptions")
 app.add_typer(notifications_app, name="notifications")
+ipranges_app = typer.Typer(help="Microsoft 365's published address ranges.", no_args_is_help=True)
+app.add_typer(ipranges_app, name="ipranges")
 
 console = Console()
 
@@ -81,7 +83,11 @@ def serve(
     settings = _settings(config, database_url=database_url, host=host, port=port, workers=workers)
     if settings.auto_migrate:  # once, here, before worker processes start
         _with_connector(settings, upgrade)
-    run_server(settings)
+    try:
+        run_server(settings)
+    except PushsyncError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from None
 
 
 @db_app.command("upgrade")
@@ -155,6 +161,44 @@ def notifications_list(
             row["state"],
         )
     console.print(table)
+
+
+@ipranges_app.command("refresh")
+def ipranges_refresh(config: ConfigOption = None) -> None:
+    """Poll Microsoft's version endpoint (at most hourly); fetch and swap in a new list."""
+    import httpx
+
+    from pushsync.access.ipranges import Refresher
+
+    settings = _settings(config)
+    try:
+        with httpx.Client(timeout=30, follow_redirects=True) as client:
+            refresher = Refresher(
+                client,
+                settings.ipranges_dir,
+                settings.ipranges_instance,
+                settings.ipranges_service_url,
+            )
+            result = refresher.refresh()
+    except PushsyncError as exc:
+        console.print(f"[red]error:[/red] {exc}; the last good list stays in use")
+        raise typer.Exit(1) from None
+    console.print(f"{settings.ipranges_instance} {result.version}: {result.outcome.value}")
+
+
+@ipranges_app.command("show")
+def ipranges_show(config: ConfigOption = None) -> None:
+    """Show the address ranges list the listener uses (refreshed, or the packaged snapshot)."""
+    from pushsync.access.ipranges import load_ranges
+
+    settings = _settings(config)
+    try:
+        ranges = load_ranges(settings.ipranges_dir, settings.ipranges_instance)
+    except PushsyncError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from None
+    for key, value in ranges.describe().items():
+        console.print(f"{key}: {value}")
 
 
 def _short(value: str | None, width: int = 16) -> str:

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import json
 import os
+from ipaddress import ip_network
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError
+from pydantic import BeforeValidator, Field, SecretStr, ValidationError
 from pydantic_settings import (
     BaseSettings,
+    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
@@ -26,6 +28,19 @@ from pushsync.inbox import UnknownSubscriptions
 CONFIG_FILE_ENV = "PUSHSYNC_CONFIG_FILE"
 DEFAULT_DATABASE_URL = "sqlite:///var/pushsync.db"
 
+
+
+def _networks(value: Any) -> Any:
+    """A comma-separated string (environment) or a list (TOML); each entry must be a network."""
+    if isinstance(value, str):
+        value = [part.strip() for part in value.split(",") if part.strip()]
+    if isinstance(value, list):
+        for entry in value:
+            ip_network(str(entry).strip(), strict=True)  # ValueError names the bad entry
+    return value
+
+
+Networks = Annotated[list[str], NoDecode, BeforeValidator(_networks)]
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="PUSHSYNC_", frozen=True, extra="forbid")
@@ -45,6 +60,27 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(1024 * 1024, ge=1024)
     max_connections: int = Field(2000, ge=1, description="per process; beyond it answers 503")
     keep_alive_seconds: int = Field(5, ge=1)
+    # hardening of the public listener (docs/deploying.md)
+    header_timeout_seconds: float = Field(10.0, gt=0, description="request line + headers")
+    body_timeout_seconds: float = Field(20.0, gt=0, description="whole body, once headers are in")
+    max_header_bytes: int = Field(16 * 1024, ge=1024, description="request line + headers")
+    use_microsoft_ranges: bool = Field(True, description="allow Microsoft's Exchange ranges")
+    ipranges_instance: Literal["Worldwide", "USGovDoD", "USGovGCCHigh", "China"] = "Worldwide"
+    ipranges_dir: Path = Field(Path("var/ipranges"), description="where refreshes keep the list")
+    ipranges_service_url: str = "https://endpoints.office.com"
+    allowed_networks: Networks = Field(
+        default_factory=list, description="operator-added sources, e.g. on-premises Exchange"
+    )
+    trusted_proxies: Networks = Field(default_factory=list, description="reverse proxies")
+    forwarded_header: Literal["x-forwarded-for", "forwarded"] = "x-forwarded-for"
+    callback_token: SecretStr | None = Field(None, description="secret in the callback URL")
+    callback_token_previous: SecretStr | None = Field(None, description="still accepted")
+    allow_callbacks_without_token: bool = Field(
+        False, description="legacy: accept notifications whose URL carries no token"
+    )
+    # the admin listener: health, readiness, metrics, status; never on the public one
+    admin_host: str = "127.0.0.1"
+    admin_port: int = Field(8081, ge=0, le=65535)
 
     unknown_subscriptions: UnknownSubscriptions = UnknownSubscriptions.ACCEPT
     max_batch_rows: int = Field(2000, ge=1, description="rows per group commit at most")

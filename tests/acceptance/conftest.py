@@ -19,6 +19,15 @@ import pytest
 SOAP_ACTION = '"http://schemas.microsoft.com/exchange/services/2006/messages/SendNotification"'
 EWS_HEADERS = {"Content-Type": "text/xml; charset=utf-8", "SOAPAction": SOAP_ACTION}
 EWS_PATH = "/Webservices/SyncNotification.svc"
+CALLBACK_TOKEN = "acceptance-test-token"
+# The test server accepts loopback (where the tests post from) and knows the callback token; it
+# also accepts callbacks without a token (the documented legacy mode) so tests not about
+# authentication can post to the bare path. Tests about hardening override these.
+SERVER_DEFAULTS = {
+    "PUSHSYNC_ALLOWED_NETWORKS": "127.0.0.0/8,::1",
+    "PUSHSYNC_CALLBACK_TOKEN": CALLBACK_TOKEN,
+    "PUSHSYNC_ALLOW_CALLBACKS_WITHOUT_TOKEN": "true",
+}
 
 
 def free_port() -> int:
@@ -36,6 +45,7 @@ class ServerProcess:
     database: Path
     env: dict[str, str]
     port: int = field(default_factory=free_port)
+    admin_port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
     log: Path | None = None
 
@@ -51,6 +61,8 @@ class ServerProcess:
         self.log = self.database.with_suffix(f".{self.port}.log")
         env = {
             **os.environ,
+            **SERVER_DEFAULTS,
+            "PUSHSYNC_ADMIN_PORT": str(self.admin_port),
             **self.env,
             "PUSHSYNC_DATABASE_URL": self.database_url,
             "PUSHSYNC_HOST": "127.0.0.1",

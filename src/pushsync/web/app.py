@@ -1,20 +1,32 @@
 """The public listener's ASGI application and its composition root, `build_app`.
 
-Resources (database, inbox writer) open in the ASGI lifespan, never at import.
+Resources (database, inbox writer) open in the ASGI lifespan, never at import. The router is a
+dict of notification paths; each route names the sources allowed to post to it, so the Graph
+endpoint can be added beside EWS with its own allowed sources and its own authentication.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import os
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
-from pushsync.errors import RejectedRequest, StorageError
+from pushsync.access.address_filter import AddressFilter
+from pushsync.access.callback_token import CallbackToken
+from pushsync.access.client_address import ClientAddress
+from pushsync.access.networks import NetworkSet
+from pushsync.errors import ConfigError, Forbidden, NotFound, RejectedRequest, StorageError
 from pushsync.inbox import Inbox
+from pushsync.logs import configure_logging
+from pushsync.metrics import set_allowed_networks
 from pushsync.settings import Settings
 from pushsync.store import connect
 from pushsync.store.migrations import upgrade
-from pushsync.web.asgi import Receive, Scope, Send, respond
+from pushsync.web.asgi import Receive, Scope, Send
+from pushsync.web.errors import answer_rejection, answer_storage_failure
 from pushsync.web.ews_endpoint import EwsEndpoint
 from pushsync.web.request import Request
 
@@ -22,6 +34,40 @@ log = logging.getLogger("pushsync.receiver")
 
 Handler = Callable[[Request, Receive, Send], Awaitable[None]]
 SETTINGS_ENV = "PUSHSYNC__RESOLVED_SETTINGS"  # how the CLI hands settings to worker processes
+RANGES_CHECK_SECONDS = 30.0  # how soon a refreshed ranges list is picked up
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    handler: Handler
+    allowed: AddressFilter
+
+
+def address_filter(settings: Settings) -> AddressFilter:
+    return AddressFilter(
+        NetworkSet.parse(settings.allowed_networks),
+        microsoft_ranges=settings.use_microsoft_ranges,
+        state_dir=settings.ipranges_dir,
+        instance=settings.ipranges_instance,
+    )
+
+
+def callback_token(settings: Settings) -> CallbackToken:
+    secrets = [
+        s.get_secret_value()
+        for s in (settings.callback_token, settings.callback_token_previous)
+        if s
+    ]
+    if not secrets and not settings.allow_callbacks_without_token:
+        raise ConfigError(
+            "no callback token: set PUSHSYNC_CALLBACK_TOKEN (see docs/deploying.md), or "
+            "PUSHSYNC_ALLOW_CALLBACKS_WITHOUT_TOKEN=true for subscriptions made by other software"
+        )
+    return CallbackToken(secrets, allow_missing=settings.allow_callbacks_without_token)
+
+
+def client_address(settings: Settings) -> ClientAddress:
+    return ClientAddress(NetworkSet.parse(settings.trusted_proxies), settings.forwarded_header)
 
 
 class PublicApp:
@@ -35,9 +81,13 @@ class PublicApp:
             unknown_subscriptions=settings.unknown_subscriptions,
             max_batch_rows=settings.max_batch_rows,
         )
-        self.routes: dict[str, Handler] = {
-            settings.ews_path: EwsEndpoint(self.inbox, max_body_bytes=settings.max_body_bytes),
-        }
+        self.allowed = address_filter(settings)
+        self.clients = client_address(settings)
+        ews = EwsEndpoint(
+            self.inbox, callback_token(settings), max_body_bytes=settings.max_body_bytes
+        )
+        self.routes: dict[str, Route] = {settings.ews_path: Route(ews, self.allowed)}
+        self._watcher: asyncio.Task[None] | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -46,35 +96,18 @@ class PublicApp:
             await self._lifespan(receive, send)
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
-        request = Request.from_scope(scope)
-        handler = self.routes.get(request.path)
+        request = Request.from_scope(scope, self.clients)
         try:
-            if handler is None:
-                raise RejectedRequest(f"no such path {request.path!r}", status=404, reason="path")
-            await handler(request, receive, send)
+            route = self.routes.get(request.path)
+            if route is None:
+                raise NotFound(f"no such path {request.path[:200]!r}")
+            if request.remote_addr not in route.allowed:
+                raise Forbidden("source address not allowed", reason="address")
+            await route.handler(request, receive, send)
         except RejectedRequest as exc:
-            log.warning(
-                "rejected",
-                extra={
-                    "reason": exc.reason,
-                    "status": exc.status,
-                    "remote_addr": request.remote_addr,
-                    "detail": exc.detail,
-                },
-            )
-            headers = [(b"allow", b"POST")] if exc.status == 405 else []
-            await respond(send, exc.status, f"{exc.detail}\n".encode(), extra_headers=headers)
+            await answer_rejection(send, exc, request)
         except StorageError as exc:
-            log.error(
-                "not stored, answered 503",
-                extra={"remote_addr": request.remote_addr, "detail": str(exc)},
-            )
-            await respond(
-                send,
-                503,
-                b"storage unavailable, retry later\n",
-                extra_headers=[(b"retry-after", b"30")],
-            )
+            await answer_storage_failure(send, exc, request)
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
@@ -97,10 +130,23 @@ class PublicApp:
         if self.settings.auto_migrate:
             await upgrade(self.connector)
         await self.inbox.start()
+        set_allowed_networks(len(self.allowed.allowed))
+        self._watcher = asyncio.create_task(self._watch_ranges())
 
     async def shutdown(self) -> None:
+        if self._watcher is not None:
+            self._watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watcher
         await self.inbox.stop()
         await self.connector.close()
+
+    async def _watch_ranges(self) -> None:
+        """Pick up a list written by `pushsync ipranges refresh` without a restart."""
+        while True:
+            await asyncio.sleep(RANGES_CHECK_SECONDS)
+            if self.allowed.reload_if_changed():
+                set_allowed_networks(len(self.allowed.allowed))
 
 
 def _connector_options(settings: Settings) -> dict[str, int]:
@@ -117,4 +163,6 @@ def create_app() -> PublicApp:
     """Factory for server worker processes: settings come resolved from the parent."""
     resolved = os.environ.get(SETTINGS_ENV)
     settings = Settings.model_validate_json(resolved) if resolved else Settings()
+    if not logging.getLogger().handlers:  # a spawned worker: same log format as the parent
+        configure_logging(settings.log_level)
     return build_app(settings)

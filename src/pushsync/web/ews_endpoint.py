@@ -2,27 +2,35 @@
 
 The handler does the minimum (STYLE.md 3). It answers OK only after the inbox has committed the
 rows; a storage failure is a 503, which Exchange treats as a failed delivery and retries.
+Every check that needs no body runs before the body is read, cheapest first.
 """
 
 from __future__ import annotations
 
-from pushsync.errors import RejectedRequest
+from pushsync.access.callback_token import CallbackToken
+from pushsync.errors import MethodNotAllowed, RejectedRequest, UnsupportedMediaType
 from pushsync.ews.namespaces import SEND_NOTIFICATION_ACTION
 from pushsync.ews.send_notification import parse_send_notification
 from pushsync.ews.send_notification_result import ANSWERS, SubscriptionStatus
 from pushsync.inbox import Inbox, Verdict
+from pushsync.metrics import count_answered
 from pushsync.web.asgi import Receive, Send, respond
 from pushsync.web.request import Request, read_body
 
 _XML = b"text/xml; charset=utf-8"
+_XML_TYPES = frozenset({"text/xml", "application/soap+xml", "application/xml"})
 
 
 class EwsEndpoint:
-    def __init__(self, inbox: Inbox, *, max_body_bytes: int) -> None:
+    def __init__(self, inbox: Inbox, token: CallbackToken, *, max_body_bytes: int) -> None:
         self._inbox = inbox
+        self._token = token
         self._max_body_bytes = max_body_bytes
 
     async def __call__(self, request: Request, receive: Receive, send: Send) -> None:
+        if request.method != "POST":
+            raise MethodNotAllowed(f"method {request.method} not allowed")
+        self._token.check(request.query)
         check_packet(request)
         body = await read_body(request, receive, self._max_body_bytes)
         rows = parse_send_notification(body, remote_addr=request.remote_addr)
@@ -30,20 +38,24 @@ class EwsEndpoint:
         status = (
             SubscriptionStatus.OK if verdict is Verdict.STORED else SubscriptionStatus.UNSUBSCRIBE
         )
+        count_answered()
         await respond(send, 200, ANSWERS[status], _XML)
 
 
 def check_packet(request: Request) -> None:
-    """The packet-inspection rules of the product page, before the body is read."""
-    if request.method != "POST":
-        raise RejectedRequest(f"method {request.method} not allowed", status=405, reason="method")
+    """The packet-inspection rules of the product page that need no body."""
     action = (request.header(b"soapaction") or "").strip().strip('"')
     if action != SEND_NOTIFICATION_ACTION:
         raise RejectedRequest(
-            f"SOAPAction {action!r} is not SendNotification", status=400, reason="soap_action"
+            f"SOAPAction {action[:200]!r} is not SendNotification", status=400, reason="soap_action"
         )
     content_type = (request.header(b"content-type") or "").split(";", 1)[0].strip().lower()
-    if content_type not in ("text/xml", "application/soap+xml", "application/xml"):
-        raise RejectedRequest(
-            f"content type {content_type!r} is not XML", status=415, reason="content_type"
+    if content_type not in _XML_TYPES:
+        raise UnsupportedMediaType(f"content type {content_type[:100]!r} is not XML")
+    # Exchange never compresses what it posts; a compressed body could expand far past the
+    # size limit, so it is refused rather than inflated.
+    encoding = (request.header(b"content-encoding") or "identity").strip().lower()
+    if encoding != "identity":
+        raise UnsupportedMediaType(
+            f"content encoding {encoding[:50]!r} refused", reason="content_encoding"
         )

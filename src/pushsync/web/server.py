@@ -1,4 +1,5 @@
-"""Running the public listener: uvicorn with httptools and uvloop, N worker processes.
+"""Running the listeners: the public one (uvicorn, httptools, uvloop, N worker processes) and
+the admin one (a small uvicorn server on a thread of the supervising process).
 
 uvicorn was chosen by measurement (docs/decisions.md): on the 2-core reference machine an empty
 handler served ~38k requests/s under uvicorn+httptools+uvloop against ~29k under granian.
@@ -7,16 +8,38 @@ handler served ~38k requests/s under uvicorn+httptools+uvloop against ~29k under
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
+import threading
+import time
+from pathlib import Path
 
 import uvicorn
 
+from pushsync.errors import ConfigError
+from pushsync.metrics import MULTIPROC_ENV
 from pushsync.settings import Settings, dump_for_child_process
-from pushsync.web.app import SETTINGS_ENV
+from pushsync.web.admin import AdminApp
+from pushsync.web.app import SETTINGS_ENV, address_filter, callback_token, client_address
+from pushsync.web.protocol import Limits, guarded_protocol
 
 
 def serve(settings: Settings) -> None:
-    """Block serving the public listener until interrupted."""
+    """Block serving both listeners until interrupted."""
+    allowed = address_filter(settings)  # fail here, once, on bad ranges or access settings
+    callback_token(settings)
+    client_address(settings)
+    multiproc_dir = Path(tempfile.mkdtemp(prefix="pushsync-metrics-"))
+    os.environ[MULTIPROC_ENV] = str(multiproc_dir)
     os.environ[SETTINGS_ENV] = dump_for_child_process(settings)
+    try:
+        _start_admin(settings, AdminApp(settings, allowed, multiproc_dir))
+        _run_public(settings)
+    finally:
+        shutil.rmtree(multiproc_dir, ignore_errors=True)
+
+
+def _run_public(settings: Settings) -> None:
     uvicorn.run(
         "pushsync.web.app:create_app",
         factory=True,
@@ -24,12 +47,35 @@ def serve(settings: Settings) -> None:
         port=settings.port,
         workers=settings.workers,
         loop="uvloop",
-        http="httptools",
+        http=guarded_protocol(Limits.from_settings(settings)),  # type: ignore[arg-type]
         lifespan="on",
         access_log=False,
         server_header=False,
         date_header=False,
         log_config=None,
-        limit_concurrency=settings.max_connections,
         timeout_keep_alive=settings.keep_alive_seconds,
     )
+
+
+def _start_admin(settings: Settings, app: AdminApp) -> None:
+    """Start the admin listener on a daemon thread; fail loudly if it cannot bind."""
+    config = uvicorn.Config(
+        app,
+        host=settings.admin_host,
+        port=settings.admin_port,
+        loop="asyncio",
+        http="httptools",
+        lifespan="on",
+        access_log=False,
+        log_config=None,
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, name="pushsync-admin", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise ConfigError(
+                f"admin listener could not start on {settings.admin_host}:{settings.admin_port}"
+            )
+        time.sleep(0.02)

@@ -1,0 +1,127 @@
+"""The admin listener: health, readiness, metrics and status, on loopback by default.
+
+It runs in the supervising process, beside the public listener's workers and never inside the
+public application, so none of these paths can answer on the public port.
+
+- `/healthz`  200 while the process runs;
+- `/readyz`   200 when the database answers with the current schema, the public listener
+              accepts connections and the address ranges are loaded; 503 with the reasons if not;
+- `/metrics`  Prometheus text, summed over the worker processes (`pushsync.metrics`);
+- `/status`   JSON: the ranges in use, the authentication mode, the listeners and limits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+from pushsync.access.address_filter import AddressFilter
+from pushsync.metrics import exposition
+from pushsync.settings import Settings
+from pushsync.store import connect
+from pushsync.store.migrations import applied_versions, latest_version
+from pushsync.web.asgi import Receive, Scope, Send, respond
+from pushsync.web.request import Request
+
+log = logging.getLogger("pushsync.admin")
+
+_JSON = b"application/json"
+_PROMETHEUS = b"text/plain; version=0.0.4; charset=utf-8"
+
+
+class AdminApp:
+    def __init__(
+        self, settings: Settings, allowed: AddressFilter, multiproc_dir: Path | None
+    ) -> None:
+        self.settings = settings
+        self.allowed = allowed
+        self.multiproc_dir = multiproc_dir
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await _lifespan(receive, send)
+            return
+        if scope["type"] != "http":
+            return
+        request = Request.from_scope(scope)
+        if request.method not in ("GET", "HEAD"):
+            await respond(send, 405, b"GET only\n", extra_headers=[(b"allow", b"GET, HEAD")])
+        elif request.path == "/healthz":
+            await respond(send, 200, b"ok\n")
+        elif request.path == "/readyz":
+            problems = await self.problems()
+            body = json.dumps({"ready": not problems, "problems": problems}).encode()
+            await respond(send, 503 if problems else 200, body, _JSON)
+        elif request.path == "/metrics":
+            await respond(send, 200, exposition(self.multiproc_dir), _PROMETHEUS)
+        elif request.path == "/status":
+            await respond(send, 200, json.dumps(self.status(), indent=1).encode(), _JSON)
+        else:
+            await respond(send, 404, b"not found\n")
+
+    async def problems(self) -> list[str]:
+        problems = []
+        if self.settings.use_microsoft_ranges and self.allowed.ranges is None:
+            problems.append("Microsoft address ranges not loaded")
+        problems += await _database_problems(self.settings)
+        if not await _accepts(self.settings.host, self.settings.port):
+            problems.append("public listener does not accept connections")
+        return problems
+
+    def status(self) -> dict[str, Any]:
+        self.allowed.reload_if_changed()
+        s = self.settings
+        return {
+            "public_listener": {"host": s.host, "port": s.port, "paths": [s.ews_path]},
+            "address_filter": self.allowed.describe(),
+            "trusted_proxies": len(s.trusted_proxies),
+            "callback_token": "optional (legacy)"
+            if s.allow_callbacks_without_token
+            else "required",
+            "limits": {
+                "max_body_bytes": s.max_body_bytes,
+                "max_header_bytes": s.max_header_bytes,
+                "header_timeout_seconds": s.header_timeout_seconds,
+                "body_timeout_seconds": s.body_timeout_seconds,
+                "max_connections_per_process": s.max_connections,
+            },
+        }
+
+
+async def _database_problems(settings: Settings) -> list[str]:
+    connector = connect(settings.database_url)
+    try:
+        await connector.open()
+        try:
+            versions = await applied_versions(connector)
+            if latest_version(connector.dialect) not in versions:
+                return ["database schema is not at the latest version"]
+        finally:
+            await connector.close()
+    except Exception as exc:
+        log.warning("readiness: database", extra={"detail": str(exc)})
+        return [f"database: {type(exc).__name__}"]
+    return []
+
+
+async def _accepts(host: str, port: int) -> bool:
+    target = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)  # noqa: S104
+    try:
+        _, writer = await asyncio.wait_for(asyncio.open_connection(target, port), 2.0)
+    except (OSError, TimeoutError):
+        return False
+    writer.close()
+    return True
+
+
+async def _lifespan(receive: Receive, send: Send) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return

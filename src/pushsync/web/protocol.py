@@ -1,0 +1,139 @@
+"""A guard around uvicorn's httptools protocol: the limits uvicorn does not have.
+
+uvicorn has a keep-alive timeout but no header or body read timeout, and httptools puts no
+bound on the size of the request head, so one slow or endless client could hold a connection
+for ever. This subclass adds, per connection:
+
+- a header timeout, from the connection (or the first byte of a request) to the end of its head;
+- a body timeout, from the end of the head to the end of the body;
+- a cap on the size of the request line and headers (431);
+- a cap on open connections per process, refused at once (503) instead of after the head.
+
+What it refuses before a request exists it logs and counts through `web/errors.py` like every
+other rejection. uvicorn is told to use it with `http=guarded_protocol(limits)`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import http
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from pushsync.settings import Settings
+from pushsync.web.errors import log_rejection
+from pushsync.web.request import BODY_TIMED_OUT
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    header_timeout: float
+    body_timeout: float
+    max_header_bytes: int
+    max_connections: int
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Limits:
+        return cls(
+            header_timeout=settings.header_timeout_seconds,
+            body_timeout=settings.body_timeout_seconds,
+            max_header_bytes=settings.max_header_bytes,
+            max_connections=settings.max_connections,
+        )
+
+
+class GuardedProtocol(HttpToolsProtocol):
+    def __init__(self, *args: Any, limits: Limits, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._limits = limits
+        self._timer: asyncio.TimerHandle | None = None
+        self._in_head = True
+        self._head_bytes = 0
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        if len(self.connections) > self._limits.max_connections:
+            self._refuse(503, "connection_limit", "too many open connections")
+            return
+        self._arm(self._limits.header_timeout, self._head_timed_out)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        # Counted before parsing: while still in the head after this chunk, all of it was head.
+        if self._in_head:
+            self._head_bytes += len(data)
+        super().data_received(data)
+        over = self._in_head and self._head_bytes > self._limits.max_header_bytes
+        if over and not self.transport.is_closing():
+            self._refuse(431, "headers_too_large", "request head over the size limit")
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        if self._timer is None:  # a new request on a kept-alive connection
+            self._arm(self._limits.header_timeout, self._head_timed_out)
+
+    def on_headers_complete(self) -> None:
+        self._in_head = False
+        self._head_bytes = 0
+        self._arm(self._limits.body_timeout, self._body_timed_out)
+        super().on_headers_complete()
+
+    def on_message_complete(self) -> None:
+        self._disarm()
+        self._in_head = True
+        super().on_message_complete()
+
+    def _arm(self, delay: float, callback: Callable[[], None]) -> None:
+        self._disarm()
+        self._timer = self.loop.call_later(delay, callback)
+
+    def _disarm(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _head_timed_out(self) -> None:
+        self._timer = None
+        if self.cycle is not None and not self.cycle.response_complete:
+            self.transport.close()  # a pipelined head behind a running request: just drop
+            return
+        self._refuse(408, "header_timeout", "request head not received in time")
+
+    def _body_timed_out(self) -> None:
+        """Let the handler answer 408: it is waiting in `receive` and sees the flag."""
+        self._timer = None
+        if self.cycle is None or self.cycle.response_complete:
+            self.transport.close()
+            return
+        self.scope[BODY_TIMED_OUT] = True  # type: ignore[literal-required]
+        self.cycle.message_event.set()
+
+    def send_400_response(self, msg: str) -> None:
+        log_rejection("bad_http", 400, self._peer(), msg)
+        super().send_400_response(msg)
+
+    def _refuse(self, status: int, reason: str, detail: str) -> None:
+        log_rejection(reason, status, self._peer(), detail)
+        self._disarm()
+        body = f"{detail}\n".encode()
+        phrase = http.HTTPStatus(status).phrase.encode()
+        self.transport.write(
+            b"HTTP/1.1 %d %s\r\ncontent-type: text/plain; charset=utf-8\r\n"
+            b"content-length: %d\r\nconnection: close\r\n\r\n%s" % (status, phrase, len(body), body)
+        )
+        self.transport.close()
+
+    def _peer(self) -> str | None:
+        return self.client[0] if self.client else None
+
+
+def guarded_protocol(limits: Limits) -> Callable[..., GuardedProtocol]:
+    """What uvicorn's `http=` takes: a picklable factory, so spawned workers get it too."""
+    return functools.partial(GuardedProtocol, limits=limits)
