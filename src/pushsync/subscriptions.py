@@ -117,6 +117,9 @@ class Subscriptions:
     async def room_error(self, mailbox: str, error: str, now: datetime) -> None:
         await self._execute("room_error", {"mailbox": mailbox, "error": error[:2000], "now": now})
 
+    async def rooms_needing_resync(self, limit: int) -> list[Row]:
+        return await self._fetch("rooms_needing_resync", {"limit": limit})
+
     async def by_id(self, subscription_id: str) -> Row | None:
         async with self._connector.session() as session:
             return await session.fetch_one(

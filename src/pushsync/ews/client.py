@@ -88,6 +88,8 @@ class EwsClient:
         self._executor = ThreadPoolExecutor(max_workers=max_concurrency, thread_name_prefix="ews")
         self._accounts: dict[str, exchangelib.Account] = {}
         self._config: exchangelib.Configuration | None = None
+        self._calendar_ids: dict[str, str] = {}
+        self.calls = 0  # EWS requests sent, for "calls per notification"
 
     def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
@@ -112,6 +114,33 @@ class EwsClient:
             )
             return Subscription(subscription_id, new_watermark)
 
+        self.calls += 1
+        return await self._run(mailbox, call)
+
+    async def calendar_folder_id(self, mailbox: str) -> str:
+        """The id of the room's calendar folder (GetFolder once per mailbox and process)."""
+        if mailbox not in self._calendar_ids:
+            self.calls += 1
+            self._calendar_ids[mailbox] = await self._run(
+                mailbox, lambda: str(self._account(mailbox).calendar.id)
+            )
+        return self._calendar_ids[mailbox]
+
+    async def masters(
+        self, mailbox: str, occurrence_ids: Sequence[str], *, chunk_size: int = 10
+    ) -> list[Fetched]:
+        """The series masters of occurrences (GetItem with RecurringMasterItemId)."""
+
+        def call() -> list[Fetched]:
+            account = self._account(mailbox)
+            wanted = [
+                exchangelib.CalendarItem(account=account, id=oid).recurring_master()
+                for oid in occurrence_ids
+            ]
+            found = account.fetch(ids=wanted, chunk_size=chunk_size)
+            return [_fetched(oid, item) for oid, item in zip(occurrence_ids, found, strict=True)]
+
+        self.calls += -(-len(occurrence_ids) // chunk_size)
         return await self._run(mailbox, call)
 
     async def fetch(
@@ -126,6 +155,7 @@ class EwsClient:
             )
             return [_fetched(item_id, item) for item_id, item in zip(item_ids, found, strict=True)]
 
+        self.calls += -(-len(item_ids) // chunk_size)
         return await self._run(mailbox, call)
 
     async def calendar_view(
@@ -139,6 +169,7 @@ class EwsClient:
             )
             return list(view)
 
+        self.calls += 1
         return await self._run(mailbox, call)
 
     async def rooms(self, room_list: str | None = None) -> list[str]:

@@ -1,0 +1,138 @@
+"""How the worker learns a room's calendar over EWS: GetItem for notified items, CalendarView to
+expand series and to resync, in chunks that respect Exchange's limits.
+
+CalendarView covers at most two years (ErrorCalendarViewRangeTooBig) and returns at most 1000
+items without paging, and a truncated answer can look complete; so a window is split into
+chunks, and a chunk that comes back full is split again rather than trusted.
+https://learn.microsoft.com/exchange/client-developer/exchange-web-services/how-to-get-appointments-and-meetings-by-using-ews-in-exchange
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from pushsync.ews.calendar_items import is_series_master, to_reservation
+from pushsync.ews.client import EwsClient
+from pushsync.reservation import Gone, Observation, RoomSnapshot, Snapshot, Window
+
+MAX_VIEW_ITEMS = 1000
+MAX_CHUNK = timedelta(days=180)
+MIN_CHUNK = timedelta(hours=1)
+
+
+class EwsCalendar:
+    def __init__(
+        self,
+        client: EwsClient,
+        *,
+        past: timedelta,
+        future: timedelta,
+        clock: Callable[[], datetime],
+        fetch_chunk: int = 25,
+    ) -> None:
+        self._client = client
+        self._past = past
+        self._future = future
+        self._clock = clock
+        self._fetch_chunk = fetch_chunk
+
+    def window(self) -> Window:
+        now = self._clock()
+        return Window(now - self._past, now + self._future)
+
+    @property
+    def calls(self) -> int:
+        return self._client.calls
+
+    async def observe(self, mailbox: str, item_ids: Sequence[str]) -> list[Observation]:
+        """What the calendar says now about these items (one GetItem batch, one view if series)."""
+        if not item_ids:
+            return []
+        calendar_id = await self._client.calendar_folder_id(mailbox)
+        fetched = await self._client.fetch(mailbox, item_ids, chunk_size=self._fetch_chunk)
+        observations: list[Observation] = []
+        masters = []
+        for result in fetched:
+            item = result.item
+            if item is None or _folder_id(item) not in (None, calendar_id):
+                observations.append(Gone(mailbox, result.item_id))
+            elif is_series_master(item) or item.type in ("Occurrence", "Exception"):
+                masters.append(item)
+            else:
+                row = to_reservation(mailbox, item)
+                observations.append(
+                    Snapshot(mailbox, row.uid, (row,), last_modified=row.last_modified)
+                )
+        if masters:
+            observations += await self._expand(mailbox, masters)
+        return observations
+
+    async def observe_room(self, mailbox: str) -> RoomSnapshot:
+        """Everything in the room's calendar inside the sync window (a full resync)."""
+        window = self.window()
+        items = await self._view(mailbox, window)
+        occurrence_ids = {
+            item.uid: item.id for item in items if item.type in ("Occurrence", "Exception")
+        }
+        master_ids = {}
+        if occurrence_ids:
+            uids, ids = zip(*occurrence_ids.items(), strict=True)
+            found = await self._client.masters(mailbox, ids, chunk_size=self._fetch_chunk)
+            master_ids = {
+                uid: f.item.id for uid, f in zip(uids, found, strict=True) if f.item is not None
+            }
+        rows = tuple(
+            to_reservation(mailbox, item, series_master_id=master_ids.get(item.uid))
+            for item in items
+        )
+        return RoomSnapshot(mailbox, rows, window)
+
+    async def _expand(self, mailbox: str, masters: list[Any]) -> list[Observation]:
+        window = self.window()
+        by_uid: dict[str, list[Any]] = defaultdict(list)
+        for item in await self._view(mailbox, window):
+            by_uid[item.uid].append(item)
+        observations: list[Observation] = []
+        for master in masters:
+            master_id = master.id if is_series_master(master) else None
+            rows = tuple(
+                to_reservation(mailbox, occ, series_master_id=master_id)
+                for occ in by_uid[master.uid]
+            )
+            last_modified = to_reservation(mailbox, master).last_modified if master.start else None
+            observations.append(
+                Snapshot(mailbox, master.uid, rows, last_modified=last_modified, window=window)
+            )
+        return observations
+
+    async def _view(self, mailbox: str, window: Window) -> list[Any]:
+        """CalendarView over the window in chunks; a full chunk is halved until it is not."""
+        items: dict[tuple[str, Any], Any] = {}
+        pending = _chunks(window.start, window.end, MAX_CHUNK)
+        while pending:
+            start, end = pending.pop(0)
+            found = await self._client.calendar_view(mailbox, start, end, max_items=MAX_VIEW_ITEMS)
+            if len(found) >= MAX_VIEW_ITEMS and end - start > MIN_CHUNK:
+                middle = start + (end - start) / 2
+                pending[:0] = [(start, middle), (middle, end)]
+                continue
+            for item in found:  # an item spanning two chunks comes back from both
+                items[(item.id, item.start)] = item
+        return list(items.values())
+
+
+def _chunks(start: datetime, end: datetime, size: timedelta) -> list[tuple[datetime, datetime]]:
+    chunks = []
+    while start < end:
+        chunks.append((start, min(start + size, end)))
+        start += size
+    return chunks
+
+
+def _folder_id(item: Any) -> str | None:
+    parent = getattr(item, "parent_folder_id", None)
+    return getattr(parent, "id", None)
+
