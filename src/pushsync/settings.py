@@ -29,7 +29,6 @@ CONFIG_FILE_ENV = "PUSHSYNC_CONFIG_FILE"
 DEFAULT_DATABASE_URL = "sqlite:///var/pushsync.db"
 
 
-
 def _networks(value: Any) -> Any:
     """A comma-separated string (environment) or a list (TOML); each entry must be a network."""
     if isinstance(value, str):
@@ -41,6 +40,19 @@ def _networks(value: Any) -> Any:
 
 
 Networks = Annotated[list[str], NoDecode, BeforeValidator(_networks)]
+
+
+def _mailboxes(value: Any) -> Any:
+    """A comma-separated string (environment) or a list (TOML) of SMTP addresses."""
+    if isinstance(value, str):
+        value = [part.strip() for part in value.split(",") if part.strip()]
+    if isinstance(value, list) and not all("@" in str(entry) for entry in value):
+        raise ValueError("every entry must be an SMTP address")
+    return value
+
+
+Mailboxes = Annotated[list[str], NoDecode, BeforeValidator(_mailboxes)]
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="PUSHSYNC_", frozen=True, extra="forbid")
@@ -81,6 +93,31 @@ class Settings(BaseSettings):
     # the admin listener: health, readiness, metrics, status; never on the public one
     admin_host: str = "127.0.0.1"
     admin_port: int = Field(8081, ge=0, le=65535)
+
+    # Exchange: where the subscription manager and the worker call (docs/configuration.md)
+    ews_url: str | None = Field(
+        None, description="e.g. https://outlook.office365.com/EWS/Exchange.asmx"
+    )
+    ews_auth: Literal["oauth", "ntlm", "basic"] = "oauth"
+    ews_username: str | None = None
+    ews_password: SecretStr | None = None
+    tenant_id: str | None = None
+    client_id: str | None = None
+    client_secret: SecretStr | None = None
+    authority_host: str = "https://login.microsoftonline.com"
+    ews_max_concurrency: int = Field(27, ge=1, le=27, description="EWSMaxConcurrency")
+    rooms: Mailboxes = Field(default_factory=list, description="room SMTP addresses")
+    room_lists: Mailboxes = Field(default_factory=list, description="room lists to expand")
+    public_url: str | None = Field(None, description="where Exchange reaches the public listener")
+    status_frequency_minutes: int = Field(15, ge=1, le=1440)
+    subscription_check_seconds: float = Field(60.0, gt=0)
+    # the sync worker
+    sync_window_past_days: int = Field(1, ge=0)
+    sync_window_future_days: int = Field(365, ge=1, description="at least the booking window")
+    worker_batch_size: int = Field(500, ge=1)
+    worker_debounce_ms: int = Field(500, ge=0, description="let a burst settle before fetching")
+    fetch_chunk_size: int = Field(25, ge=1, le=100, description="item ids per GetItem")
+    notification_retention_days: int = Field(7, ge=1)
 
     unknown_subscriptions: UnknownSubscriptions = UnknownSubscriptions.ACCEPT
     max_batch_rows: int = Field(2000, ge=1, description="rows per group commit at most")
