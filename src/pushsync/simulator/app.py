@@ -1,0 +1,116 @@
+"""The simulator's HTTP face: a raw ASGI app serving EWS at /EWS/Exchange.asmx.
+
+It checks Basic credentials the way IIS does (a 401 with `WWW-Authenticate: Basic`, which is
+also how exchangelib learns the auth type), counts requests in flight, turns away the configured
+share of operations with ErrorServerBusy, and hands the SOAP request to the operation's module.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import logging
+
+from pushsync.simulator.ews import soap
+from pushsync.simulator.ews.operations import OPERATIONS, UNTHROTTLED
+from pushsync.simulator.exchange import Exchange
+from pushsync.web.asgi import Message, Receive, Scope, Send, respond
+
+log = logging.getLogger(__name__)
+
+EWS_PATH = "/ews/exchange.asmx"  # IIS paths are case-insensitive
+XML = b"text/xml; charset=utf-8"
+MAX_BODY = 10 * 1024 * 1024
+
+
+class SimulatorApp:
+    def __init__(self, exchange: Exchange) -> None:
+        self.exchange = exchange
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await _lifespan(receive, send)
+            return
+        if scope["type"] != "http":
+            return
+        if scope["path"].lower() != EWS_PATH:
+            await respond(send, 404, b"not found")
+            return
+        if scope["method"] != "POST":
+            await respond(send, 405, b"POST only", extra_headers=[(b"allow", b"POST")])
+            return
+        user = self._authenticate(scope)
+        if user is None:
+            realm = b'Basic realm="simulator"'
+            await respond(send, 401, b"", extra_headers=[(b"www-authenticate", realm)])
+            return
+        body = await _read_body(receive)
+        self.exchange.in_flight += 1
+        self.exchange.max_in_flight = max(self.exchange.max_in_flight, self.exchange.in_flight)
+        try:
+            status, answer = self.dispatch(body, user)
+        finally:
+            self.exchange.in_flight -= 1
+        await respond(send, status, answer, content_type=XML)
+
+    def dispatch(self, body: bytes, user: str) -> tuple[int, bytes]:
+        version = soap.DEFAULT_VERSION
+        try:
+            request = soap.parse_request(body, user)
+            version = request.version
+            handler = OPERATIONS.get(request.operation)
+            if handler is None:
+                raise soap.SoapFault("ErrorInvalidRequest", f"{request.operation} is not served")
+            self.exchange.calls[request.operation] += 1
+            if request.operation not in UNTHROTTLED and self.exchange.busy():
+                raise soap.SoapFault(
+                    "ErrorServerBusy",
+                    "The server cannot service this request right now. Try again later.",
+                    back_off_ms=self.exchange.config.busy_back_off_ms,
+                )
+            self.exchange.attend()  # the attendant works between requests too
+            return 200, handler(self.exchange, request)
+        except soap.SoapFault as error:
+            return 500, soap.fault(error, version)
+
+    def _authenticate(self, scope: Scope) -> str | None:
+        for name, value in scope["headers"]:
+            if name == b"authorization":
+                return self._check_basic(value)
+        return None
+
+    def _check_basic(self, value: bytes) -> str | None:
+        scheme, _, encoded = value.partition(b" ")
+        if scheme.lower() != b"basic":
+            return None
+        try:
+            username, _, password = base64.b64decode(encoded).decode().partition(":")
+        except (binascii.Error, UnicodeDecodeError):
+            return None
+        config = self.exchange.config
+        if username.lower() == config.username.lower() and password == config.password:
+            return username
+        return None
+
+
+async def _read_body(receive: Receive) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message: Message = await receive()
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size <= MAX_BODY:
+            chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+async def _lifespan(receive: Receive, send: Send) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return

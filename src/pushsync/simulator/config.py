@@ -1,0 +1,58 @@
+"""What a simulated Exchange organisation looks like: its rooms, accounts and failure rates."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from pushsync.simulator.booking import BookingSettings, Room
+from pushsync.simulator.clock import DEFAULT_EPOCH
+
+# Rooms spread over zones with different daylight-saving rules (and one without any).
+ZONES = (
+    "Europe/Berlin",
+    "America/New_York",
+    "Europe/London",
+    "Asia/Tokyo",
+    "Australia/Sydney",
+    "America/Los_Angeles",
+)
+DOMAIN = "contoso.example"
+
+
+@dataclass(frozen=True, slots=True)
+class SimulatorConfig:
+    """Everything the simulator needs; the defaults give a small, friendly organisation."""
+
+    rooms: tuple[Room, ...] = ()
+    seed: int = 1
+    scale: float = 1.0  # Exchange seconds per real second
+    epoch: datetime = DEFAULT_EPOCH
+    host: str = "127.0.0.1"
+    port: int = 0  # 0: a free port, reported by `url`
+    username: str = "svc-pushsync@" + DOMAIN
+    password: str = "simulator"  # noqa: S105 - a test double's well-known password
+    # Accounts allowed to impersonate rooms (the ApplicationImpersonation role).
+    impersonators: frozenset[str] = frozenset({"svc-pushsync@" + DOMAIN})
+    busy_rate: float = 0.0  # share of operations answered ErrorServerBusy
+    busy_back_off_ms: int = 2000  # BackOffMilliseconds hint (Exchange time)
+    max_subscriptions_per_mailbox: int = 20  # EWSMaxSubscriptions in Exchange Online
+    max_events_per_notification: int = 50
+    room_lists: tuple[str, ...] = ("All Rooms",)
+
+    def room(self, email: str) -> Room | None:
+        return next((r for r in self.rooms if r.email.lower() == email.lower()), None)
+
+
+def generated_rooms(count: int, booking: BookingSettings | None = None) -> tuple[Room, ...]:
+    """`count` rooms named room-001@… cycling through the time zones."""
+    settings = booking or BookingSettings()
+    return tuple(
+        Room(
+            email=f"room-{n:03d}@{DOMAIN}",
+            name=f"Room {n:03d}",
+            time_zone=ZONES[(n - 1) % len(ZONES)],
+            booking=settings,
+        )
+        for n in range(1, count + 1)
+    )

@@ -1,0 +1,20 @@
+"""Which EWS operation each SOAP body element goes to."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from pushsync.simulator.ews import convert_id, get_folder, subscribe
+from pushsync.simulator.ews.soap import EwsRequest
+from pushsync.simulator.exchange import Exchange
+
+Handler = Callable[[Exchange, EwsRequest], bytes]
+
+OPERATIONS: dict[str, Handler] = {
+    "ConvertId": convert_id.handle,
+    "GetFolder": get_folder.handle,
+    "Subscribe": subscribe.handle,
+}
+
+# exchangelib's version probe: throttling it would only test exchangelib's start-up.
+UNTHROTTLED = frozenset({"ConvertId"})

@@ -1,0 +1,86 @@
+"""Opaque identifiers shaped like Exchange's: ItemIds, ChangeKeys, watermarks, subscription ids.
+
+Real ids are base64 of binary structures; clients must treat them as opaque, case-sensitive
+strings. The simulator keeps that shape (and length: a room ItemId is ~150 characters) so the
+code under test meets realistic values, and decodes only its own watermarks.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import random
+import struct
+
+_WATERMARK_VERSION = b"\x01\x00\x00\x00"
+
+
+def _b64(raw: bytes) -> str:
+    return base64.b64encode(raw).decode("ascii")
+
+
+def mailbox_guid(email: str) -> bytes:
+    """A stable 16-byte mailbox GUID derived from the address."""
+    return hashlib.blake2b(email.lower().encode(), digest_size=16).digest()
+
+
+def item_id(rng: random.Random, mailbox: str) -> str:
+    """A fresh ItemId: mailbox GUID + entry id bytes, like the 'AAMkA…' ids Exchange gives."""
+    return _b64(b"\x00\x03\x24\x00" + mailbox_guid(mailbox) + rng.randbytes(90))
+
+
+def occurrence_id(master_id: str, generation: int, original_start: str) -> str:
+    """The id of one occurrence; changes when the series pattern changes (new generation)."""
+    seed = f"{master_id}|{generation}|{original_start}".encode()
+    return _b64(b"\x01\x03\x24\x00" + hashlib.blake2b(seed, digest_size=64).digest())
+
+
+def folder_id(mailbox: str, name: str) -> str:
+    seed = f"{mailbox.lower()}|{name}".encode()
+    return _b64(b"\x00\x01\x2e\x00" + mailbox_guid(mailbox) + hashlib.blake2b(seed).digest()[:30])
+
+
+def change_key(rng: random.Random) -> str:
+    return _b64(b"\x0f\x00\x00\x00\x16\x00\x00\x00" + rng.randbytes(22))
+
+
+def subscription_id(rng: random.Random, mailbox: str) -> str:
+    return _b64(b"\x15\x00" + mailbox_guid(mailbox) + rng.randbytes(24))
+
+
+def watermark(mailbox: str, sequence: int, tick: int = 0) -> str:
+    """Mailbox GUID + event counter: the next events after it are those with a higher counter.
+
+    `tick` tells StatusEvents apart: each carries a watermark of its own, as Exchange's do, that
+    resumes at the same place as the last event's.
+    """
+    packed = struct.pack("<QI", sequence, tick)
+    return _b64(_WATERMARK_VERSION + mailbox_guid(mailbox) + packed)
+
+
+def parse_watermark(value: str) -> tuple[bytes, int] | None:
+    """(mailbox GUID, counter) of a watermark this simulator issued, or None."""
+    try:
+        raw = base64.b64decode(value, validate=True)
+    except ValueError:
+        return None
+    if len(raw) != 32 or not raw.startswith(_WATERMARK_VERSION):
+        return None
+    sequence: int = struct.unpack("<Q", raw[20:28])[0]
+    return raw[4:20], sequence
+
+
+def sync_state(mailbox: str, sequence: int) -> str:
+    """SyncFolderItems state: like a watermark, but its own prefix so the two never mix."""
+    return _b64(b"\x02\x00\x00\x00" + mailbox_guid(mailbox) + struct.pack("<Q", sequence))
+
+
+def parse_sync_state(value: str) -> tuple[bytes, int] | None:
+    try:
+        raw = base64.b64decode(value, validate=True)
+    except ValueError:
+        return None
+    if len(raw) != 28 or not raw.startswith(b"\x02\x00\x00\x00"):
+        return None
+    sequence: int = struct.unpack("<Q", raw[20:])[0]
+    return raw[4:20], sequence

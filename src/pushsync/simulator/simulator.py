@@ -1,0 +1,99 @@
+"""The simulator as one async object: EWS server, push deliveries, attendant and activity.
+
+`Simulator` runs on the caller's event loop (`async with Simulator(config) as sim`); the thread
+wrapper in `server.py` gives synchronous tests and the CLI the same thing on a loop of its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+from types import TracebackType
+
+import httpx
+import uvicorn
+
+from pushsync.simulator.app import SimulatorApp
+from pushsync.simulator.clock import SimClock
+from pushsync.simulator.config import SimulatorConfig
+from pushsync.simulator.exchange import Exchange
+from pushsync.simulator.push import PushEngine
+
+ATTENDANT_TICK_SECONDS = 1.0  # Exchange time between two rounds of the booking attendant
+
+
+class Simulator:
+    def __init__(self, config: SimulatorConfig, *, clock: SimClock | None = None) -> None:
+        self.config = config
+        self.clock = clock or SimClock(epoch=config.epoch, scale=config.scale)
+        self.exchange = Exchange(config, self.clock)
+        self.push: PushEngine | None = None
+        self.port = 0
+        self._server: uvicorn.Server | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._http: httpx.AsyncClient | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.config.host}:{self.port}"
+
+    @property
+    def ews_url(self) -> str:
+        """The service endpoint to give exchangelib."""
+        return self.url + "/EWS/Exchange.asmx"
+
+    async def start(self) -> None:
+        self._http = httpx.AsyncClient(
+            timeout=httpx.Timeout(10.0), headers={"User-Agent": "ExchangeServicesClient/15.01"}
+        )
+        self.push = PushEngine(self.exchange, self._http)
+        self.exchange.push = self.push
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((self.config.host, self.config.port))
+        self.port = sock.getsockname()[1]
+        uvicorn_config = uvicorn.Config(
+            SimulatorApp(self.exchange),
+            lifespan="off",
+            access_log=False,
+            log_config=None,
+            server_header=False,
+        )
+        self._server = uvicorn.Server(uvicorn_config)
+        self._tasks.append(asyncio.create_task(self._server.serve(sockets=[sock])))
+        self._tasks.append(asyncio.create_task(self._attendant()))
+        while not self._server.started:  # noqa: ASYNC110 - uvicorn has no "started" event
+            await asyncio.sleep(0.01)
+
+    async def stop(self) -> None:
+        if self.push is not None:
+            await self.push.close()
+        if self._server is not None:
+            self._server.should_exit = True
+        for task in self._tasks[1:]:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+        if self._http is not None:
+            await self._http.aclose()
+
+    async def __aenter__(self) -> Simulator:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    async def _attendant(self) -> None:
+        """Rooms answer bookings on their own schedule, not only when someone calls EWS."""
+        while True:
+            await self.clock.sleep(ATTENDANT_TICK_SECONDS)
+            self.exchange.attend()
