@@ -37,7 +37,9 @@ GONE_EVENTS = frozenset({"Deleted", "deleted"})
 class CalendarSource(Protocol):
     """A protocol's way of reading a room's calendar (EWS or Graph)."""
 
-    calls: int
+    @property
+    def calls(self) -> int:
+        """Requests sent to Exchange or Graph so far."""
 
     async def observe(self, mailbox: str, item_ids: Sequence[str]) -> list[Observation]: ...
 
