@@ -112,7 +112,11 @@ def _measure(target: targets.Target, args: argparse.Namespace, run_id: str) -> F
     try:
         with RssWatch(target.process.pid) as rss:
             tag = f"{run_id}-{target.port}"
-            load = {"connections": args.connections, "threads": args.threads}
+            load = {
+                "connections": args.connections,
+                "threads": args.threads,
+                "path": targets.EWS_PATH,
+            }
             run_wrk(target.url, seconds=args.warmup, run_id=f"{tag}w", **load)
             before = target.count_rows()
             peak = run_wrk(target.url, seconds=args.duration, run_id=f"{tag}p", **load)
@@ -145,6 +149,7 @@ def _paced(target: targets.Target, rate: float, args: argparse.Namespace, tag: s
         threads=args.threads,
         run_id=f"{tag}c",
         delay_ms=think,
+        path=targets.EWS_PATH,
     )
     if probe.rate:
         connections = max(args.threads, round(connections * rate / probe.rate))
@@ -155,6 +160,7 @@ def _paced(target: targets.Target, rate: float, args: argparse.Namespace, tag: s
         threads=args.threads,
         run_id=f"{tag}h",
         delay_ms=think,
+        path=targets.EWS_PATH,
     )
     _say(target.name, f"half (aim {rate:,.0f}/s)", half)
     return half

@@ -55,7 +55,7 @@ def run_wrk(
     threads: int,
     run_id: str,
     delay_ms: int = 0,
-    path: str = "/Webservices/SyncNotification.svc?Default",
+    path: str,
 ) -> LoadResult:
     env = {
         **os.environ,

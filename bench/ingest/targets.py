@@ -17,6 +17,8 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 REPO = Path(__file__).resolve().parents[2]
+TOKEN = "bench-ingest-callback-token"  # pushsync refuses callbacks without its URL secret
+EWS_PATH = f"/Webservices/SyncNotification.svc?Default&token={TOKEN}"
 
 
 def free_port() -> int:
@@ -105,7 +107,7 @@ def pushsync_sqlite(workdir: Path, workers: int) -> SQLiteTarget:
     return SQLiteTarget(
         name="pushsync (SQLite)",
         command=_pushsync_serve(workers),
-        env={"PUSHSYNC_DATABASE_URL": f"sqlite:///{database}"},
+        env=_pushsync_env(f"sqlite:///{database}"),
         log=workdir / "pushsync-sqlite.log",
         database=database,
     )
@@ -115,10 +117,19 @@ def pushsync_postgresql(workdir: Path, workers: int, database_url: str) -> Postg
     return PostgreSQLTarget(
         name="pushsync (PostgreSQL)",
         command=_pushsync_serve(workers),
-        env={"PUSHSYNC_DATABASE_URL": database_url},
+        env=_pushsync_env(database_url),
         log=workdir / "pushsync-postgresql.log",
         database_url=database_url,
     )
+
+
+def _pushsync_env(database_url: str) -> dict[str, str]:
+    return {
+        "PUSHSYNC_DATABASE_URL": database_url,
+        "PUSHSYNC_CALLBACK_TOKEN": TOKEN,
+        "PUSHSYNC_ALLOWED_NETWORKS": "127.0.0.0/8",  # wrk posts from loopback
+        "PUSHSYNC_ADMIN_PORT": str(free_port()),  # never collide with another instance
+    }
 
 
 def _pushsync_serve(workers: int) -> list[str]:

@@ -35,6 +35,7 @@ EVENT_TYPES: dict[str, str] = {
     )
 }
 
+_ENVELOPE = soap("Envelope")
 _BODY = soap("Body")
 _SEND_NOTIFICATION = m("SendNotification")
 _RESPONSE_MESSAGES = m("ResponseMessages")
@@ -66,56 +67,88 @@ MAX_ID_LENGTH = 512  # ItemIds can be long; anything beyond this is not from Exc
 def parse_send_notification(body: bytes, *, remote_addr: str | None = None) -> list[Notification]:
     """Parse a SendNotification envelope into rows, or raise MalformedNotification."""
     root = parse_document(body)
-    if root.tag != soap("Envelope"):
+    if root.tag != _ENVELOPE:
         raise MalformedNotification(f"root element is {root.tag}, not a SOAP 1.1 Envelope")
-    send = _find_send_notification(root)
-    messages = send.find(_RESPONSE_MESSAGES)
+    messages = _child(_find_send_notification(root), _RESPONSE_MESSAGES)
     if messages is None:
         raise MalformedNotification("SendNotification has no ResponseMessages")
     rows: list[Notification] = []
-    for message in messages.iterchildren(_RESPONSE_MESSAGE):
-        rows.extend(_parse_message(message, remote_addr))
+    for message in messages:
+        if message.tag == _RESPONSE_MESSAGE:
+            rows.extend(_parse_message(message, remote_addr))
     if not rows:
         raise MalformedNotification("SendNotification holds no response message")
     return rows
 
 
+# The walk below visits each element once, comparing tags itself: lxml's find() runs its
+# ElementPath machinery on every call and cost more than the rest of the walk (measured in
+# bench/ingest, docs/benchmarks.md); this function is the receiver's hot path.
+
+
+def _child(parent: etree._Element, tag: str) -> etree._Element | None:
+    for child in parent:
+        if child.tag == tag:
+            return child
+    return None
+
+
 def _find_send_notification(root: etree._Element) -> etree._Element:
-    body = root.find(_BODY)
+    body = _child(root, _BODY)
     if body is None:
         raise MalformedNotification("SOAP envelope has no Body")
-    send = body.find(_SEND_NOTIFICATION)
+    send = _child(body, _SEND_NOTIFICATION)
     if send is None:
         raise MalformedNotification("SOAP Body holds no SendNotification in the EWS namespace")
     return send
 
 
 def _parse_message(message: etree._Element, remote_addr: str | None) -> list[Notification]:
-    response_class = message.get("ResponseClass")
-    response_code = _text(message.find(_RESPONSE_CODE))
-    notification = message.find(_NOTIFICATION)
+    response_code = notification = None
+    for child in message:
+        tag = child.tag
+        if tag == _NOTIFICATION:
+            notification = child
+        elif tag == _RESPONSE_CODE:
+            response_code = _text(child)
     if notification is None:
-        if response_class not in ("Error", "Warning"):
+        if message.get("ResponseClass") not in ("Error", "Warning"):
             raise MalformedNotification("a Success response message without a Notification")
         return [_error_row(message, response_code, remote_addr)]
-    subscription_id = _required_text(notification.find(_SUBSCRIPTION_ID), "SubscriptionId")
-    previous = _text(notification.find(_PREVIOUS_WATERMARK))
-    more_events = _boolean(notification.find(_MORE_EVENTS))
-    rows = [
-        _event_row(event, event_type, subscription_id, previous, more_events, remote_addr)
-        for event in notification.iterchildren()
-        if (event_type := EVENT_TYPES.get(event.tag)) is not None
-    ]
-    if not rows:
+    return _parse_notification(notification, remote_addr)
+
+
+def _parse_notification(
+    notification: etree._Element, remote_addr: str | None
+) -> list[Notification]:
+    subscription_id = previous = more_events = None
+    events: list[tuple[etree._Element, str]] = []
+    for child in notification:
+        tag = child.tag
+        if (event_type := EVENT_TYPES.get(tag)) is not None:
+            events.append((child, event_type))
+        elif tag == _SUBSCRIPTION_ID:
+            subscription_id = _text(child)
+        elif tag == _PREVIOUS_WATERMARK:
+            previous = _text(child)
+        elif tag == _MORE_EVENTS:
+            more_events = _boolean(child)
+    if subscription_id is None:
+        raise MalformedNotification("missing SubscriptionId")
+    subscription_id = _bounded(subscription_id, "SubscriptionId")
+    if not events:
         raise MalformedNotification("Notification holds no event")
-    return rows
+    return [
+        _event_row(event, event_type, subscription_id, previous, more_events, remote_addr)
+        for event, event_type in events
+    ]
 
 
 def _error_row(
     message: etree._Element, response_code: str | None, remote_addr: str | None
 ) -> Notification:
     subscription_id = None
-    message_xml = message.find(_MESSAGE_XML)
+    message_xml = _child(message, _MESSAGE_XML)
     if message_xml is not None:
         for value in message_xml.iterchildren(_VALUE):
             if value.get("Name") == "SubscriptionId":
@@ -139,22 +172,22 @@ def _event_row(
     more_events: bool | None,
     remote_addr: str | None,
 ) -> Notification:
-    columns: dict[str, str | None] = {}
+    ids: dict[str, str | None] = {}
     watermark = event_time = unread_count = None
-    for child in event.iterchildren():
+    for child in event:
         tag = child.tag
-        if tag == _WATERMARK:
+        if (names := _ID_COLUMNS.get(tag)) is not None:
+            id_column, key_column = names
+            ids[id_column] = _bounded(_required_attr(child, "Id"), "Id")
+            if key_column is not None:
+                ids[key_column] = child.get("ChangeKey")
+        elif tag == _WATERMARK:
             watermark = _text(child)
         elif tag == _TIMESTAMP:
             event_time = _timestamp(child)
         elif tag == _UNREAD_COUNT:
             unread_count = _integer(child)
-        elif (names := _ID_COLUMNS.get(tag)) is not None:
-            id_column, key_column = names
-            columns[id_column] = _bounded(_required_attr(child, "Id"), "Id")
-            if key_column is not None:
-                columns[key_column] = child.get("ChangeKey")
-    if event_type != "Status" and event_time is None:
+    if event_time is None and event_type != "Status":
         raise MalformedNotification(f"{event_type}Event without a TimeStamp")
     return Notification(
         protocol="ews",
@@ -166,7 +199,7 @@ def _event_row(
         event_time=event_time,
         unread_count=unread_count,
         remote_addr=remote_addr,
-        **columns,
+        **ids,
     )
 
 
@@ -174,13 +207,6 @@ def _text(element: etree._Element | None) -> str | None:
     if element is None or element.text is None:
         return None
     return element.text.strip() or None
-
-
-def _required_text(element: etree._Element | None, name: str) -> str:
-    value = _text(element)
-    if value is None:
-        raise MalformedNotification(f"missing {name}")
-    return _bounded(value, name)
 
 
 def _required_attr(element: etree._Element, name: str) -> str:
