@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from pushsync import cli_sync
+from pushsync.cli_common import (
+    ConfigOption,
+    DatabaseOption,
+    console,
+    settings_or_exit,
+    with_connector,
+)
 from pushsync.errors import PushsyncError
-from pushsync.logs import configure_logging
-from pushsync.settings import Settings, load_settings
-from pushsync.store import connect
 from pushsync.store.connector import Connector
 from pushsync.store.migrations import applied_versions, latest_version, upgrade
 
@@ -34,39 +35,11 @@ app.add_typer(subscriptions_app, name="subscriptions")
 app.add_typer(notifications_app, name="notifications")
 ipranges_app = typer.Typer(help="Microsoft 365's published address ranges.", no_args_is_help=True)
 app.add_typer(ipranges_app, name="ipranges")
+app.add_typer(cli_sync.commands)
+subscriptions_app.add_typer(cli_sync.subscription_commands)
 
-console = Console()
-
-ConfigOption = Annotated[Path | None, typer.Option("--config", help="TOML settings file")]
-DatabaseOption = Annotated[
-    str | None, typer.Option("--database-url", help="sqlite:///… or postgresql://…")
-]
-
-
-def _settings(config: Path | None, **overrides: Any) -> Settings:
-    try:
-        settings = load_settings(config, **overrides)
-    except PushsyncError as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2) from None
-    configure_logging(settings.log_level)
-    return settings
-
-
-def _with_connector(settings: Settings, work: Callable[[Connector], Awaitable[T]]) -> T:
-    async def run() -> T:
-        connector = connect(settings.database_url)
-        await connector.open()
-        try:
-            return await work(connector)
-        finally:
-            await connector.close()
-
-    try:
-        return asyncio.run(run())
-    except PushsyncError as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(1) from None
+_settings = settings_or_exit
+_with_connector = with_connector
 
 
 @app.command()

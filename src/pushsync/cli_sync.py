@@ -1,0 +1,144 @@
+"""Commands that talk to Exchange: the worker, subscriptions and resync."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from typing import Annotated
+
+import typer
+from rich.progress import Progress
+from rich.table import Table
+
+from pushsync.cli_common import (
+    ConfigOption,
+    DatabaseOption,
+    console,
+    run_or_exit,
+    settings_or_exit,
+    with_connector,
+)
+from pushsync.runtime import (
+    build_ews_client,
+    build_manager,
+    build_worker,
+    configured_rooms,
+    open_store,
+    run_sync,
+)
+from pushsync.settings import Settings
+from pushsync.store.connector import Connector, Row
+from pushsync.subscriptions import Subscriptions
+
+commands = typer.Typer()
+subscription_commands = typer.Typer()
+
+
+def _stop_on_signals() -> asyncio.Event:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    return stop
+
+
+@commands.command()
+def worker(config: ConfigOption = None, database_url: DatabaseOption = None) -> None:
+    """Run the subscription manager and the sync worker until interrupted."""
+    settings = settings_or_exit(config, database_url=database_url)
+
+    async def run() -> None:
+        client = build_ews_client(settings)
+        async with open_store(settings) as connector:
+            await run_sync(settings, connector, client, _stop_on_signals())
+        client.close()
+
+    run_or_exit(run())
+
+
+@commands.command()
+def resync(
+    room: Annotated[str | None, typer.Argument(help="the room's SMTP address")] = None,
+    all_rooms: Annotated[bool, typer.Option("--all", help="every configured room")] = False,
+    config: ConfigOption = None,
+    database_url: DatabaseOption = None,
+) -> None:
+    """Read a room's calendar afresh and reconcile its reservations."""
+    if (room is None) == (not all_rooms):
+        raise typer.BadParameter("name one ROOM or give --all")
+    settings = settings_or_exit(config, database_url=database_url)
+
+    async def run() -> int:
+        client = build_ews_client(settings)
+        async with open_store(settings) as connector:
+            rooms = [room] if room else await configured_rooms(settings, client)
+            sync = build_worker(settings, connector, client)
+            done = 0
+            with Progress(console=console) as progress:
+                task = progress.add_task("resync", total=len(rooms))
+                for mailbox in rooms:  # one at a time: a resync is the heaviest load on Exchange
+                    done += await sync.resync(mailbox)
+                    progress.advance(task)
+        client.close()
+        return done
+
+    done = run_or_exit(run())
+    console.print(f"resynced {done} room(s)")
+
+
+@subscription_commands.command("sync")
+def subscriptions_sync(config: ConfigOption = None, database_url: DatabaseOption = None) -> None:
+    """Subscribe every configured room that has no live subscription."""
+    settings = settings_or_exit(config, database_url=database_url)
+    outcome = run_or_exit(_subscribe_all(settings))
+    console.print(f"subscribed {len(outcome[0])}, failed {len(outcome[1])}")
+    for mailbox, error in sorted(outcome[1].items()):
+        console.print(f"[red]{mailbox}[/red]: {error}")
+    if outcome[1]:
+        raise typer.Exit(1)
+
+
+async def _subscribe_all(settings: Settings) -> tuple[list[str], dict[str, str]]:
+    client = build_ews_client(settings)
+    async with open_store(settings) as connector:
+        rooms = await configured_rooms(settings, client)
+        manager = build_manager(settings, connector, client)
+        with Progress(console=console) as progress:
+            task = progress.add_task("subscribing", total=len(rooms))
+            outcome = await manager.subscribe_rooms(
+                rooms, lambda _room, _ok: progress.advance(task)
+            )
+    client.close()
+    return outcome.subscribed, outcome.failed
+
+
+@subscription_commands.command("list")
+def subscriptions_list(config: ConfigOption = None, database_url: DatabaseOption = None) -> None:
+    """Each room's subscription, sync state and last error."""
+    settings = settings_or_exit(config, database_url=database_url)
+
+    async def fetch(connector: Connector) -> list[Row]:
+        return await Subscriptions(connector).overview()
+
+    table = Table("room", "proto", "subscription", "state", "last heard", "resync", "last error")
+    for row in with_connector(settings, fetch):
+        table.add_row(
+            row["mailbox"],
+            row["protocol"],
+            _short(row["subscription_id"]),
+            row["state"] or "none",
+            _time(row["last_event_at"]),
+            row["resync_reason"] or "" if row["needs_resync"] else "",
+            row["subscription_error"] or row["last_error"] or "",
+        )
+    console.print(table)
+
+
+def _short(value: str | None, width: int = 14) -> str:
+    if not value:
+        return ""
+    return value if len(value) <= width else value[: width - 1] + "…"
+
+
+def _time(value: object) -> str:
+    return f"{value:%Y-%m-%d %H:%M:%S}" if value else ""
