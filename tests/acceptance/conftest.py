@@ -63,9 +63,9 @@ class ServerProcess:
             **os.environ,
             **SERVER_DEFAULTS,
             "PUSHSYNC_ADMIN_PORT": str(self.admin_port),
+            "PUSHSYNC_HOST": "127.0.0.1",
             **self.env,
             "PUSHSYNC_DATABASE_URL": self.database_url,
-            "PUSHSYNC_HOST": "127.0.0.1",
             "PUSHSYNC_PORT": str(self.port),
         }
         with self.log.open("ab") as log:

@@ -83,7 +83,19 @@ class GuardedProtocol(HttpToolsProtocol):
         self._in_head = False
         self._head_bytes = 0
         self._arm(self._limits.body_timeout, self._body_timed_out)
-        super().on_headers_complete()
+        if self._head_size() <= self._limits.max_header_bytes:
+            super().on_headers_complete()
+            return
+        # A head that arrived in one read: answer through uvicorn's request cycle, as its own
+        # concurrency limit does, so the parser state stays consistent.
+        app, self.app = self.app, _HeadTooLarge(self._peer())  # type: ignore[assignment]
+        try:
+            super().on_headers_complete()
+        finally:
+            self.app = app
+
+    def _head_size(self) -> int:
+        return len(self.url) + sum(len(name) + len(value) for name, value in self.headers)
 
     def on_message_complete(self) -> None:
         self._disarm()
@@ -132,6 +144,24 @@ class GuardedProtocol(HttpToolsProtocol):
 
     def _peer(self) -> str | None:
         return self.client[0] if self.client else None
+
+
+class _HeadTooLarge:
+    """The ASGI answer to a request whose head is over the limit."""
+
+    def __init__(self, peer: str | None) -> None:
+        self._peer = peer
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        log_rejection(_HEAD_REASON, 431, self._peer, _HEAD_DETAIL)
+        body = f"{_HEAD_DETAIL}\n".encode()
+        headers = [(b"content-length", b"%d" % len(body)), (b"connection", b"close")]
+        await send({"type": "http.response.start", "status": 431, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+
+_HEAD_REASON = "headers_too_large"
+_HEAD_DETAIL = "request head over the size limit"
 
 
 def guarded_protocol(limits: Limits) -> Callable[..., GuardedProtocol]:
