@@ -63,6 +63,31 @@ def serve(
         raise typer.Exit(2) from None
 
 
+@app.command()
+def simulate(
+    rooms: Annotated[int, typer.Option(help="number of room mailboxes")] = 20,
+    port: Annotated[int, typer.Option(help="port to listen on (0: any free port)")] = 0,
+    host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
+    scale: Annotated[float, typer.Option(help="Exchange seconds per real second")] = 1.0,
+    activity: Annotated[float, typer.Option(help="booking actions per Exchange minute")] = 6.0,
+    seed: Annotated[int, typer.Option(help="seed of the random activity")] = 1,
+    busy_rate: Annotated[float, typer.Option(help="share of calls answered ErrorServerBusy")] = 0.0,
+) -> None:
+    """Run the Exchange simulator (a test double) with random booking activity."""
+    from pushsync.simulator.cli import run_simulator
+
+    run_simulator(
+        console,
+        rooms=rooms,
+        host=host,
+        port=port,
+        scale=scale,
+        activity=activity,
+        seed=seed,
+        busy_rate=busy_rate,
+    )
+
+
 @db_app.command("upgrade")
 def db_upgrade(config: ConfigOption = None, database_url: DatabaseOption = None) -> None:
     """Apply pending schema migrations."""

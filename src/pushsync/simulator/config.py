@@ -39,6 +39,7 @@ class SimulatorConfig:
     max_subscriptions_per_mailbox: int = 20  # EWSMaxSubscriptions in Exchange Online
     max_events_per_notification: int = 50
     room_lists: tuple[str, ...] = ("All Rooms",)
+    activity_per_minute: float = 0.0  # random booking actions per Exchange minute (0: none)
 
     def room(self, email: str) -> Room | None:
         return next((r for r in self.rooms if r.email.lower() == email.lower()), None)

@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import random
 from collections import Counter
+from collections.abc import Sequence
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 from pushsync.simulator.calendar import RoomCalendar
 from pushsync.simulator.clock import SimClock
 from pushsync.simulator.config import SimulatorConfig
+from pushsync.simulator.items import Instance, Meeting
 
 if TYPE_CHECKING:
     from pushsync.simulator.push import PushEngine
@@ -38,6 +41,70 @@ class Exchange:
     def busy(self) -> bool:
         """Whether this operation is refused with ErrorServerBusy (the configured share)."""
         return self.config.busy_rate > 0 and self.rng.random() < self.config.busy_rate
+
+    # -- what organizers do: each acts on every room holding the meeting --------------------
+
+    def book(self, meeting: Meeting, rooms: Sequence[str]) -> None:
+        """Send a meeting (new or updated) to rooms; one meeting may book several rooms."""
+        now = self.clock.now()
+        for room in rooms:
+            self._require(room).receive(meeting, now)
+
+    def update(self, meeting: Meeting) -> None:
+        """The organizer changed the meeting (moved, extended, new pattern…) in all its rooms."""
+        self.book(meeting, self.rooms_of(meeting.uid))
+
+    def edit_occurrence(
+        self,
+        uid: str,
+        original_start: datetime,
+        start: datetime,
+        end: datetime,
+        subject: str | None = None,
+    ) -> None:
+        now = self.clock.now()
+        for room in self.rooms_of(uid):
+            self._require(room).receive_occurrence(
+                uid, original_start, start, end, now, subject=subject
+            )
+
+    def cancel(self, uid: str, original_start: datetime | None = None) -> None:
+        now = self.clock.now()
+        for room in self.rooms_of(uid):
+            calendar = self._require(room)
+            if original_start is None:
+                calendar.cancel(uid, now)
+            else:
+                calendar.cancel_occurrence(uid, original_start, now)
+
+    def delete_occurrence(self, uid: str, original_start: datetime) -> None:
+        now = self.clock.now()
+        for room in self.rooms_of(uid):
+            self._require(room).delete_occurrence(uid, original_start, now)
+
+    def delete(self, uid: str, *, hard: bool = False) -> None:
+        now = self.clock.now()
+        for room in self.rooms_of(uid):
+            self._require(room).delete(uid, now, hard=hard)
+
+    def settle(self) -> None:
+        """Let every attendant answer now, however recent the request."""
+        now = self.clock.now()
+        for calendar in self.calendars.values():
+            calendar.attend(now, force=True)
+
+    def rooms_of(self, uid: str) -> list[str]:
+        return [c.mailbox for c in self.calendars.values() if c.by_uid(uid) is not None]
+
+    def truth(self, start: datetime | None = None, end: datetime | None = None) -> list[Instance]:
+        """The ground truth: every room's expanded instances in the window, by natural key."""
+        return [i for c in self.calendars.values() for i in c.instances(start, end)]
+
+    def _require(self, mailbox: str) -> RoomCalendar:
+        calendar = self.calendar(mailbox)
+        if calendar is None:
+            raise LookupError(f"no room {mailbox}")
+        return calendar
 
     def attend(self) -> None:
         """Let every room's attendant answer the requests that waited long enough."""

@@ -14,6 +14,7 @@ from types import TracebackType
 import httpx
 import uvicorn
 
+from pushsync.simulator.activity import Activity
 from pushsync.simulator.app import SimulatorApp
 from pushsync.simulator.clock import SimClock
 from pushsync.simulator.config import SimulatorConfig
@@ -28,6 +29,7 @@ class Simulator:
         self.config = config
         self.clock = clock or SimClock(epoch=config.epoch, scale=config.scale)
         self.exchange = Exchange(config, self.clock)
+        self.activity = Activity(self.exchange, config.seed)
         self.push: PushEngine | None = None
         self.port = 0
         self._server: uvicorn.Server | None = None
@@ -63,6 +65,8 @@ class Simulator:
         self._server = uvicorn.Server(uvicorn_config)
         self._tasks.append(asyncio.create_task(self._server.serve(sockets=[sock])))
         self._tasks.append(asyncio.create_task(self._attendant()))
+        if self.config.activity_per_minute > 0:
+            self._tasks.append(asyncio.create_task(self._activity()))
         while not self._server.started:  # noqa: ASYNC110 - uvicorn has no "started" event
             await asyncio.sleep(0.01)
 
@@ -91,6 +95,13 @@ class Simulator:
         traceback: TracebackType | None,
     ) -> None:
         await self.stop()
+
+    async def _activity(self) -> None:
+        """Random booking activity at the configured rate, seeded for reproducibility."""
+        interval = 60.0 / self.config.activity_per_minute
+        while True:
+            await self.clock.sleep(interval)
+            self.activity.step()
 
     async def _attendant(self) -> None:
         """Rooms answer bookings on their own schedule, not only when someone calls EWS."""

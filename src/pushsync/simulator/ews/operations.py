@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from pushsync.simulator.ews import convert_id, get_folder, subscribe
+from pushsync.simulator.ews import convert_id, find_item, get_folder, get_item, subscribe
 from pushsync.simulator.ews.soap import EwsRequest
 from pushsync.simulator.exchange import Exchange
 
@@ -14,6 +14,8 @@ OPERATIONS: dict[str, Handler] = {
     "ConvertId": convert_id.handle,
     "GetFolder": get_folder.handle,
     "Subscribe": subscribe.handle,
+    "GetItem": get_item.handle,
+    "FindItem": find_item.handle,
 }
 
 # exchangelib's version probe: throttling it would only test exchangelib's start-up.
