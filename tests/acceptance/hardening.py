@@ -48,3 +48,22 @@ def metric(server: ServerProcess, name: str, **labels: str) -> float:
     pattern = re.escape(name) + (r"\{" + re.escape(wanted) + r"\}" if wanted else "") + r" (\S+)"
     match = re.search(rf"^{pattern}$", text, re.MULTILINE)
     return float(match.group(1)) if match else 0.0
+
+
+def notification(tag: str) -> bytes:
+    """A valid SendNotification whose one event is new each time (redeliveries add no row)."""
+    return VALID_TEMPLATE.format(tag=tag).encode()
+
+
+VALID_TEMPLATE = (
+    '<soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/"><soap:Body>'
+    '<m:SendNotification xmlns:m="http://schemas.microsoft.com/exchange/services/2006/messages" '
+    'xmlns:t="http://schemas.microsoft.com/exchange/services/2006/types"><m:ResponseMessages>'
+    '<m:SendNotificationResponseMessage ResponseClass="Success"><m:ResponseCode>NoError'
+    "</m:ResponseCode><m:Notification><t:SubscriptionId>SUB-HARDENING</t:SubscriptionId>"
+    "<t:ModifiedEvent><t:Watermark>WM-{tag}</t:Watermark>"
+    "<t:TimeStamp>2026-11-24T10:00:00Z</t:TimeStamp>"
+    '<t:ItemId Id="ITEM-{tag}" ChangeKey="CK"/><t:ParentFolderId Id="CAL"/></t:ModifiedEvent>'
+    "</m:Notification></m:SendNotificationResponseMessage></m:ResponseMessages>"
+    "</m:SendNotification></soap:Body></soap:Envelope>"
+)

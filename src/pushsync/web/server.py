@@ -54,6 +54,9 @@ def _run_public(settings: Settings) -> None:
         date_header=False,
         log_config=None,
         timeout_keep_alive=settings.keep_alive_seconds,
+        # uvicorn would otherwise take X-Forwarded-For from any peer on 127.0.0.1 as the
+        # client; forwarding headers are read only by access/client_address.py
+        proxy_headers=False,
     )
 
 
@@ -68,6 +71,7 @@ def _start_admin(settings: Settings, app: AdminApp) -> None:
         lifespan="on",
         access_log=False,
         log_config=None,
+        proxy_headers=False,
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="pushsync-admin", daemon=True)
