@@ -228,7 +228,7 @@ class RoomCalendar:
     def instance(self, item: CalendarItem, original_start: datetime | None = None) -> Instance:
         """The view of a single item, or of one slot of a series."""
         if original_start is None:
-            return _instance(self.mailbox, item, item.item_id, None, "Single", None)
+            return _instance(self.mailbox, item, item.item_id, None, item.item_type, None)
         slot = item.modified.get(original_start)
         item_type = "Exception" if slot is not None else "Occurrence"
         occurrence_id = self.occurrence_id(item, original_start)

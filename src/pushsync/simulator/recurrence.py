@@ -44,7 +44,7 @@ class Recurrence:
         """The same pattern ending no later than `last` (a room's booking window)."""
         if self.until is not None and self.until <= last:
             return self
-        return replace(self, until=last)
+        return replace(self, until=last, count=None)
 
     def dates(self, first: date) -> Iterator[date]:
         """The local dates of the series, the first on or after `first`."""
