@@ -1,4 +1,4 @@
-"""Helpers for tests against the Exchange simulator: a running simulator and exchangelib accounts."""
+"""Helpers for tests against the Exchange simulator: a running one, exchangelib accounts."""
 
 from __future__ import annotations
 

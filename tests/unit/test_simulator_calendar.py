@@ -1,4 +1,4 @@
-"""The simulator's room calendar as plain values: what a room does with bookings (PROTOCOL.md §7)."""
+"""The simulator's room calendar as plain values: what a room does with bookings (§7)."""
 
 from __future__ import annotations
 
@@ -235,7 +235,8 @@ def test_hard_delete_is_a_deleted_event() -> None:
     item = cal.receive(meeting(), NOW)
     mark = cal.log.sequence
     cal.delete("UID-1", NOW, hard=True)
-    assert [(e.kind, e.item_id) for e in cal.log.since(mark)][0] == ("Deleted", item.item_id)
+    first = cal.log.since(mark)[0]
+    assert (first.kind, first.item_id) == ("Deleted", item.item_id)
 
 
 def test_accepting_can_show_as_a_delete_plus_a_create() -> None:

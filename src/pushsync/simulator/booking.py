@@ -47,9 +47,9 @@ def cut_to_window(item: CalendarItem, room: Room, now: datetime) -> None:
         return
     last_day = window_end(room, now).astimezone(item.zone).date()
     slots = item.original_starts()
-    if item.recurrence.count is not None and slots:
-        if slots[-1].astimezone(item.zone).date() <= last_day:
-            return  # a numbered series that ends inside the window stays as it is
+    numbered = item.recurrence.count is not None and bool(slots)
+    if numbered and slots[-1].astimezone(item.zone).date() <= last_day:
+        return  # a numbered series that ends inside the window stays as it is
     item.recurrence = item.recurrence.cut(last_day)
 
 
