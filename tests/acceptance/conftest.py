@@ -114,8 +114,8 @@ def server_factory(tmp_path: Path) -> Iterator[callable]:
 
     def start(**env: str) -> ServerProcess:
         server = ServerProcess(tmp_path / "pushsync.db", {k.upper(): v for k, v in env.items()})
+        started.append(server)  # stopped at teardown even if it fails to come up
         server.start()
-        started.append(server)
         return server
 
     yield start
