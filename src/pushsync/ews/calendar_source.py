@@ -135,4 +135,3 @@ def _chunks(start: datetime, end: datetime, size: timedelta) -> list[tuple[datet
 def _folder_id(item: Any) -> str | None:
     parent = getattr(item, "parent_folder_id", None)
     return getattr(parent, "id", None)
-
