@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from bench.ingest import targets
-from bench.ingest.load import LoadResult, RssWatch, run_wrk
+from bench.ingest.load import LoadResult, RssWatch, run_wrk, workers_cpu_seconds
 
 RESULTS = targets.REPO / "bench" / "results"
 GOALS = {"rate": 15_000, "naive_x": 16, "ceiling_pct": 45, "p99_half_ms": 10, "rss_mb": 120}
@@ -37,6 +37,7 @@ class Figures:
     rss_workers_mb: float
     rss_supervisor_mb: float
     workers_seen: int
+    cpu_us_per_request: float
 
     @property
     def rows_per_s(self) -> float:
@@ -119,9 +120,15 @@ def _measure(target: targets.Target, args: argparse.Namespace, run_id: str) -> F
             }
             run_wrk(target.url, seconds=args.warmup, run_id=f"{tag}w", **load)
             before = target.count_rows()
+            cpu = workers_cpu_seconds(target.process.pid)
             peak = run_wrk(target.url, seconds=args.duration, run_id=f"{tag}p", **load)
+            cpu = workers_cpu_seconds(target.process.pid) - cpu
             rows = target.count_rows() - before
             _say(target.name, "peak", peak)
+            print(
+                f"   workers' CPU: {1e6 * cpu / max(1, peak.requests):.0f} us per request",
+                file=sys.stderr,
+            )
             half = None if args.no_half else _paced(target, peak.rate / 2, args, tag)
         return Figures(
             name=target.name,
@@ -131,6 +138,7 @@ def _measure(target: targets.Target, args: argparse.Namespace, run_id: str) -> F
             rss_workers_mb=rss.peak_workers / 2**20,
             rss_supervisor_mb=rss.peak_supervisor / 2**20,
             workers_seen=rss.workers,
+            cpu_us_per_request=1e6 * cpu / peak.requests if peak.requests else 0.0,
         )
     finally:
         target.stop()
@@ -183,7 +191,7 @@ def _report(results: list[Figures], args: argparse.Namespace) -> None:
     )
     header = (
         f"{'target':<27} {'req/s':>8} {'rows/s':>8} {'p50 ms':>7} {'p99 ms':>7} "
-        f"{'half req/s':>10} {'p50 ms':>7} {'p99 ms':>7} {'RSS MB':>7} {'errors':>7}"
+        f"{'half req/s':>10} {'p50 ms':>7} {'p99 ms':>7} {'RSS MB':>7} {'CPU us':>7} {'errors':>7}"
     )
     print(header)
     print("-" * len(header))
@@ -194,9 +202,10 @@ def _report(results: list[Figures], args: argparse.Namespace) -> None:
             f"{r.name:<27} {r.peak.rate:>8,.0f} {r.rows_per_s:>8,.0f} {r.peak.p50_ms:>7.2f} "
             f"{r.peak.p99_ms:>7.2f} {half.rate if half else 0:>10,.0f} "
             f"{half.p50_ms if half else 0:>7.2f} {half.p99_ms if half else 0:>7.2f} "
-            f"{r.rss_workers_mb:>7.1f} {errors:>7}"
+            f"{r.rss_workers_mb:>7.1f} {r.cpu_us_per_request:>7.0f} {errors:>7}"
         )
-    print("(RSS: highest sum over the worker processes seen during the runs; supervisor apart)")
+    print("(RSS: highest sum over the worker processes seen during the runs; supervisor apart.")
+    print(" CPU us: the workers' CPU time per request at peak, steadier than req/s on a busy box)")
     _ratios({r.name: r for r in results})
 
 

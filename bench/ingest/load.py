@@ -104,14 +104,36 @@ def rss_bytes(pid: int) -> int:
     return 0
 
 
-def children(pid: int) -> list[int]:
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (all its threads) so far."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def workers(pid: int) -> list[int]:
+    """The worker processes of a server: its children, less multiprocessing's helper."""
     found: list[int] = []
     for task in Path(f"/proc/{pid}/task").glob("*"):
         try:
             found.extend(int(c) for c in (task / "children").read_text().split())
         except OSError:
             continue
-    return found
+    found = [p for p in found if not _is_resource_tracker(p)]
+    return found or [pid]  # uvicorn serves in the supervisor itself when --workers 1
+
+
+def _is_resource_tracker(pid: int) -> bool:
+    try:
+        return b"resource_tracker" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+
+
+def workers_cpu_seconds(supervisor_pid: int) -> float:
+    return sum(cpu_seconds(p) for p in workers(supervisor_pid))
 
 
 class RssWatch:
@@ -141,7 +163,7 @@ class RssWatch:
                 return
 
     def sample(self) -> None:
-        workers = children(self.supervisor_pid)
-        self.workers = max(self.workers, len(workers))
-        self.peak_workers = max(self.peak_workers, sum(rss_bytes(p) for p in workers))
+        found = workers(self.supervisor_pid)
+        self.workers = max(self.workers, len(found))
+        self.peak_workers = max(self.peak_workers, sum(rss_bytes(p) for p in found))
         self.peak_supervisor = max(self.peak_supervisor, rss_bytes(self.supervisor_pid))

@@ -69,8 +69,7 @@ class Inbox:
             self._writer.cancel()
             await asyncio.gather(self._writer, return_exceptions=True)
             self._writer = None
-        for pending in self._waiting:
-            pending.done.set_exception(StorageError("the inbox is shutting down"))
+        _fail(self._waiting, StorageError("the inbox is shutting down"))
         self._waiting.clear()
 
     async def append(self, rows: list[Notification], received_at: datetime) -> Verdict:
@@ -80,7 +79,9 @@ class Inbox:
         pending = _Pending(rows, received_at)
         self._waiting.append(pending)
         self._wakeup.set()
-        return await asyncio.shield(pending.done)
+        # No shield: if the request goes away its rows are still written, and the writer skips
+        # futures that are already done (shielding cost a second future per request).
+        return await pending.done
 
     async def _write_forever(self) -> None:
         while True:
@@ -126,21 +127,29 @@ class Inbox:
                 pending.done.set_result(verdict)
 
     async def _write(self, batch: list[_Pending]) -> list[Verdict]:
+        async def work(session: Session) -> list[Verdict]:
+            return await self._write_batch(session, batch)
+
+        transaction = getattr(self._connector, "transaction", None)
+        if transaction is not None:  # one trip to the database thread (SQLite)
+            verdicts: list[Verdict] = await transaction(work)
+            return verdicts
         async with self._connector.session() as session:
-            states = await self._subscription_states(session, batch)
-            params = []
-            verdicts = []
-            for pending in batch:
-                keep = [
-                    row for row in pending.rows if self._accepts(states.get(row.subscription_id))
-                ]
-                verdicts.append(Verdict.STORED if keep else Verdict.UNSUBSCRIBE)
-                for row in keep:
-                    values = row.as_params()
-                    values["received_at"] = pending.received_at
-                    params.append(values)
-            if params:
-                await session.execute_many("insert_notification", params)
+            return await work(session)
+
+    async def _write_batch(self, session: Session, batch: list[_Pending]) -> list[Verdict]:
+        states = await self._subscription_states(session, batch)
+        params = []
+        verdicts = []
+        for pending in batch:
+            keep = [row for row in pending.rows if self._accepts(states.get(row.subscription_id))]
+            verdicts.append(Verdict.STORED if keep else Verdict.UNSUBSCRIBE)
+            for row in keep:
+                values = row.as_params()
+                values["received_at"] = pending.received_at
+                params.append(values)
+        if params:
+            await session.execute_many("insert_notification", params)
         return verdicts
 
     async def _subscription_states(self, session: Session, batch: list[_Pending]) -> dict[str, str]:

@@ -44,7 +44,7 @@ class Notification(NamedTuple):
 
     def as_params(self) -> dict[str, Any]:
         """The row as named query parameters (one per column, plus the redelivery key)."""
-        params = {name: getattr(self, name) for name in COLUMNS}
+        params: dict[str, Any] = dict(zip(COLUMNS, self, strict=True))
         params["event_key"] = self.event_key()
         return params
 

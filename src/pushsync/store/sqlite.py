@@ -17,16 +17,16 @@ import fcntl
 import json
 import os
 import sqlite3
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 from urllib.parse import unquote, urlsplit
 
 from pushsync.errors import ConfigError, RowRejected, StorageError
-from pushsync.store.connector import Params, Row
+from pushsync.store.connector import Params, Row, Session
 from pushsync.store.queries import load_queries
 
 T = TypeVar("T")
@@ -39,6 +39,10 @@ def _adapt_datetime(value: datetime) -> str:
 
 
 sqlite3.register_adapter(datetime, _adapt_datetime)
+# Lists travel as JSON, read back with json_each in SQL. An adapter costs nothing for the plain
+# values of the notification rows, where converting every parameter set first cost ~8 us a row.
+sqlite3.register_adapter(list, json.dumps)
+sqlite3.register_adapter(tuple, json.dumps)
 sqlite3.register_converter("TIMESTAMP", lambda raw: datetime.fromisoformat(raw.decode()))
 sqlite3.register_converter("BOOLEAN", lambda raw: raw not in (b"0", b""))
 
@@ -112,16 +116,42 @@ class SQLiteConnector:
     @asynccontextmanager
     async def session(self) -> AsyncIterator[SQLiteSession]:
         async with self._lock:
-            connection = self._connection
-            if connection is None:
-                raise StorageError("the SQLite connector is not open")
+            connection = self._open_connection()
             await self._run(self._begin, connection)
             try:
-                yield SQLiteSession(self, connection)
+                yield SQLiteSession(self, connection, self._run)
             except BaseException:
                 await self._run(self._rollback, connection)
                 raise
             await self._run(self._commit, connection)
+
+    async def transaction(self, work: Callable[[Session], Awaitable[T]]) -> T:
+        """Run `work` as one transaction in a single trip to the SQLite thread.
+
+        A `session()` returns to the event loop after every statement, and under load each
+        return waits behind the loop's queue of HTTP work while the writer lock is held: two
+        receivers spent most of their time waiting for each other's lock (measured in
+        bench/ingest, docs/benchmarks.md). Here `work` runs on the thread from BEGIN to
+        COMMIT; its statements execute at once, so it must await nothing but the session.
+        """
+        async with self._lock:
+            connection = self._open_connection()
+            return await self._run(self._transact, connection, work)
+
+    def _transact(self, connection: sqlite3.Connection, work: Callable[[Session], Any]) -> Any:
+        self._begin(connection)
+        try:
+            result = _run_to_completion(work(SQLiteSession(self, connection, _at_once)))
+        except BaseException:
+            self._rollback(connection)
+            raise
+        self._commit(connection)
+        return result
+
+    def _open_connection(self) -> sqlite3.Connection:
+        if self._connection is None:
+            raise StorageError("the SQLite connector is not open")
+        return self._connection
 
     def _begin(self, connection: sqlite3.Connection) -> None:
         if self._lock_fd is not None:
@@ -152,29 +182,43 @@ class SQLiteConnector:
             fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
 
 
-def _encode(params: Params | None) -> dict[str, Any]:
-    """Lists travel as JSON (read back with json_each in SQL)."""
-    if not params:
-        return {}
-    return {k: json.dumps(v) if isinstance(v, list | tuple) else v for k, v in params.items()}
+class Call(Protocol):
+    def __call__(self, fn: Callable[..., T], /, *args: Any) -> Awaitable[T]: ...
+
+
+async def _at_once(fn: Callable[..., T], *args: Any) -> T:
+    return fn(*args)
+
+
+def _run_to_completion(coroutine: Coroutine[Any, Any, T]) -> T:
+    """The result of a coroutine that never suspends (its session statements run at once)."""
+    try:
+        coroutine.send(None)
+    except StopIteration as done:
+        return done.value  # type: ignore[no-any-return]
+    coroutine.close()
+    raise RuntimeError("work inside SQLiteConnector.transaction awaited something else")
 
 
 class SQLiteSession:
-    def __init__(self, connector: SQLiteConnector, connection: sqlite3.Connection) -> None:
+    def __init__(
+        self, connector: SQLiteConnector, connection: sqlite3.Connection, call: Call
+    ) -> None:
         self._connector = connector
         self._connection = connection
+        self._call = call  # a trip to the SQLite thread, or a direct call when already on it
 
     def _sql(self, query: str) -> str:
         return self._connector.queries[query]
 
     async def execute(self, query: str, params: Params | None = None) -> int:
         sql = self._sql(query)
-        cursor = await self._connector._run(self._connection.execute, sql, _encode(params))
+        cursor = await self._call(self._connection.execute, sql, params or {})
         return cursor.rowcount
 
     async def execute_many(self, query: str, params: Sequence[Params]) -> None:
         sql = self._sql(query)
-        await self._connector._run(self._connection.executemany, sql, [_encode(p) for p in params])
+        await self._call(self._connection.executemany, sql, params)
 
     async def execute_script(self, script: str) -> None:
         def run() -> None:
@@ -182,15 +226,15 @@ class SQLiteSession:
             for statement in _split_script(script):
                 self._connection.execute(statement)
 
-        await self._connector._run(run)
+        await self._call(run)
 
     async def fetch_all(self, query: str, params: Params | None = None) -> list[Row]:
         sql = self._sql(query)
 
         def run() -> list[Row]:
-            return [dict(row) for row in self._connection.execute(sql, _encode(params))]
+            return [dict(row) for row in self._connection.execute(sql, params or {})]
 
-        return await self._connector._run(run)
+        return await self._call(run)
 
     async def fetch_one(self, query: str, params: Params | None = None) -> Row | None:
         rows = await self.fetch_all(query, params)
