@@ -1,0 +1,1 @@
+"""bench/claim: claim-and-complete throughput of the notification queue, both engines."""

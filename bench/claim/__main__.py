@@ -1,0 +1,3 @@
+from bench.claim.run import main
+
+main()
