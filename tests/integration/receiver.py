@@ -58,6 +58,10 @@ class Receiver:
             "PUSHSYNC_DATABASE_URL": self.database_url,
             "PUSHSYNC_HOST": "127.0.0.1",
             "PUSHSYNC_PORT": str(self.port),
+            # hardening (docs/deploying.md): loopback is the sender here, no callback token
+            "PUSHSYNC_ALLOWED_NETWORKS": "127.0.0.0/8,::1",
+            "PUSHSYNC_ALLOW_CALLBACKS_WITHOUT_TOKEN": "true",
+            "PUSHSYNC_ADMIN_PORT": str(free_port()),
         }
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(

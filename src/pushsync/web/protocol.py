@@ -88,7 +88,7 @@ class GuardedProtocol(HttpToolsProtocol):
             return
         # A head that arrived in one read: answer through uvicorn's request cycle, as its own
         # concurrency limit does, so the parser state stays consistent.
-        app, self.app = self.app, _HeadTooLarge(self._peer())  # type: ignore[assignment]
+        app, self.app = self.app, _HeadTooLarge(self._peer())
         try:
             super().on_headers_complete()
         finally:
