@@ -38,6 +38,7 @@ class Figures:
     rss_supervisor_mb: float
     workers_seen: int
     cpu_us_per_request: float
+    requests_per_commit: float | None = None
 
     @property
     def rows_per_s(self) -> float:
@@ -130,7 +131,7 @@ def _measure(target: targets.Target, args: argparse.Namespace, run_id: str) -> F
                 file=sys.stderr,
             )
             half = None if args.no_half else _paced(target, peak.rate / 2, args, tag)
-        return Figures(
+        figures = Figures(
             name=target.name,
             peak=peak,
             half=half,
@@ -142,6 +143,8 @@ def _measure(target: targets.Target, args: argparse.Namespace, run_id: str) -> F
         )
     finally:
         target.stop()
+    figures.requests_per_commit = target.requests_per_commit()
+    return figures
 
 
 def _paced(target: targets.Target, rate: float, args: argparse.Namespace, tag: str) -> LoadResult:
@@ -206,6 +209,9 @@ def _report(results: list[Figures], args: argparse.Namespace) -> None:
         )
     print("(RSS: highest sum over the worker processes seen during the runs; supervisor apart.")
     print(" CPU us: the workers' CPU time per request at peak, steadier than req/s on a busy box)")
+    for r in results:
+        if r.requests_per_commit:
+            print(f"{r.name}: {r.requests_per_commit:.1f} requests per commit (whole run)")
     _ratios({r.name: r for r in results})
 
 

@@ -70,6 +70,16 @@ class Target:
     def count_rows(self) -> int:
         return 0
 
+    def requests_per_commit(self) -> float | None:
+        """Mean group-commit size over the workers, from their "inbox stopped" log lines."""
+        commits = requests = 0
+        for line in self.log.read_text(errors="replace").splitlines():
+            if "inbox stopped" in line:
+                fields = dict(part.split("=", 1) for part in line.split() if "=" in part)
+                commits += int(fields.get("commits", 0))
+                requests += int(fields.get("requests", 0))
+        return requests / commits if commits else None
+
 
 def _answers(url: str) -> bool:
     try:

@@ -60,11 +60,21 @@ class Inbox:
         self._wakeup = asyncio.Event()
         self._writer: asyncio.Task[None] | None = None
         self.commits = 0  # transactions written, for metrics and the group-commit test
+        self.requests_committed = 0  # requests / commits = how far group commit shares a flush
 
     async def start(self) -> None:
         self._writer = asyncio.create_task(self._write_forever(), name="inbox-writer")
 
     async def stop(self) -> None:
+        if self.commits:
+            log.info(
+                "inbox stopped",
+                extra={
+                    "commits": self.commits,
+                    "requests": self.requests_committed,
+                    "requests_per_commit": round(self.requests_committed / self.commits, 1),
+                },
+            )
         if self._writer is not None:
             self._writer.cancel()
             await asyncio.gather(self._writer, return_exceptions=True)
@@ -122,6 +132,7 @@ class Inbox:
             _fail(batch, StorageError(f"unexpected: {exc!r}"))
             return
         self.commits += 1
+        self.requests_committed += len(batch)
         for pending, verdict in zip(batch, verdicts, strict=True):
             if not pending.done.done():
                 pending.done.set_result(verdict)
