@@ -17,7 +17,8 @@ import httpx
 
 from tests.integration.conftest import free_port
 
-EWS_PATH = "/Webservices/SyncNotification.svc"
+CALLBACK_TOKEN = "integration-test-token"
+EWS_PATH = f"/Webservices/SyncNotification.svc?token={CALLBACK_TOKEN}"
 EWS_HEADERS = {
     "Content-Type": "text/xml; charset=utf-8",
     "SOAPAction": '"http://schemas.microsoft.com/exchange/services/2006/messages/SendNotification"',
@@ -43,6 +44,7 @@ class Receiver:
     database_url: str
     log_dir: Path
     port: int = field(default_factory=free_port)
+    admin_port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
 
     @property
