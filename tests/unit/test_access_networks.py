@@ -80,7 +80,7 @@ def test_agrees_with_ipaddress_on_random_prefixes_and_addresses() -> None:
             length = rng.randint(16, 128)
             networks.append(ipaddress.ip_network((rng.getrandbits(128), length), strict=False))
     fast = NetworkSet(networks)
-    for _ in range(3000):
+    for _ in range(1000):
         if rng.random() < 0.5:
             address = ipaddress.ip_address(rng.getrandbits(32))
         else:
