@@ -50,10 +50,15 @@ class Notification(NamedTuple):
 
     def event_key(self) -> bytes | None:
         """What makes a redelivered event the same event: protocol, subscription, watermark."""
-        if self.watermark is None:
-            return None
-        key = f"{self.protocol}\x00{self.subscription_id}\x00{self.watermark}".encode()
-        return hashlib.blake2b(key, digest_size=16).digest()
+        return event_key(self.protocol, self.subscription_id, self.watermark)
+
+
+def event_key(protocol: str, subscription_id: str, watermark: str | None) -> bytes | None:
+    """The redelivery key of the `sync_notification` row for one event (NULL without watermark)."""
+    if watermark is None:
+        return None
+    key = f"{protocol}\x00{subscription_id}\x00{watermark}".encode()
+    return hashlib.blake2b(key, digest_size=16).digest()
 
 
 COLUMNS: tuple[str, ...] = Notification._fields

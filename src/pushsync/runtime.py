@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 
 from pushsync.access.callback_token import callback_url
@@ -86,12 +86,18 @@ def build_manager(
     )
 
 
-def build_worker(settings: Settings, connector: Connector, client: EwsClient) -> Worker:
+def build_worker(
+    settings: Settings,
+    connector: Connector,
+    client: EwsClient,
+    calendar_clock: Callable[[], datetime] = utcnow,
+) -> Worker:
+    """`calendar_clock` places the sync window: Exchange's clock (the simulator's in a demo)."""
     calendar = EwsCalendar(
         client,
         past=timedelta(days=settings.sync_window_past_days),
         future=timedelta(days=settings.sync_window_future_days),
-        clock=utcnow,
+        clock=calendar_clock,
         fetch_chunk=settings.fetch_chunk_size,
     )
     return Worker(

@@ -8,11 +8,12 @@ replaced (the receiver then answers Exchange `Unsubscribe` for it). A room is ma
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from pushsync.notification import event_key
 from pushsync.store.connector import Connector, Row
 
 DEFAULT_STATUS_FREQUENCY = 15  # minutes; Exchange retries a failed delivery for this long
@@ -120,6 +121,12 @@ class Subscriptions:
     async def rooms_needing_resync(self, limit: int) -> list[Row]:
         return await self._fetch("rooms_needing_resync", {"limit": limit})
 
+    async def watermark_seen(self, subscription_id: str, watermark: str) -> bool:
+        """Whether an event with this watermark of this subscription is in the table."""
+        key = event_key("ews", subscription_id, watermark)
+        async with self._connector.session() as session:
+            return await session.fetch_one("watermark_seen", {"event_key": key}) is not None
+
     async def by_id(self, subscription_id: str) -> Row | None:
         async with self._connector.session() as session:
             return await session.fetch_one(
@@ -146,18 +153,3 @@ def _live(row: Row) -> LiveSubscription:
         last_watermark=row["last_watermark"],
         expires_at=row["expires_at"],
     )
-
-
-def watermark_gaps(
-    stored: str | None, notifications: Sequence[tuple[str | None, str | None]]
-) -> bool:
-    """Whether (previous_watermark, last watermark) pairs in delivery order skip any events.
-
-    Each notification's PreviousWatermark must be the last watermark we stored before it.
-    """
-    expected = stored
-    for previous, last in notifications:
-        if expected is not None and previous is not None and previous != expected:
-            return True
-        expected = last or expected
-    return False

@@ -24,7 +24,7 @@ from pushsync.errors import ExchangeError, Throttled
 from pushsync.queue import Claimed, NotificationQueue
 from pushsync.reservation import Gone, Observation, RoomSnapshot, plan
 from pushsync.reservations import Reservations
-from pushsync.subscriptions import Subscriptions, watermark_gaps
+from pushsync.subscriptions import Subscriptions
 
 log = logging.getLogger(__name__)
 
@@ -188,12 +188,7 @@ class Worker:
         if errors:
             await self._subscriptions.mark_broken(subscription_id, errors[-1])
             return
-        record = await self._subscriptions.by_id(subscription_id)
-        deliveries = [  # one per notification: its rows share a PreviousWatermark
-            (previous, list(group)[-1].row["watermark"])
-            for previous, group in groupby(rows, key=lambda r: r.row["previous_watermark"])
-        ]
-        if record is not None and watermark_gaps(record["last_watermark"], deliveries):
+        if await self._missed_events(subscription_id, rows):
             await self._subscriptions.mark_broken(
                 subscription_id, "watermark gap: events were missed"
             )
@@ -202,3 +197,20 @@ class Worker:
         await self._subscriptions.heard(
             subscription_id, last.row["received_at"], last.row["watermark"]
         )
+
+    async def _missed_events(self, subscription_id: str, rows: list[Claimed]) -> bool:
+        """Whether a notification's PreviousWatermark is one we never received.
+
+        Each notification names the watermark of the last event Exchange believes it delivered;
+        it must be the subscription's starting watermark or one of ours, or events went missing.
+        (Whether a StatusEvent's own watermark moves that position differs between servers, so
+        both the start and every stored watermark count as known.)
+        """
+        record = await self._subscriptions.by_id(subscription_id)
+        known = {record["start_watermark"], record["last_watermark"]} if record else set()
+        for previous, group in groupby(rows, key=lambda r: r.row["previous_watermark"]):
+            unknown = previous and previous not in known
+            if unknown and not await self._subscriptions.watermark_seen(subscription_id, previous):
+                return True
+            known.update(r.row["watermark"] for r in group)
+        return False

@@ -8,7 +8,8 @@ from datetime import UTC, datetime, timedelta
 from pushsync.reservation import Plan, Reservation
 from pushsync.reservations import Reservations
 from pushsync.store import Connector
-from pushsync.subscriptions import Subscriptions, watermark_gaps
+from pushsync.subscriptions import Subscriptions
+from tests.integration.helpers import add_rows, event
 
 NOW = datetime(2026, 11, 24, 12, tzinfo=UTC)
 ROOM = "room-1@example.org"
@@ -94,8 +95,9 @@ async def test_subscription_lifecycle(connector: Connector) -> None:
     assert overview["resync_reason"] == "subscription replaced"
 
 
-def test_watermark_gaps() -> None:
-    assert not watermark_gaps(None, [("P", "W1")])
-    assert not watermark_gaps("W0", [("W0", "W1"), ("W1", "W2")])
-    assert watermark_gaps("W0", [("W0", "W1"), ("W7", "W8")])
-    assert watermark_gaps("W0", [("W5", "W6")])
+async def test_watermark_seen_finds_stored_events_only(connector: Connector) -> None:
+    await add_rows(connector, [event(1)])
+    subscriptions = Subscriptions(connector)
+    assert await subscriptions.watermark_seen("SUB-1", event(1).watermark)
+    assert not await subscriptions.watermark_seen("SUB-1", "never-sent")
+    assert not await subscriptions.watermark_seen("SUB-2", event(1).watermark)

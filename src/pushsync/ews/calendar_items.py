@@ -47,7 +47,7 @@ def to_reservation(mailbox: str, item: Any, *, series_master_id: str | None = No
         item_id=item.id,
         item_type=ITEM_TYPES.get(item.type or "Single", "single"),
         start=start,
-        end=_utc(item.end, zone),
+        end=_utc(_inclusive_end(item.end), zone),
         subject=item.subject or "",
         organizer=_address(item.organizer),
         series_master_id=series_master_id,
@@ -75,6 +75,13 @@ def _utc(moment: Any, zone: ZoneInfo | None) -> dt.datetime:
         return dt.datetime.fromtimestamp(aware.timestamp(), UTC)
     midnight = dt.datetime(moment.year, moment.month, moment.day, tzinfo=zone or UTC)
     return dt.datetime.fromtimestamp(midnight.timestamp(), UTC)
+
+
+def _inclusive_end(end: Any) -> Any:
+    """exchangelib gives an all-day event's last day as its end; the event ends a day later."""
+    if isinstance(end, dt.date) and not isinstance(end, dt.datetime):
+        return end + dt.timedelta(days=1)
+    return end
 
 
 def _address(mailbox: Any) -> str:

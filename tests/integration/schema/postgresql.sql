@@ -55,7 +55,8 @@ CREATE TABLE subscription (
     retired_at        TIMESTAMPTZ,
     last_error        TEXT,
     expires_at        TIMESTAMPTZ,
-    replaced_by       TEXT
+    replaced_by       TEXT,
+    start_watermark   TEXT
 );
 
 CREATE INDEX subscription_mailbox ON subscription (mailbox);

@@ -55,7 +55,8 @@ CREATE TABLE subscription (
     retired_at        TIMESTAMP,
     last_error        TEXT,
     expires_at        TIMESTAMP,
-    replaced_by       TEXT
+    replaced_by       TEXT,
+    start_watermark   TEXT
 );
 
 CREATE INDEX subscription_mailbox ON subscription (mailbox);

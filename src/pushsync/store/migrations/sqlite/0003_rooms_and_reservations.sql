@@ -14,6 +14,8 @@ CREATE TABLE room (
 
 ALTER TABLE subscription ADD COLUMN expires_at TIMESTAMP;
 ALTER TABLE subscription ADD COLUMN replaced_by TEXT;
+-- the watermark Subscribe returned: a PreviousWatermark equal to it skipped nothing
+ALTER TABLE subscription ADD COLUMN start_watermark TEXT;
 CREATE INDEX subscription_state ON subscription (state, mailbox);
 
 CREATE TABLE reservation (

@@ -12,10 +12,11 @@ SELECT * FROM subscription WHERE state IN ('active', 'broken') ORDER BY mailbox,
 
 -- name: insert_subscription
 INSERT INTO subscription (
-    subscription_id, protocol, mailbox, state, last_watermark, status_frequency, created_at,
-    last_event_at, expires_at
+    subscription_id, protocol, mailbox, state, last_watermark, start_watermark,
+    status_frequency, created_at, last_event_at, expires_at
 ) VALUES (
-    :subscription_id, :protocol, :mailbox, 'active', :watermark, :status_frequency, :now,
+    :subscription_id, :protocol, :mailbox, 'active', :watermark, :watermark,
+    :status_frequency, :now,
     :now, :expires_at
 );
 
@@ -50,3 +51,6 @@ SELECT r.mailbox, r.protocol, r.needs_resync, r.resync_reason, r.last_synced_at,
 FROM room r
 LEFT JOIN subscription s ON s.mailbox = r.mailbox AND s.state IN ('active', 'broken')
 ORDER BY r.mailbox;
+
+-- name: watermark_seen
+SELECT 1 AS seen FROM sync_notification WHERE event_key = :event_key LIMIT 1;

@@ -1,0 +1,127 @@
+"""pushsync's subscription manager and sync worker on a thread of their own, for tests."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+from pushsync.reservation import Reservation
+from pushsync.runtime import build_ews_client, build_manager, build_worker, open_store
+from pushsync.settings import Settings
+from pushsync.simulator import SimulatorThread
+from pushsync.simulator.items import Instance, Response
+from pushsync.worker import Worker
+from tests.acceptance.conftest import CALLBACK_TOKEN, ServerProcess
+
+RESPONSES = {
+    Response.ACCEPT: "accepted",
+    Response.TENTATIVE: "tentative",
+    Response.DECLINE: "declined",
+}
+
+
+def sync_settings(server: ServerProcess, thread: SimulatorThread, **overrides: Any) -> Settings:
+    config = thread.sim.config
+    values: dict[str, Any] = {
+        "database_url": server.database_url,
+        "ews_url": thread.sim.ews_url,
+        "ews_auth": "basic",
+        "ews_username": config.username,
+        "ews_password": config.password,
+        "rooms": [room.email for room in config.rooms],
+        "public_url": server.url,
+        "callback_token": CALLBACK_TOKEN,
+        "status_frequency_minutes": 5,
+        "subscription_check_seconds": 0.2,
+        "worker_debounce_ms": 100,
+        "sync_window_past_days": 1,
+        "sync_window_future_days": 120,
+    }
+    values.update(overrides)
+    return Settings(**values)
+
+
+class SyncLoop:
+    """Runs manager + worker until stopped; `minute` is one Exchange minute in real time."""
+
+    def __init__(
+        self, settings: Settings, clock: Callable[[], datetime], minute: timedelta
+    ) -> None:
+        self.settings = settings
+        self._clock = clock
+        self._minute = minute
+        self._loop = asyncio.new_event_loop()
+        self._stop = asyncio.Event()
+        self._thread = threading.Thread(target=self._run, name="pushsync-sync", daemon=True)
+        self.worker: Worker | None = None
+        self.calls = 0
+        self.failure: BaseException | None = None
+
+    def __enter__(self) -> SyncLoop:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(30)
+
+    def _run(self) -> None:
+        try:
+            self._loop.run_until_complete(self._main())
+        except BaseException as exc:  # surfaced by the test through `failure`
+            self.failure = exc
+
+    async def _main(self) -> None:
+        client = build_ews_client(self.settings)
+        async with open_store(self.settings) as connector:
+            manager = build_manager(self.settings, connector, client, self._minute)
+            self.worker = build_worker(self.settings, connector, client, self._clock)
+            await asyncio.gather(
+                manager.run(
+                    self._stop, self.settings.rooms, self.settings.subscription_check_seconds
+                ),
+                self.worker.run(self._stop),
+            )
+        self.calls = client.calls
+        client.close()
+
+
+def truth_rows(thread: SimulatorThread, start: datetime, end: datetime) -> set[tuple[Any, ...]]:
+    """The simulator's booked instances, as the comparable tuples of `stored_rows`."""
+    instances: list[Instance] = thread.call(thread.sim.exchange.truth, start, end)
+    return {
+        (
+            i.mailbox.lower(),
+            i.uid,
+            i.original_start or i.start,
+            i.start,
+            i.end,
+            i.cancelled,
+            RESPONSES[i.response],
+            i.all_day,
+        )
+        for i in instances
+        if i.response is not Response.DECLINE  # a declined meeting books nothing
+    }
+
+
+def stored_rows(
+    reservations: list[Reservation], start: datetime, end: datetime
+) -> set[tuple[Any, ...]]:
+    return {
+        (
+            r.mailbox.lower(),
+            r.uid,
+            r.original_start,
+            r.start,
+            r.end,
+            r.is_cancelled,
+            r.response_state,
+            r.is_all_day,
+        )
+        for r in reservations
+        if r.end > start and r.start < end
+    }
