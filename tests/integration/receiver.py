@@ -56,19 +56,25 @@ class Receiver:
         return self.log_dir / f"receiver-{self.port}.log"
 
     def start(self) -> None:
+        self.launch()
+        self.wait_ready()
+
+    def launch(self) -> None:
         env = os.environ | {
             "PUSHSYNC_DATABASE_URL": self.database_url,
             "PUSHSYNC_HOST": "127.0.0.1",
             "PUSHSYNC_PORT": str(self.port),
-            # hardening (docs/deploying.md): loopback is the sender here, no callback token
-            "PUSHSYNC_ALLOWED_NETWORKS": "127.0.0.0/8,::1",
-            "PUSHSYNC_ALLOW_CALLBACKS_WITHOUT_TOKEN": "true",
-            "PUSHSYNC_ADMIN_PORT": str(free_port()),
+            "PUSHSYNC_ADMIN_PORT": str(self.admin_port),
+            "PUSHSYNC_ALLOWED_NETWORKS": "127.0.0.0/8",
+            "PUSHSYNC_CALLBACK_TOKEN": CALLBACK_TOKEN,
         }
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "pushsync", "serve"], env=env, stdout=log, stderr=log
             )
+
+    def wait_ready(self) -> None:
+        assert self.process is not None
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if self.process.poll() is not None:

@@ -98,5 +98,4 @@ def test_the_cli_upgrades_and_reports(database_url: str) -> None:
     dialect = "sqlite" if database_url.startswith("sqlite:") else "postgresql"
     latest = latest_version(dialect)
     assert f"schema at version {latest}" in pushsync("db", "upgrade")
-    assert "applied nothing" in pushsync("db", "upgrade")
     assert str(list(range(1, latest + 1))) in pushsync("db", "status")

@@ -22,7 +22,9 @@ def receivers(database_url: str, tmp_path: Path) -> Iterator[list[Receiver]]:
     started = [Receiver(database_url, tmp_path) for _ in range(2)]
     try:
         for receiver in started:
-            receiver.start()
+            receiver.launch()  # both at once: their start-up migrations race on purpose
+        for receiver in started:
+            receiver.wait_ready()
         yield started
     finally:
         for receiver in started:
