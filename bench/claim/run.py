@@ -20,6 +20,8 @@ import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from multiprocessing.queues import Queue
+from multiprocessing.synchronize import Barrier
 
 import psycopg
 from psycopg import sql
@@ -32,6 +34,8 @@ from pushsync.store.migrations import upgrade
 DEFAULT_POSTGRES_URL = os.environ.get(
     "PUSHSYNC_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
 )
+
+Drained = tuple[list[int], float, float]  # ids completed, started, finished (monotonic)
 
 
 @dataclass(frozen=True)
@@ -71,7 +75,7 @@ async def fill(url: str, rows: int) -> None:
         await connector.close()
 
 
-async def drain(url: str, batch: int) -> tuple[list[int], float, float]:
+async def drain(url: str, batch: int) -> Drained:
     """Claim and complete until the queue is empty; returns the ids done and the time span."""
     connector = connect(url)
     await connector.open()
@@ -89,9 +93,9 @@ async def drain(url: str, batch: int) -> tuple[list[int], float, float]:
         await connector.close()
 
 
-def consumer(url: str, batch: int, barrier: object, out: object) -> None:
-    barrier.wait()  # type: ignore[attr-defined]
-    out.put(asyncio.run(drain(url, batch)))  # type: ignore[attr-defined]
+def consumer(url: str, batch: int, barrier: Barrier, out: Queue[Drained]) -> None:
+    barrier.wait()  # all consumers start together, after their imports
+    out.put(asyncio.run(drain(url, batch)))
 
 
 def measure(engine: str, url: str, rows: int, batch: int, consumers: int) -> Result:
