@@ -11,25 +11,17 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import pytest
 
 from pushsync.store import connect
 from pushsync.store.migrations import upgrade
 from tests.integration.helpers import query
-from tests.integration.receiver import Answer, Receiver, TcpProxy, send_all
+from tests.integration.receiver import Answer, Receiver, TcpProxy, send_all, through
 
 SENDERS, EACH = 16, 40
 pytestmark = pytest.mark.postgres
-
-
-def through(url: str, port: int) -> str:
-    """`url` with its host and port replaced by the proxy's."""
-    parts = urlsplit(url)
-    user = parts.netloc.rpartition("@")[0]
-    netloc = f"{user}@127.0.0.1:{port}" if user else f"127.0.0.1:{port}"
-    return urlunsplit(parts._replace(netloc=netloc))
 
 
 @pytest.fixture

@@ -8,8 +8,7 @@ from psycopg.conninfo import conninfo_to_dict
 from pushsync.errors import ConfigError, StorageError
 from pushsync.store import connect
 from pushsync.store.postgresql import postgresql_conninfo
-from tests.integration.receiver import TcpProxy
-from tests.integration.test_outage import through
+from tests.integration.receiver import TcpProxy, through
 
 pytestmark = pytest.mark.postgres
 
