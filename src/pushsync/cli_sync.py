@@ -18,6 +18,7 @@ from pushsync.cli_common import (
     settings_or_exit,
     with_connector,
 )
+from pushsync.logs import configure_logging
 from pushsync.runtime import (
     build_ews_client,
     build_manager,
@@ -84,6 +85,28 @@ def resync(
 
     done = run_or_exit(run())
     console.print(f"resynced {done} room(s)")
+
+
+@commands.command()
+def demo(
+    rooms: Annotated[int, typer.Option(help="simulated room mailboxes")] = 20,
+    duration: Annotated[float, typer.Option(help="seconds of live activity")] = 60.0,
+    scale: Annotated[float, typer.Option(help="Exchange seconds per real second")] = 60.0,
+    activity: Annotated[float, typer.Option(help="bookings per Exchange minute")] = 20.0,
+    seed: Annotated[int, typer.Option(help="seed of the random activity")] = 1,
+) -> None:
+    """Simulator, receiver, subscription manager and worker on embedded SQLite, then a check."""
+    from pushsync.demo import DemoOptions, main  # the simulator is a test double: load on demand
+
+    options = DemoOptions(
+        rooms=rooms, duration_s=duration, scale=scale, activity_per_minute=activity, seed=seed
+    )
+    options.directory.mkdir(parents=True, exist_ok=True)
+    log_file = options.directory / "pushsync.log"
+    configure_logging("INFO", log_file)
+    console.print(f"pushsync demo: {rooms} rooms, {duration:.0f} s; logs in {log_file}")
+    if not main(options, console):
+        raise typer.Exit(1)
 
 
 @subscription_commands.command("sync")

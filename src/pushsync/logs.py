@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 from datetime import UTC, datetime
+from pathlib import Path
 
 _STANDARD = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {
     "message",
@@ -35,8 +36,11 @@ def _quote(value: str) -> str:
     return f'"{escaped}"'
 
 
-def configure_logging(level: str = "INFO") -> None:
-    handler = logging.StreamHandler(sys.stderr)
+def configure_logging(level: str = "INFO", file: Path | None = None) -> None:
+    """One key=value line per event, to stderr or (the demo, whose screen is a live view) a file."""
+    handler: logging.Handler = (
+        logging.FileHandler(file) if file else logging.StreamHandler(sys.stderr)
+    )
     handler.setFormatter(KeyValueFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]

@@ -34,6 +34,7 @@ class Simulator:
         self.port = 0
         self._server: uvicorn.Server | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        self._activity_task: asyncio.Task[None] | None = None
         self._http: httpx.AsyncClient | None = None
 
     @property
@@ -66,9 +67,15 @@ class Simulator:
         self._tasks.append(asyncio.create_task(self._server.serve(sockets=[sock])))
         self._tasks.append(asyncio.create_task(self._attendant()))
         if self.config.activity_per_minute > 0:
-            self._tasks.append(asyncio.create_task(self._activity()))
+            self._activity_task = asyncio.create_task(self._activity())
+            self._tasks.append(self._activity_task)
         while not self._server.started:  # noqa: ASYNC110 - uvicorn has no "started" event
             await asyncio.sleep(0.01)
+
+    def pause_activity(self) -> None:
+        """Stop the random booking activity; the rooms' attendants and push go on."""
+        if self._activity_task is not None:
+            self._activity_task.cancel()
 
     async def stop(self) -> None:
         if self.push is not None:

@@ -43,3 +43,8 @@ WHERE mailbox = %(mailbox)s;
 
 -- name: rooms_needing_resync
 SELECT mailbox, protocol, resync_reason FROM room WHERE needs_resync ORDER BY mailbox LIMIT %(limit)s;
+
+-- name: demo_counts
+SELECT (SELECT count(*) FROM sync_notification) AS notifications,
+       (SELECT count(*) FROM sync_notification WHERE state IN ('pending', 'claimed')) AS pending,
+       (SELECT count(*) FROM reservation) AS reservations;

@@ -1,0 +1,28 @@
+"""The README's first command, `pushsync demo`, as a user runs it."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from pathlib import Path
+
+from tests.acceptance.conftest import pushsync_command
+
+
+def test_demo_runs_the_whole_loop_and_its_consistency_check_passes(tmp_path: Path) -> None:
+    result = subprocess.run(
+        pushsync_command("demo", "--rooms", "4", "--duration", "6", "--activity", "30"),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    assert "PASS" in output
+    notifications = int(re.search(r"notifications received\s*│\s*(\d+)", output).group(1))
+    reservations = int(re.search(r"reservations\s*│\s*(\d+)", output).group(1))
+    assert notifications > 0 and reservations > 0
+    assert (tmp_path / "var/demo/pushsync.db").exists()
+    assert "level=" in (tmp_path / "var/demo/pushsync.log").read_text()
