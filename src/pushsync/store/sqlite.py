@@ -97,7 +97,14 @@ class SQLiteConnector:
         )
         connection.row_factory = sqlite3.Row
         connection.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_ms)}")
-        connection.execute("PRAGMA journal_mode = WAL")
+        # Switching a new file to WAL needs an exclusive lock, and SQLite refuses it at once
+        # ("database is locked") rather than waiting when another process is starting too.
+        if self._lock_fd is not None:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
+        try:
+            connection.execute("PRAGMA journal_mode = WAL")
+        finally:
+            self._unlock()
         connection.execute("PRAGMA synchronous = FULL")
         connection.execute("PRAGMA foreign_keys = ON")
         return connection
