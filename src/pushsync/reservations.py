@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any
 
 from pushsync.reservation import Plan, Reservation
-from pushsync.store.connector import Connector, Row
+from pushsync.store.connector import Connector, Row, Session
+
+Decide = Callable[[list[Reservation]], Plan]  # stored rows -> the writes to make
 
 # Reservation attribute -> column, where they differ (start and end are SQL keywords)
 _COLUMNS = {"start": "start_at", "end": "end_at"}
@@ -24,6 +26,49 @@ class Reservations:
         params = {"mailbox": mailbox, "uids": sorted(set(uids)), "item_ids": sorted(set(item_ids))}
         return await self._load("reservations_for_meetings", params)
 
+    async def reconcile(
+        self,
+        mailbox: str,
+        uids: Iterable[str],
+        item_ids: Iterable[str],
+        decide: Decide,
+        now: datetime,
+    ) -> Plan:
+        """Load the rows of these meetings, decide, and write, all in one transaction.
+
+        Loading and writing apart lets two workers interleave: both load the old row, the one
+        with the newer item writes first, and the other then overwrites it with its older
+        item. Inside one transaction holding the room's lock the second one sees the newer
+        row, and `plan` skips its older snapshot.
+        """
+        params = {"mailbox": mailbox, "uids": sorted(set(uids)), "item_ids": sorted(set(item_ids))}
+        return await self._reconcile(mailbox, "reservations_for_meetings", params, decide, now)
+
+    async def reconcile_room(self, mailbox: str, decide: Decide, now: datetime) -> Plan:
+        """As `reconcile`, over every row of the room; also clears its resync request."""
+        params = {"mailbox": mailbox}
+        return await self._reconcile(
+            mailbox, "reservations_for_room", params, decide, now, synced=True
+        )
+
+    async def _reconcile(
+        self,
+        mailbox: str,
+        query: str,
+        params: dict[str, Any],
+        decide: Decide,
+        now: datetime,
+        *,
+        synced: bool = False,
+    ) -> Plan:
+        async with self._connector.session() as session:
+            await session.execute("lock_room_reservations", {"mailbox": mailbox})
+            decided = decide([_reservation(row) for row in await session.fetch_all(query, params)])
+            await _write(session, decided, now)
+            if synced:
+                await session.execute("mark_room_synced", {"mailbox": mailbox, "now": now})
+        return decided
+
     async def for_room(self, mailbox: str) -> list[Reservation]:
         return await self._load("reservations_for_room", {"mailbox": mailbox})
 
@@ -35,21 +80,22 @@ class Reservations:
         if plan.empty and synced_room is None:
             return
         async with self._connector.session() as session:
-            for mailbox, uid, original_start in plan.deletes:
-                await session.execute(
-                    "delete_reservation",
-                    {"mailbox": mailbox, "uid": uid, "original_start": original_start},
-                )
-            if plan.upserts:
-                await session.execute_many(
-                    "upsert_reservation", [_params(r, now) for r in plan.upserts]
-                )
+            await _write(session, plan, now)
             if synced_room is not None:
                 await session.execute("mark_room_synced", {"mailbox": synced_room, "now": now})
 
     async def _load(self, query: str, params: dict[str, Any]) -> list[Reservation]:
         async with self._connector.session() as session:
             return [_reservation(row) for row in await session.fetch_all(query, params)]
+
+
+async def _write(session: Session, plan: Plan, now: datetime) -> None:
+    for mailbox, uid, original_start in plan.deletes:
+        await session.execute(
+            "delete_reservation", {"mailbox": mailbox, "uid": uid, "original_start": original_start}
+        )
+    if plan.upserts:
+        await session.execute_many("upsert_reservation", [_params(r, now) for r in plan.upserts])
 
 
 def _params(row: Reservation, now: datetime) -> dict[str, Any]:

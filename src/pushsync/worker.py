@@ -4,8 +4,10 @@ Each round claims a batch of rows (with a lease), lets a burst settle for `debou
 works mailbox by mailbox: heartbeats and error notifications update the subscription record,
 every item named in the burst is fetched once (the item + folder ModifiedEvent pair counts
 once; folder events alone carry nothing to fetch), and the pure `reservation.plan` decides the
-writes. Throttling releases that mailbox's rows until the server's back-off has passed; any
-other failure counts an attempt against the rows, which end `failed` after the last one.
+writes. Throttling pauses that mailbox: its rows (and any that arrive meanwhile) are released
+until the server's back-off has passed, and no call goes to it before then; any other failure
+counts an attempt against the rows, which end `failed` after the last one. While a batch is
+worked on, its leases are extended (a heartbeat), so only a dead worker's rows expire.
 """
 
 from __future__ import annotations
@@ -50,8 +52,15 @@ class CalendarSource(Protocol):
 class WorkerStats:
     notifications: int = 0
     lag_seconds: list[float] = field(default_factory=list)  # received -> applied, per row
+    calls: int = 0  # requests to Exchange / Graph while working on notification rows
+    resync_calls: int = 0  # requests spent on full resyncs
     resyncs: int = 0
     failures: int = 0
+    throttled: int = 0  # times a mailbox was paused by the server's back-off
+
+    @property
+    def calls_per_notification(self) -> float:
+        return self.calls / self.notifications if self.notifications else 0.0
 
     def record_lag(self, rows: Sequence[Claimed], applied_at: datetime) -> None:
         self.notifications += len(rows)
@@ -83,7 +92,19 @@ class Worker:
         self._debounce = debounce
         self._idle_sleep = idle_sleep
         self._clock = clock
+        self._paused: dict[str, datetime] = {}  # mailbox -> end of the server's back-off
         self.stats = WorkerStats()
+
+    def paused_until(self, mailbox: str) -> datetime | None:
+        """When a throttled mailbox may be called again (None: it is not paused)."""
+        until = self._paused.get(mailbox)
+        if until is not None and until <= self._clock():
+            del self._paused[mailbox]
+            return None
+        return until
+
+    def _sources_calls(self) -> int:
+        return sum(source.calls for source in self._sources.values())
 
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
@@ -98,33 +119,61 @@ class Worker:
         claimed = await self._queue.claim(self._batch_size)
         if not claimed:
             return 0
-        if len(claimed) < self._batch_size and self._debounce:
-            await asyncio.sleep(self._debounce.total_seconds())  # let the burst finish arriving
-            claimed += await self._queue.claim(self._batch_size - len(claimed))
+        ids = [row.id for row in claimed]
+        heartbeat = asyncio.create_task(self._heartbeat(ids))
+        try:
+            if len(claimed) < self._batch_size and self._debounce:
+                await asyncio.sleep(self._debounce.total_seconds())  # let the burst finish
+                claimed += await self._queue.claim(self._batch_size - len(claimed))
+                ids[:] = [row.id for row in claimed]
+            await self._work(claimed)
+        finally:
+            heartbeat.cancel()
+        return len(claimed)
+
+    async def _work(self, claimed: list[Claimed]) -> None:
         by_mailbox: dict[str | None, list[Claimed]] = defaultdict(list)
         for row in claimed:
             by_mailbox[row.mailbox].append(row)
-        await asyncio.gather(
-            *(self._mailbox(mailbox, rows) for mailbox, rows in by_mailbox.items())
-        )
-        return len(claimed)
+        calls = self._sources_calls()
+        try:
+            await asyncio.gather(
+                *(self._mailbox(mailbox, rows) for mailbox, rows in by_mailbox.items())
+            )
+        finally:
+            self.stats.calls += self._sources_calls() - calls
+
+    async def _heartbeat(self, ids: list[int]) -> None:
+        """Keep our leases alive while the batch settles and is worked on (`ids` may grow)."""
+        period = self._queue.policy.lease.total_seconds() / 3
+        while True:
+            await asyncio.sleep(period)
+            await self._queue.extend(ids)
 
     async def resync_pending(self, limit: int) -> int:
         """Full resync of rooms that asked for one, a few per round (staggered)."""
         done = 0
-        for room in await self._subscriptions.rooms_needing_resync(limit):
+        rooms = await self._subscriptions.rooms_needing_resync(limit + len(self._paused))
+        for room in [r for r in rooms if self.paused_until(r["mailbox"]) is None][:limit]:
             done += await self.resync(room["mailbox"], room["protocol"])
         return done
 
     async def resync(self, mailbox: str, protocol: str = "ews") -> int:
         source = self._sources[protocol]
+        calls = source.calls
         try:
             snapshot = await source.observe_room(mailbox)
+        except Throttled as exc:
+            self._pause(mailbox, exc)  # the room keeps its resync request
+            return 0
         except ExchangeError as exc:
             await self._subscriptions.room_error(mailbox, f"resync: {exc}", self._clock())
             return 0
-        stored = await self._reservations.for_room(mailbox)
-        await self._reservations.apply(plan(stored, [snapshot]), self._clock(), synced_room=mailbox)
+        finally:
+            self.stats.resync_calls += source.calls - calls
+        await self._reservations.reconcile_room(
+            mailbox, lambda stored: plan(stored, [snapshot]), self._clock()
+        )
         self.stats.resyncs += 1
         log.info(
             "room resynced", extra={"mailbox": mailbox, "occurrences": len(snapshot.occurrences)}
@@ -136,12 +185,15 @@ class Worker:
             for row in rows:
                 await self._queue.fail(row, "subscription not known (yet)")
             return
+        paused = self.paused_until(mailbox)
+        if paused is not None:  # rows that arrived while the mailbox waits out its back-off
+            await self._queue.release([r.id for r in rows], paused)
+            return
         await self._note_subscriptions(mailbox, rows)
         try:
             await self._apply_changes(mailbox, rows)
         except Throttled as exc:
-            until = self._clock() + timedelta(seconds=exc.retry_after)
-            log.warning("throttled", extra={"mailbox": mailbox, "retry_after": exc.retry_after})
+            until = self._pause(mailbox, exc)
             await self._queue.release([r.id for r in rows], until)
             return
         except ExchangeError as exc:
@@ -152,6 +204,13 @@ class Worker:
             return
         await self._queue.complete(r.id for r in rows)
         self.stats.record_lag(rows, self._clock())
+
+    def _pause(self, mailbox: str, exc: Throttled) -> datetime:
+        until = self._clock() + timedelta(seconds=exc.retry_after)
+        self._paused[mailbox] = max(until, self._paused.get(mailbox, until))
+        self.stats.throttled += 1
+        log.warning("throttled", extra={"mailbox": mailbox, "retry_after": exc.retry_after})
+        return self._paused[mailbox]
 
     async def _apply_changes(self, mailbox: str, rows: list[Claimed]) -> None:
         gone = {r.row["item_id"] for r in rows if r.event_type in GONE_EVENTS and r.row["item_id"]}
@@ -168,8 +227,13 @@ class Worker:
         observations: list[Observation] = [Gone(mailbox, item_id) for item_id in sorted(gone)]
         observations += await self._sources[protocol].observe(mailbox, fetch)
         uids = [o.uid for o in observations if hasattr(o, "uid")]
-        stored = await self._reservations.for_meetings(mailbox, uids, [*gone, *fetch])
-        await self._reservations.apply(plan(stored, observations), self._clock())
+        await self._reservations.reconcile(
+            mailbox,
+            uids,
+            [*gone, *fetch],
+            lambda stored: plan(stored, observations),
+            self._clock(),
+        )
 
     async def _note_subscriptions(self, mailbox: str, rows: list[Claimed]) -> None:
         """Heartbeats, error notifications and watermark gaps, per subscription in arrival order."""

@@ -48,3 +48,7 @@ SELECT mailbox, protocol, resync_reason FROM room WHERE needs_resync ORDER BY ma
 SELECT (SELECT count(*) FROM sync_notification) AS notifications,
        (SELECT count(*) FROM sync_notification WHERE state IN ('pending', 'claimed')) AS pending,
        (SELECT count(*) FROM reservation) AS reservations;
+
+-- name: lock_room_reservations
+-- Serialises load-decide-write of one room's reservations between workers, until commit.
+SELECT pg_advisory_xact_lock(hashtextextended(%(mailbox)s, 0));

@@ -49,3 +49,7 @@ SELECT mailbox, protocol, resync_reason FROM room WHERE needs_resync ORDER BY ma
 SELECT (SELECT count(*) FROM sync_notification) AS notifications,
        (SELECT count(*) FROM sync_notification WHERE state IN ('pending', 'claimed')) AS pending,
        (SELECT count(*) FROM reservation) AS reservations;
+
+-- name: lock_room_reservations
+-- Every session already holds SQLite's one writer lock (BEGIN IMMEDIATE): nothing to add.
+SELECT :mailbox AS mailbox;
