@@ -18,7 +18,7 @@ from pushsync.errors import ConfigError
 from pushsync.ews.auth import EwsCredentials
 from pushsync.ews.calendar_source import EwsCalendar
 from pushsync.ews.client import EwsClient
-from pushsync.queue import NotificationQueue
+from pushsync.queue import NotificationQueue, QueuePolicy
 from pushsync.reservations import Reservations
 from pushsync.settings import Settings
 from pushsync.store import Connector, connect
@@ -101,7 +101,9 @@ def build_worker(
         fetch_chunk=settings.fetch_chunk_size,
     )
     return Worker(
-        NotificationQueue(connector),
+        NotificationQueue(
+            connector, policy=QueuePolicy(lease=timedelta(seconds=settings.worker_lease_seconds))
+        ),
         Reservations(connector),
         Subscriptions(connector),
         {"ews": calendar},

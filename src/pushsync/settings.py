@@ -116,6 +116,9 @@ class Settings(BaseSettings):
     sync_window_future_days: int = Field(365, ge=1, description="at least the booking window")
     worker_batch_size: int = Field(500, ge=1)
     worker_debounce_ms: int = Field(500, ge=0, description="let a burst settle before fetching")
+    worker_lease_seconds: float = Field(
+        300.0, gt=0, description="a claimed row returns to the queue if its worker dies"
+    )
     fetch_chunk_size: int = Field(25, ge=1, le=100, description="item ids per GetItem")
     notification_retention_days: int = Field(7, ge=1)
 
