@@ -62,7 +62,9 @@ class SimulatorApp:
             if handler is None:
                 raise soap.SoapFault("ErrorInvalidRequest", f"{request.operation} is not served")
             self.exchange.calls[request.operation] += 1
-            if request.operation not in UNTHROTTLED and self.exchange.busy():
+            busy = request.operation not in UNTHROTTLED and self.exchange.busy()
+            self.exchange.note(request.operation, request.impersonated, busy)
+            if busy:
                 raise soap.SoapFault(
                     "ErrorServerBusy",
                     "The server cannot service this request right now. Try again later.",

@@ -7,8 +7,10 @@ the booking activity all run there, so the state needs no locks.
 from __future__ import annotations
 
 import random
+import time
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -19,6 +21,14 @@ from pushsync.simulator.items import Instance, Meeting
 
 if TYPE_CHECKING:
     from pushsync.simulator.push import PushEngine
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    at: float  # time.monotonic() when it was answered
+    operation: str
+    mailbox: str | None  # the impersonated room
+    busy: bool  # answered ErrorServerBusy
 
 
 class Exchange:
@@ -34,6 +44,9 @@ class Exchange:
         self.in_flight = 0
         self.max_in_flight = 0  # the most requests served at once (a concurrency cap's proof)
         self.push: PushEngine | None = None  # set once the simulator's event loop runs
+        # Every request (operation, impersonated mailbox, refused as busy?) when a test sets a
+        # list here: what reached Exchange per mailbox, e.g. to check back-off was honoured.
+        self.journal: list[Request] | None = None
 
     def calendar(self, mailbox: str) -> RoomCalendar | None:
         return self.calendars.get(mailbox.lower())
@@ -41,6 +54,10 @@ class Exchange:
     def busy(self) -> bool:
         """Whether this operation is refused with ErrorServerBusy (the configured share)."""
         return self.config.busy_rate > 0 and self.rng.random() < self.config.busy_rate
+
+    def note(self, operation: str, mailbox: str | None, busy: bool) -> None:
+        if self.journal is not None:
+            self.journal.append(Request(time.monotonic(), operation, mailbox, busy))
 
     # -- what organizers do: each acts on every room holding the meeting --------------------
 
