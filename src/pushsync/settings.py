@@ -90,6 +90,16 @@ class Settings(BaseSettings):
     allow_callbacks_without_token: bool = Field(
         False, description="legacy: accept notifications whose URL carries no token"
     )
+    # Microsoft Graph change notifications (docs/graph.md)
+    graph_path: str = "/graph/notifications"
+    graph_client_state: SecretStr | None = Field(
+        None, description="clientState given to Graph; the Graph path is served only when set"
+    )
+    graph_client_state_previous: SecretStr | None = Field(None, description="still accepted")
+    graph_allowed_networks: Networks = Field(
+        default_factory=list,
+        description="sources allowed on the Graph path; empty: any (clientState authenticates)",
+    )
     # the admin listener: health, readiness, metrics, status; never on the public one
     admin_host: str = "127.0.0.1"
     admin_port: int = Field(8081, ge=0, le=65535)

@@ -35,12 +35,16 @@ class ParsedBatch:
     forged: int  # items dropped for a wrong or missing clientState
 
 
-def client_state_matches(expected: str) -> ClientStateCheck:
-    """A check against one installation-wide secret, compared in constant time."""
-    wanted = expected.encode()
+def client_state_matches(expected: str, *previous: str) -> ClientStateCheck:
+    """A check against the installation-wide secret (and any still accepted while it is being
+    rotated), each compared in constant time; every candidate is compared, match or not."""
+    wanted = [secret.encode() for secret in (expected, *previous)]
 
     def check(_subscription_id: str, received: str | None) -> bool:
-        return received is not None and hmac.compare_digest(received.encode(), wanted)
+        if received is None:
+            return False
+        given = received.encode()
+        return sum(hmac.compare_digest(given, secret) for secret in wanted) > 0
 
     return check
 

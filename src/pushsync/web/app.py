@@ -19,6 +19,7 @@ from pushsync.access.callback_token import CallbackToken
 from pushsync.access.client_address import ClientAddress
 from pushsync.access.networks import NetworkSet
 from pushsync.errors import ConfigError, Forbidden, NotFound, RejectedRequest, StorageError
+from pushsync.graph.change_notification import ClientStateCheck, client_state_matches
 from pushsync.inbox import Inbox
 from pushsync.logs import configure_logging
 from pushsync.metrics import set_allowed_networks
@@ -28,6 +29,7 @@ from pushsync.store.migrations import upgrade
 from pushsync.web.asgi import Receive, Scope, Send
 from pushsync.web.errors import answer_rejection, answer_storage_failure
 from pushsync.web.ews_endpoint import EwsEndpoint
+from pushsync.web.graph_endpoint import GraphEndpoint
 from pushsync.web.request import Request
 
 log = logging.getLogger("pushsync.receiver")
@@ -66,6 +68,27 @@ def callback_token(settings: Settings) -> CallbackToken:
     return CallbackToken(secrets, allow_missing=settings.allow_callbacks_without_token)
 
 
+def graph_client_state(settings: Settings) -> ClientStateCheck:
+    secrets = [
+        s.get_secret_value()
+        for s in (settings.graph_client_state, settings.graph_client_state_previous)
+        if s
+    ]
+    return client_state_matches(*secrets)
+
+
+def graph_sources(settings: Settings) -> AddressFilter:
+    """Graph publishes no feed of its source addresses (PROTOCOL.md §6): any source unless the
+    operator lists some; clientState is what authenticates a Graph notification."""
+    networks = settings.graph_allowed_networks or ["0.0.0.0/0", "::/0"]
+    return AddressFilter(
+        NetworkSet.parse(networks),
+        microsoft_ranges=False,
+        state_dir=settings.ipranges_dir,
+        instance=settings.ipranges_instance,
+    )
+
+
 def client_address(settings: Settings) -> ClientAddress:
     return ClientAddress(NetworkSet.parse(settings.trusted_proxies), settings.forwarded_header)
 
@@ -87,6 +110,11 @@ class PublicApp:
             self.inbox, callback_token(settings), max_body_bytes=settings.max_body_bytes
         )
         self.routes: dict[str, Route] = {settings.ews_path: Route(ews, self.allowed)}
+        if settings.graph_client_state is not None:
+            graph = GraphEndpoint(
+                self.inbox, graph_client_state(settings), max_body_bytes=settings.max_body_bytes
+            )
+            self.routes[settings.graph_path] = Route(graph, graph_sources(settings))
         self._watcher: asyncio.Task[None] | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
