@@ -80,7 +80,8 @@ class SubscriptionManager:
         """Replace every broken or silent subscription; its room is marked for a resync."""
         now = self._clock()
         outcome = Outcome()
-        dead = [s for s in await self._subscriptions.live() if s.is_dead(now, self._minute)]
+        live = [s for s in await self._subscriptions.live() if s.protocol == "ews"]
+        dead = [s for s in live if s.is_dead(now, self._minute)]  # Graph's: graph/subscriptions
         await asyncio.gather(*(self._replace(s, now, outcome) for s in dead))
         return outcome
 

@@ -112,6 +112,12 @@ class Subscriptions:
             "subscription_broken", {"subscription_id": subscription_id, "error": error}
         )
 
+    async def renewed(self, subscription_id: str, expires_at: datetime) -> None:
+        """A Graph subscription renewed (or reauthorized): active again until `expires_at`."""
+        await self._execute(
+            "subscription_renewed", {"subscription_id": subscription_id, "expires_at": expires_at}
+        )
+
     async def request_resync(self, mailbox: str, reason: str) -> None:
         await self._execute("request_resync", {"mailbox": mailbox, "reason": reason})
 

@@ -23,6 +23,7 @@ from itertools import groupby
 from typing import Protocol
 
 from pushsync.errors import ExchangeError, Throttled
+from pushsync.graph.lifecycle import note_graph_rows
 from pushsync.queue import Claimed, NotificationQueue
 from pushsync.reservation import Gone, Observation, RoomSnapshot, plan
 from pushsync.reservations import Reservations
@@ -246,7 +247,11 @@ class Worker:
     async def _note_subscription(
         self, mailbox: str, subscription_id: str, rows: list[Claimed]
     ) -> None:
-        if rows[0].protocol != "ews":
+        if rows[0].protocol == "graph":
+            types = [r.event_type for r in rows]
+            await note_graph_rows(
+                self._subscriptions, mailbox, subscription_id, types, rows[-1].row["received_at"]
+            )
             return
         errors = [r.row["response_code"] for r in rows if r.event_type == "Error"]
         if errors:

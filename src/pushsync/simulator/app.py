@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
+from collections.abc import Awaitable, Callable
 
 from pushsync.simulator.ews import soap
 from pushsync.simulator.ews.operations import OPERATIONS, UNTHROTTLED
@@ -18,20 +19,25 @@ from pushsync.web.asgi import Message, Receive, Scope, Send, respond
 
 log = logging.getLogger(__name__)
 
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 EWS_PATH = "/ews/exchange.asmx"  # IIS paths are case-insensitive
 XML = b"text/xml; charset=utf-8"
 MAX_BODY = 10 * 1024 * 1024
 
 
 class SimulatorApp:
-    def __init__(self, exchange: Exchange) -> None:
+    def __init__(self, exchange: Exchange, graph: ASGIApp | None = None) -> None:
         self.exchange = exchange
+        self.graph = graph  # Microsoft Graph under /v1.0 (simulator/graph/api.py)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
             await _lifespan(receive, send)
             return
         if scope["type"] != "http":
+            return
+        if self.graph is not None and scope["path"].startswith("/v1.0/"):
+            await self.graph(scope, receive, send)
             return
         if scope["path"].lower() != EWS_PATH:
             await respond(send, 404, b"not found")

@@ -19,6 +19,8 @@ from pushsync.simulator.app import SimulatorApp
 from pushsync.simulator.clock import SimClock
 from pushsync.simulator.config import SimulatorConfig
 from pushsync.simulator.exchange import Exchange
+from pushsync.simulator.graph.api import GraphApi
+from pushsync.simulator.graph.webhooks import GraphWebhooks
 from pushsync.simulator.push import PushEngine
 
 ATTENDANT_TICK_SECONDS = 1.0  # Exchange time between two rounds of the booking attendant
@@ -31,6 +33,7 @@ class Simulator:
         self.exchange = Exchange(config, self.clock)
         self.activity = Activity(self.exchange, config.seed)
         self.push: PushEngine | None = None
+        self.graph: GraphApi | None = None  # Microsoft Graph under /v1.0
         self.port = 0
         self._server: uvicorn.Server | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -46,18 +49,25 @@ class Simulator:
         """The service endpoint to give exchangelib."""
         return self.url + "/EWS/Exchange.asmx"
 
+    @property
+    def graph_url(self) -> str:
+        """The Graph base URL to give pushsync's Graph client."""
+        return self.url + "/v1.0"
+
     async def start(self) -> None:
         self._http = httpx.AsyncClient(
             timeout=httpx.Timeout(10.0), headers={"User-Agent": "ExchangeServicesClient/15.01"}
         )
         self.push = PushEngine(self.exchange, self._http)
         self.exchange.push = self.push
+        self.graph = GraphApi(self.exchange, GraphWebhooks(self.exchange, self._http))
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((self.config.host, self.config.port))
         self.port = sock.getsockname()[1]
+        self.graph.base_url = self.url
         uvicorn_config = uvicorn.Config(
-            SimulatorApp(self.exchange),
+            SimulatorApp(self.exchange, self.graph),
             lifespan="off",
             access_log=False,
             log_config=None,
@@ -80,6 +90,8 @@ class Simulator:
     async def stop(self) -> None:
         if self.push is not None:
             await self.push.close()
+        if self.graph is not None:
+            await self.graph.webhooks.close()
         if self._server is not None:
             self._server.should_exit = True
         for task in self._tasks[1:]:

@@ -54,3 +54,7 @@ ORDER BY r.mailbox;
 
 -- name: watermark_seen
 SELECT 1 AS seen FROM sync_notification WHERE event_key = %(event_key)s LIMIT 1;
+
+-- name: subscription_renewed
+UPDATE subscription SET state = 'active', expires_at = %(expires_at)s, last_error = NULL
+WHERE subscription_id = %(subscription_id)s AND state IN ('active', 'broken');

@@ -1,0 +1,285 @@
+"""Calls to Microsoft Graph with httpx: subscriptions, events, instances, calendarView delta.
+
+https://learn.microsoft.com/graph/api/resources/subscription
+https://learn.microsoft.com/graph/api/event-get
+https://learn.microsoft.com/graph/api/event-list-instances
+https://learn.microsoft.com/graph/api/event-delta
+https://learn.microsoft.com/graph/throttling-limits#outlook-service-limits
+
+Graph's answers become our exceptions here and nowhere else: 429 and 503 are `Throttled` with
+the Retry-After the server gave, 401/403 `AuthenticationFailed`, 404 `NotFound`, 409
+`Conflict`, 410 `DeltaExpired`, other 5xx and transport failures `ExchangeUnavailable`.
+Outlook allows four requests in flight per app and mailbox; a semaphore per mailbox keeps to
+that. Times are asked for in UTC (`Prefer: outlook.timezone="UTC"`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import defaultdict
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from pushsync.errors import (
+    AuthenticationFailed,
+    ExchangeError,
+    ExchangeUnavailable,
+    SubscriptionRefused,
+    Throttled,
+)
+from pushsync.graph.auth import TokenProvider
+from pushsync.graph.events import parse_time
+
+GRAPH_URL = "https://graph.microsoft.com/v1.0"
+PER_MAILBOX = 4  # concurrent requests per app and mailbox (Outlook limit)
+DEFAULT_RETRY_AFTER = 10.0
+MAX_PAGES = 1000
+
+
+class NotFound(ExchangeError):
+    """The event (or subscription) is not there (any more)."""
+
+    retryable = False
+
+
+class Conflict(SubscriptionRefused):
+    """409: a subscription like this one exists already."""
+
+
+class DeltaExpired(ExchangeError):
+    """410 SyncStateNotFound: the delta token is gone; a full resync follows."""
+
+
+@dataclass(frozen=True, slots=True)
+class GraphSubscription:
+    subscription_id: str
+    resource: str
+    expires_at: datetime
+    notification_url: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Delta:
+    events: list[dict[str, Any]]
+    delta_link: str
+
+
+class GraphClient:
+    def __init__(
+        self,
+        tokens: TokenProvider,
+        base_url: str = GRAPH_URL,
+        *,
+        timeout: float = 30.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self._tokens = tokens
+        self._base = base_url.rstrip("/")
+        self._http = httpx.AsyncClient(timeout=timeout, transport=transport)
+        self._slots: defaultdict[str, asyncio.Semaphore] = defaultdict(
+            lambda: asyncio.Semaphore(PER_MAILBOX)
+        )
+        self.calls = 0
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    # -- subscriptions ----------------------------------------------------------------------
+
+    async def create_subscription(
+        self,
+        mailbox: str,
+        *,
+        notification_url: str,
+        lifecycle_url: str,
+        client_state: str,
+        expires_at: datetime,
+    ) -> GraphSubscription:
+        body = {
+            "changeType": "created,updated,deleted",
+            "notificationUrl": notification_url,
+            "lifecycleNotificationUrl": lifecycle_url,
+            "resource": events_resource(mailbox),
+            "expirationDateTime": _time(expires_at),
+            "clientState": client_state,
+        }
+        answer = await self._request("POST", "/subscriptions", mailbox, json=body)
+        return _subscription(answer)
+
+    async def renew_subscription(self, subscription_id: str, expires_at: datetime) -> datetime:
+        body = {"expirationDateTime": _time(expires_at)}
+        answer = await self._request("PATCH", f"/subscriptions/{subscription_id}", json=body)
+        return parse_time(answer["expirationDateTime"])
+
+    async def delete_subscription(self, subscription_id: str) -> None:
+        with contextlib.suppress(NotFound):  # gone already: what we wanted
+            await self._request("DELETE", f"/subscriptions/{subscription_id}")
+
+    async def subscriptions(self) -> list[GraphSubscription]:
+        """This app's subscriptions (to find the one a 409 refers to)."""
+        found = []
+        async for page in self._pages(self._base + "/subscriptions", None, None):
+            found += [_subscription(item) for item in page]
+        return found
+
+    # -- events -----------------------------------------------------------------------------
+
+    async def event(self, mailbox: str, event_id: str) -> dict[str, Any] | None:
+        """One event (single, series master or occurrence), or None if it is gone."""
+        try:
+            return await self._request("GET", f"{_user(mailbox)}/events/{quote(event_id)}", mailbox)
+        except NotFound:
+            return None
+
+    async def instances(
+        self, mailbox: str, master_id: str, start: datetime, end: datetime
+    ) -> list[dict[str, Any]] | None:
+        """A series' occurrences and exceptions in [start, end); None if the series is gone."""
+        url = f"{self._base}{_user(mailbox)}/events/{quote(master_id)}/instances"
+        params = {"startDateTime": _time(start), "endDateTime": _time(end)}
+        found: list[dict[str, Any]] = []
+        try:
+            async for page in self._pages(url, params, mailbox):
+                found += page
+        except NotFound:
+            return None
+        return found
+
+    async def calendar_view_delta(
+        self,
+        mailbox: str,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        *,
+        delta_link: str | None = None,
+    ) -> Delta:
+        """Every page of a calendarView delta round: a full one over [start, end), or the
+        changes since `delta_link`. Raises DeltaExpired when Graph forgot the token."""
+        if delta_link is not None:
+            url, params = delta_link, None
+        else:
+            if start is None or end is None:
+                raise ValueError("a first delta round needs a window")
+            url = f"{self._base}{_user(mailbox)}/calendarView/delta"
+            params = {"startDateTime": _time(start), "endDateTime": _time(end)}
+        events: list[dict[str, Any]] = []
+        last: dict[str, Any] = {}
+        async for page in self._pages(url, params, mailbox, last=last):
+            events += page
+        link = last.get("@odata.deltaLink")
+        if not link:
+            raise ExchangeUnavailable("calendarView delta ended without a deltaLink")
+        return Delta(events, str(link))
+
+    # -- plumbing ---------------------------------------------------------------------------
+
+    async def _pages(
+        self,
+        url: str,
+        params: dict[str, str] | None,
+        mailbox: str | None,
+        *,
+        last: dict[str, Any] | None = None,
+    ) -> AsyncIterator[list[dict[str, Any]]]:
+        next_url: str | None = url
+        for _ in range(MAX_PAGES):
+            if next_url is None:
+                return
+            answer = await self._request("GET", next_url, mailbox, params=params)
+            params = None  # a nextLink carries its own query
+            yield list(answer.get("value") or [])
+            next_url = answer.get("@odata.nextLink")
+            if last is not None:
+                last.update(answer)
+        raise ExchangeUnavailable(f"more than {MAX_PAGES} pages")
+
+    async def _request(
+        self,
+        method: str,
+        path: str,
+        mailbox: str | None = None,
+        *,
+        json: dict[str, Any] | None = None,
+        params: dict[str, str] | None = None,
+    ) -> dict[str, Any]:
+        url = path if path.startswith("http") else self._base + path
+        headers = {
+            "Authorization": f"Bearer {await self._tokens()}",
+            "Prefer": 'outlook.timezone="UTC"',
+        }
+        async with self._slots[(mailbox or "").lower()]:
+            self.calls += 1
+            try:
+                response = await self._http.request(
+                    method, url, json=json, params=params, headers=headers
+                )
+            except httpx.HTTPError as exc:
+                raise ExchangeUnavailable(f"Graph {method}: {type(exc).__name__}: {exc}") from None
+        return _answer(method, response)
+
+
+def events_resource(mailbox: str) -> str:
+    return f"/users/{mailbox}/events"
+
+
+def _answer(method: str, response: httpx.Response) -> dict[str, Any]:
+    status = response.status_code
+    if status < 300:
+        if status == 204 or not response.content:
+            return {}
+        document = response.json()
+        return document if isinstance(document, dict) else {}
+    code, message = _error(response)
+    detail = f"Graph {method} answered {status} {code}: {message}"
+    if status in (429, 503):
+        raise Throttled(detail, _retry_after(response))
+    if status in (401, 403):
+        raise AuthenticationFailed(detail)
+    if status == 404:
+        raise NotFound(detail)
+    if status == 409:
+        raise Conflict(detail, code)
+    if status == 410:
+        raise DeltaExpired(detail)
+    if status >= 500:
+        raise ExchangeUnavailable(detail)
+    raise SubscriptionRefused(detail, code) if method == "POST" else ExchangeError(detail)
+
+
+def _error(response: httpx.Response) -> tuple[str, str]:
+    try:
+        error = response.json().get("error") or {}
+        return str(error.get("code", "")), str(error.get("message", ""))[:500]
+    except (ValueError, AttributeError):
+        return "", response.text[:200]
+
+
+def _retry_after(response: httpx.Response) -> float:
+    value = response.headers.get("retry-after", "")
+    try:
+        return max(float(value), 0.0)
+    except ValueError:
+        return DEFAULT_RETRY_AFTER
+
+
+def _subscription(item: dict[str, Any]) -> GraphSubscription:
+    return GraphSubscription(
+        subscription_id=str(item["id"]),
+        resource=str(item.get("resource", "")),
+        expires_at=parse_time(item["expirationDateTime"]),
+        notification_url=item.get("notificationUrl"),
+    )
+
+
+def _user(mailbox: str) -> str:
+    return f"/users/{quote(mailbox)}"
+
+
+def _time(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f0Z")

@@ -1,0 +1,194 @@
+"""Keeps one Graph subscription on every Graph room's events, renewed well before it expires.
+
+https://learn.microsoft.com/graph/api/subscription-post-subscriptions
+https://learn.microsoft.com/graph/api/subscription-update
+https://learn.microsoft.com/graph/change-notifications-lifecycle-events
+
+A subscription on `/users/{room}/events` (created, updated, deleted) carries our clientState and
+a lifecycle URL. Outlook subscriptions last at most 10,080 minutes; each is renewed (PATCH) once
+less than `renew_before` is left. The worker turns lifecycle notifications into bookkeeping:
+`reauthorizationRequired` marks the subscription broken with that reason, and this manager
+answers by renewing it (renewing reauthorizes too; doing both within 10 minutes is refused);
+`subscriptionRemoved` marks it broken, and it is recreated and the room resynced; `missed` asks
+for a resync only. A 409 on create means one exists already: it is looked up, adopted and
+renewed. 429 is waited out for the server's Retry-After.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Iterable
+from datetime import UTC, datetime, timedelta
+from typing import TypeVar
+
+from pushsync.errors import ExchangeError, Throttled
+from pushsync.graph.client import Conflict, GraphClient, GraphSubscription, NotFound
+from pushsync.subscription_manager import Outcome
+from pushsync.subscriptions import LiveSubscription, Subscriptions
+
+log = logging.getLogger(__name__)
+
+MAX_LIFETIME = timedelta(minutes=10080)
+REAUTHORIZE = "reauthorizationRequired"
+MAX_THROTTLED_TRIES = 8
+T = TypeVar("T")
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class GraphSubscriptionManager:
+    def __init__(
+        self,
+        client: GraphClient,
+        subscriptions: Subscriptions,
+        *,
+        notification_url: str,
+        client_state: str,
+        lifetime: timedelta = timedelta(minutes=10000),
+        renew_before: timedelta = timedelta(days=1),
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self._client = client
+        self._subscriptions = subscriptions
+        self._url = notification_url
+        self._client_state = client_state
+        self._lifetime = min(lifetime, MAX_LIFETIME)
+        self._renew_before = renew_before
+        self._clock = clock
+
+    async def subscribe_rooms(self, mailboxes: Iterable[str]) -> Outcome:
+        """Give every listed room a Graph subscription unless it has a live one already."""
+        rooms = list(mailboxes)
+        await self._subscriptions.ensure_rooms(rooms, "graph", self._clock())
+        live = {s.mailbox for s in await self._graph_live()}
+        outcome = Outcome()
+        await asyncio.gather(*(self._create(m, outcome) for m in rooms if m not in live))
+        return outcome
+
+    async def maintain(self) -> Outcome:
+        """Renew what expires soon or asked to be reauthorized; recreate what was removed."""
+        outcome = Outcome()
+        now = self._clock()
+        for subscription in await self._graph_live():
+            if subscription.state == "broken" and not await self._reauthorizing(subscription):
+                await self._recreate(subscription, outcome)
+            elif subscription.state == "broken" or self._expiring(subscription, now):
+                await self._renew(subscription, outcome)
+        return outcome
+
+    async def run(self, stop: asyncio.Event, rooms: Iterable[str], interval_s: float) -> None:
+        await self.subscribe_rooms(rooms)
+        while not stop.is_set():
+            try:
+                await asyncio.wait_for(stop.wait(), interval_s)
+            except TimeoutError:
+                await self.maintain()
+
+    async def _graph_live(self) -> list[LiveSubscription]:
+        return [s for s in await self._subscriptions.live() if s.protocol == "graph"]
+
+    async def _reauthorizing(self, subscription: LiveSubscription) -> bool:
+        record = await self._subscriptions.by_id(subscription.subscription_id)
+        return record is not None and record["last_error"] == REAUTHORIZE
+
+    def _expiring(self, subscription: LiveSubscription, now: datetime) -> bool:
+        expires = subscription.expires_at
+        return expires is None or _aware(expires) - now < self._renew_before
+
+    async def _renew(self, subscription: LiveSubscription, outcome: Outcome) -> None:
+        expires = self._clock() + self._lifetime
+        try:
+            granted = await self._throttled(
+                lambda: self._client.renew_subscription(subscription.subscription_id, expires)
+            )
+        except NotFound:  # Graph dropped it meanwhile
+            await self._recreate(subscription, outcome)
+            return
+        except ExchangeError as exc:
+            outcome.failed[subscription.mailbox] = str(exc)
+            await self._subscriptions.room_error(
+                subscription.mailbox, f"renew: {exc}", self._clock()
+            )
+            return
+        await self._subscriptions.renewed(subscription.subscription_id, granted)
+        log.info(
+            "Graph subscription renewed",
+            extra={"mailbox": subscription.mailbox, "expires_at": granted.isoformat()},
+        )
+
+    async def _recreate(self, old: LiveSubscription, outcome: Outcome) -> None:
+        log.warning(
+            "recreating Graph subscription",
+            extra={"mailbox": old.mailbox, "subscription_id": old.subscription_id},
+        )
+        with contextlib.suppress(ExchangeError):  # removed already, or unreachable
+            await self._client.delete_subscription(old.subscription_id)
+        if await self._create(old.mailbox, outcome, replaces=old.subscription_id):
+            await self._subscriptions.request_resync(old.mailbox, "Graph subscription recreated")
+
+    async def _create(self, mailbox: str, outcome: Outcome, *, replaces: str | None = None) -> bool:
+        expires = self._clock() + self._lifetime
+        try:
+            created = await self._throttled(lambda: self._subscribe(mailbox, expires))
+        except ExchangeError as exc:
+            log.error("Graph subscribe failed", extra={"mailbox": mailbox, "error": str(exc)})
+            outcome.failed[mailbox] = str(exc)
+            await self._subscriptions.room_error(mailbox, f"subscribe: {exc}", self._clock())
+            return False
+        await self._subscriptions.record(
+            mailbox,
+            created.subscription_id,
+            protocol="graph",
+            watermark=None,
+            status_frequency=None,
+            now=self._clock(),
+            replaces=replaces,
+            reason="Graph subscription replaced" if replaces else None,
+            expires_at=created.expires_at,
+        )
+        outcome.subscribed.append(mailbox)
+        return True
+
+    async def _subscribe(self, mailbox: str, expires: datetime) -> GraphSubscription:
+        try:
+            return await self._client.create_subscription(
+                mailbox,
+                notification_url=self._url,
+                lifecycle_url=self._url,
+                client_state=self._client_state,
+                expires_at=expires,
+            )
+        except Conflict:
+            existing = await self._existing(mailbox)
+            if existing is None:
+                raise
+            granted = await self._client.renew_subscription(existing.subscription_id, expires)
+            return GraphSubscription(existing.subscription_id, existing.resource, granted)
+
+    async def _existing(self, mailbox: str) -> GraphSubscription | None:
+        """The subscription a 409 refers to: same resource, same notification URL."""
+        resource = f"/users/{mailbox}/events".lower()
+        for subscription in await self._client.subscriptions():
+            same_url = subscription.notification_url == self._url
+            if same_url and subscription.resource.lower().lstrip("/") == resource.lstrip("/"):
+                return subscription
+        return None
+
+    async def _throttled(self, call: Callable[[], Awaitable[T]]) -> T:
+        wait = 0.0
+        for _ in range(MAX_THROTTLED_TRIES):
+            try:
+                return await call()
+            except Throttled as exc:
+                wait = exc.retry_after
+            log.info("Graph throttled, backing off", extra={"seconds": wait})
+            await asyncio.sleep(wait)
+        raise Throttled(f"still throttled after {MAX_THROTTLED_TRIES} tries", wait)
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

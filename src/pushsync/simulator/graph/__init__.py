@@ -1,0 +1,1 @@
+"""The simulator's Microsoft Graph face: subscriptions, events, calendarView delta, webhooks."""

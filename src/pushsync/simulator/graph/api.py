@@ -1,0 +1,346 @@
+"""The simulator's Graph REST endpoints under /v1.0, enough for pushsync's Graph client.
+
+| request | answer |
+|---|---|
+| POST /subscriptions | 201 after validating the URLs; 409 duplicate; 400 past 10,080 min |
+| GET /subscriptions, PATCH / DELETE /subscriptions/{id} | list; renew (200); delete (204) |
+| GET /users/{room}/events/{id} | a single, a series master or an occurrence; 404 if gone |
+| GET /users/{room}/events/{id}/instances | a series' occurrences and exceptions in a window |
+| GET /users/{room}/calendarView/delta | pages (nextLink), then a deltaLink; 410 SyncStateNotFound |
+
+Every call needs `Authorization: Bearer` with `GRAPH_TOKEN` (what the test's token provider
+gives). The configured share of calls (`busy_rate`, as for EWS) and calls to a mailbox given to
+`throttle()` are answered 429 with Retry-After.
+https://learn.microsoft.com/graph/api/subscription-post-subscriptions
+https://learn.microsoft.com/graph/api/event-delta
+https://learn.microsoft.com/graph/throttling
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import parse_qs, quote, unquote
+
+from pushsync.simulator.calendar import RoomCalendar
+from pushsync.simulator.exchange import Exchange
+from pushsync.simulator.graph.resources import ews_id, graph_id, instance_json, master_json
+from pushsync.simulator.graph.webhooks import MAX_EXPIRATION, GraphWebhooks, ValidationFailed
+from pushsync.simulator.items import Folder
+from pushsync.web.asgi import Receive, Scope, Send, respond
+
+GRAPH_TOKEN = "simulator-graph-token"  # noqa: S105 - a test double's well-known token
+PREFIX = "/v1.0"
+PAGE_SIZE = 50
+MAX_VIEW = timedelta(days=1825)
+DELTA_TOKEN_LIFETIME = timedelta(days=7)
+JSON = b"application/json; charset=utf-8"
+_SUBSCRIPTION = re.compile(r"^/subscriptions/([^/]+)$")
+_EVENT = re.compile(r"^/users/([^/]+)/events/([^/]+)$")
+_INSTANCES = re.compile(r"^/users/([^/]+)/events/([^/]+)/instances$")
+_DELTA = re.compile(r"^/users/([^/]+)/calendarview/delta$", re.IGNORECASE)
+_RESOURCE = re.compile(r"^/?users/([^/]+)/events$", re.IGNORECASE)
+
+Answer = tuple[int, dict[str, Any] | None, list[tuple[bytes, bytes]]]
+
+
+class GraphError(Exception):
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+class GraphApi:
+    def __init__(self, exchange: Exchange, webhooks: GraphWebhooks) -> None:
+        self.exchange = exchange
+        self.webhooks = webhooks
+        self.base_url = ""  # set once the server knows its port
+        self.calls: Counter[str] = Counter()
+        self.retry_after = 1  # seconds, on every 429
+        self.delta_epoch = datetime.min.replace(tzinfo=UTC)  # older delta tokens: 410
+        self._throttled: Counter[str] = Counter()  # mailbox -> 429s still to give
+
+    def throttle(self, mailbox: str, calls: int = 1) -> None:
+        """Answer the next `calls` requests about this mailbox 429."""
+        self._throttled[mailbox.lower()] += calls
+
+    def expire_delta_tokens(self) -> None:
+        """Every delta token issued so far is answered 410 SyncStateNotFound from now on."""
+        self.delta_epoch = self.exchange.clock.now()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        body = await _read(receive)
+        status, document, headers = await self.answer(scope, body)
+        payload = json.dumps(document).encode() if document is not None else b""
+        await respond(send, status, payload, JSON, headers)
+
+    async def answer(self, scope: Scope, body: bytes) -> Answer:
+        if not _authorized(scope):
+            error = {"error": {"code": "InvalidAuthenticationToken", "message": "no token"}}
+            return 401, error, [(b"www-authenticate", b'Bearer realm="simulator"')]
+        path = scope["path"][len(PREFIX) :]
+        query = {k: v[0] for k, v in parse_qs(scope.get("query_string", b"").decode()).items()}
+        try:
+            return await self._route(scope["method"], path, query, body)
+        except GraphError as exc:
+            headers = (
+                [(b"retry-after", str(self.retry_after).encode())] if exc.status == 429 else []
+            )
+            return exc.status, {"error": {"code": exc.code, "message": exc.message}}, headers
+
+    async def _route(self, method: str, path: str, query: dict[str, str], body: bytes) -> Answer:
+        if path == "/subscriptions":
+            if method == "POST":
+                return await self._create(_json(body))
+            return self._ok(method, "GET", "list", {"value": self._subscriptions()})
+        if match := _SUBSCRIPTION.match(path):
+            return self._subscription(method, match.group(1), body)
+        if match := _INSTANCES.match(path):
+            calendar = self._call(method, "instances", match.group(1))
+            return 200, self._instances(calendar, match.group(2), query), []
+        if match := _EVENT.match(path):
+            calendar = self._call(method, "event", match.group(1))
+            return 200, self._event(calendar, unquote(match.group(2))), []
+        if match := _DELTA.match(path):
+            calendar = self._call(method, "delta", match.group(1))
+            return 200, self._delta(calendar, query), []
+        raise GraphError(404, "ResourceNotFound", f"{method} {path} is not served")
+
+    def _ok(self, method: str, allowed: str, operation: str, document: dict[str, Any]) -> Answer:
+        if method != allowed:
+            raise GraphError(405, "MethodNotAllowed", f"{method} not allowed")
+        self.calls[operation] += 1
+        return 200, document, []
+
+    def _call(self, method: str, operation: str, mailbox: str) -> RoomCalendar:
+        """Count, journal and maybe throttle one call about a mailbox."""
+        if method != "GET":
+            raise GraphError(405, "MethodNotAllowed", f"{method} not allowed")
+        room = unquote(mailbox).lower()
+        self.calls[operation] += 1
+        busy = self._throttled[room] > 0 or self.exchange.busy()
+        self.exchange.note(f"graph.{operation}", room, busy)
+        if busy:
+            self._throttled[room] = max(self._throttled[room] - 1, 0)
+            raise GraphError(429, "ApplicationThrottled", "Too many requests")
+        self.exchange.attend()
+        calendar = self.exchange.calendar(room)
+        if calendar is None:
+            raise GraphError(404, "ErrorInvalidUser", f"no mailbox {room}")
+        return calendar
+
+    # -- subscriptions ----------------------------------------------------------------------
+
+    async def _create(self, request: dict[str, Any]) -> Answer:
+        self.calls["subscribe"] += 1
+        resource = str(request.get("resource", ""))
+        match = _RESOURCE.match(resource)
+        if not match:
+            raise GraphError(400, "InvalidRequest", f"resource {resource!r} not supported")
+        room = unquote(match.group(1)).lower()
+        busy = self._throttled[room] > 0 or self.exchange.busy()
+        self.exchange.note("graph.subscribe", room, busy)
+        if busy:
+            self._throttled[room] = max(self._throttled[room] - 1, 0)
+            raise GraphError(429, "ApplicationThrottled", "Too many requests")
+        calendar = self.exchange.calendar(room)
+        if calendar is None:
+            raise GraphError(404, "ResourceNotFound", f"no mailbox {room}")
+        change_types = frozenset(str(request.get("changeType", "")).split(","))
+        if not change_types <= {"created", "updated", "deleted"}:
+            raise GraphError(400, "InvalidRequest", "changeType must be created, updated, deleted")
+        expires = self._expiration(request.get("expirationDateTime"))
+        client_state = request.get("clientState")
+        if client_state is not None and len(str(client_state)) > 128:
+            raise GraphError(400, "InvalidRequest", "clientState is longer than 128 characters")
+        url = str(request.get("notificationUrl", ""))
+        if self.webhooks.duplicate(resource, url, change_types) is not None:
+            raise GraphError(409, "ExtensionError", "a subscription for this resource exists")
+        try:
+            subscription = await self.webhooks.create(
+                calendar,
+                resource=resource,
+                change_types=change_types,
+                notification_url=url,
+                lifecycle_url=request.get("lifecycleNotificationUrl"),
+                client_state=client_state,
+                expires=expires,
+            )
+        except ValidationFailed as exc:
+            raise GraphError(
+                400, "ValidationError", f"Subscription validation request failed: {exc}"
+            ) from None
+        return 201, subscription.as_json(), []
+
+    def _subscription(self, method: str, subscription_id: str, body: bytes) -> Answer:
+        subscription = self.webhooks.subscriptions.get(subscription_id)
+        if subscription is None or not subscription.active:
+            raise GraphError(404, "ResourceNotFound", f"no subscription {subscription_id}")
+        if method == "DELETE":
+            self.calls["unsubscribe"] += 1
+            self.webhooks.delete(subscription_id)
+            return 204, None, []
+        if method == "PATCH":
+            self.calls["renew"] += 1
+            subscription.expires = self._expiration(_json(body).get("expirationDateTime"))
+            return 200, subscription.as_json(), []
+        return self._ok(method, "GET", "subscription", subscription.as_json())
+
+    def _expiration(self, value: Any) -> datetime:
+        try:
+            expires = _parse_time(str(value))
+        except ValueError:
+            raise GraphError(400, "InvalidRequest", "expirationDateTime is not a time") from None
+        now = self.exchange.clock.now()
+        if expires <= now or expires > now + MAX_EXPIRATION:
+            raise GraphError(
+                400, "InvalidRequest", "expirationDateTime must be within 10080 minutes from now"
+            )
+        return expires
+
+    def _subscriptions(self) -> list[dict[str, Any]]:
+        return [s.as_json() for s in self.webhooks.active()]
+
+    # -- events -----------------------------------------------------------------------------
+
+    def _event(self, calendar: RoomCalendar, event_id: str) -> dict[str, Any]:
+        item = calendar.item(ews_id(event_id))
+        if item is not None and item.folder is Folder.CALENDAR:
+            return master_json(calendar.mailbox, item)
+        found = calendar.occurrence(ews_id(event_id))
+        if found is not None:
+            master, original_start = found
+            if original_start not in master.deleted:
+                return instance_json(calendar.instance(master, original_start))
+        raise GraphError(404, "ErrorItemNotFound", "The specified object was not found")
+
+    def _instances(
+        self, calendar: RoomCalendar, master_id: str, query: dict[str, str]
+    ) -> dict[str, Any]:
+        start, end = _window(query)
+        master = calendar.item(ews_id(unquote(master_id)))
+        if master is None or master.folder is not Folder.CALENDAR:
+            raise GraphError(404, "ErrorItemNotFound", "The specified object was not found")
+        found = [
+            instance_json(i)
+            for i in calendar.instances(start, end)
+            if i.master_id == master.item_id
+        ]
+        return {"value": found}
+
+    def _delta(self, calendar: RoomCalendar, query: dict[str, str]) -> dict[str, Any]:
+        if "$deltatoken" in query:
+            state = self._state(query["$deltatoken"], calendar)
+            return self._changes(calendar, state)
+        if "$skiptoken" in query:
+            state = self._state(query["$skiptoken"], calendar)
+        else:
+            start, end = _window(query)
+            state = {
+                "seq": calendar.log.sequence,
+                "start": start.isoformat(),
+                "end": end.isoformat(),
+                "offset": 0,
+            }
+        start, end = _parse_time(state["start"]), _parse_time(state["end"])
+        instances = calendar.instances(start, end)
+        offset = int(state.get("offset", 0))
+        page = [instance_json(i) for i in instances[offset : offset + PAGE_SIZE]]
+        if offset + PAGE_SIZE < len(instances):
+            token = self._token(state | {"offset": offset + PAGE_SIZE})
+            return {"value": page, "@odata.nextLink": self._link(calendar, "$skiptoken", token)}
+        return {"value": page, "@odata.deltaLink": self._delta_link(calendar, state)}
+
+    def _changes(self, calendar: RoomCalendar, state: dict[str, Any]) -> dict[str, Any]:
+        """What changed since the token: current instances of changed items, removed ids."""
+        start, end = _parse_time(state["start"]), _parse_time(state["end"])
+        changed: dict[str, None] = {}
+        for event in calendar.log.since(int(state["seq"])):
+            for item_id in (event.old_item_id, event.item_id):
+                if item_id is not None:
+                    changed[item_id] = None
+        value: list[dict[str, Any]] = []
+        current = {i.item_id: i for i in calendar.items()}
+        for item_id in changed:
+            item = current.get(item_id)
+            if item is None:
+                value.append({"id": graph_id(item_id), "@removed": {"reason": "deleted"}})
+                continue
+            value += [
+                instance_json(i)
+                for i in calendar.instances(start, end)
+                if item_id in (i.item_id, i.master_id)
+            ]
+        state = state | {"seq": calendar.log.sequence, "offset": 0}
+        return {"value": value, "@odata.deltaLink": self._delta_link(calendar, state)}
+
+    def _delta_link(self, calendar: RoomCalendar, state: dict[str, Any]) -> str:
+        issued = {"issued": self.exchange.clock.now().isoformat(), "offset": 0}
+        return self._link(calendar, "$deltatoken", self._token(state | issued))
+
+    def _link(self, calendar: RoomCalendar, name: str, token: str) -> str:
+        mailbox = quote(calendar.mailbox)
+        return f"{self.base_url}{PREFIX}/users/{mailbox}/calendarView/delta?{name}={token}"
+
+    def _token(self, state: dict[str, Any]) -> str:
+        return base64.urlsafe_b64encode(json.dumps(state).encode()).decode()
+
+    def _state(self, token: str, calendar: RoomCalendar) -> dict[str, Any]:
+        try:
+            state: dict[str, Any] = json.loads(base64.urlsafe_b64decode(token.encode()))
+        except ValueError:
+            raise GraphError(400, "InvalidRequest", "not a token of ours") from None
+        issued = state.get("issued")
+        if issued is not None:
+            at = _parse_time(issued)
+            if at < self.delta_epoch or self.exchange.clock.now() - at > DELTA_TOKEN_LIFETIME:
+                raise GraphError(410, "SyncStateNotFound", "The sync state is not found")
+            if not calendar.log.holds(int(state["seq"]), self.exchange.clock.now()):
+                raise GraphError(410, "SyncStateNotFound", "The sync state is not found")
+        return state
+
+
+def _authorized(scope: Scope) -> bool:
+    for name, value in scope["headers"]:
+        if name == b"authorization":
+            return bool(value == b"Bearer " + GRAPH_TOKEN.encode())
+    return False
+
+
+def _window(query: dict[str, str]) -> tuple[datetime, datetime]:
+    try:
+        start, end = _parse_time(query["startDateTime"]), _parse_time(query["endDateTime"])
+    except (KeyError, ValueError):
+        raise GraphError(400, "ErrorInvalidParameter", "startDateTime and endDateTime") from None
+    if end <= start or end - start > MAX_VIEW:
+        raise GraphError(400, "ErrorInvalidParameter", "the window spans at most 1825 days")
+    return start, end
+
+
+def _parse_time(value: str) -> datetime:
+    text = re.sub(r"\.(\d{6})\d+", r".\1", value.replace("Z", "+00:00"))
+    moment = datetime.fromisoformat(text)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _json(body: bytes) -> dict[str, Any]:
+    try:
+        document = json.loads(body or b"{}")
+    except ValueError:
+        raise GraphError(400, "BadRequest", "the body is not JSON") from None
+    if not isinstance(document, dict):
+        raise GraphError(400, "BadRequest", "the body is not a JSON object")
+    return document
+
+
+async def _read(receive: Receive) -> bytes:
+    chunks: list[bytes] = []
+    while True:
+        message = await receive()
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            return b"".join(chunks)
