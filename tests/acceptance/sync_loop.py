@@ -8,19 +8,15 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from pushsync.reservation import Reservation
+from pushsync import demo
 from pushsync.runtime import build_ews_client, build_manager, build_worker, open_store
 from pushsync.settings import Settings
 from pushsync.simulator import SimulatorThread
-from pushsync.simulator.items import Instance, Response
+from pushsync.simulator.items import Instance
 from pushsync.worker import Worker
 from tests.acceptance.conftest import CALLBACK_TOKEN, ServerProcess
 
-RESPONSES = {
-    Response.ACCEPT: "accepted",
-    Response.TENTATIVE: "tentative",
-    Response.DECLINE: "declined",
-}
+RESPONSES = demo.RESPONSES
 
 
 def sync_settings(server: ServerProcess, thread: SimulatorThread, **overrides: Any) -> Settings:
@@ -92,36 +88,7 @@ class SyncLoop:
 def truth_rows(thread: SimulatorThread, start: datetime, end: datetime) -> set[tuple[Any, ...]]:
     """The simulator's booked instances, as the comparable tuples of `stored_rows`."""
     instances: list[Instance] = thread.call(thread.sim.exchange.truth, start, end)
-    return {
-        (
-            i.mailbox.lower(),
-            i.uid,
-            i.original_start or i.start,
-            i.start,
-            i.end,
-            i.cancelled,
-            RESPONSES[i.response],
-            i.all_day,
-        )
-        for i in instances
-        if i.response is not Response.DECLINE  # a declined meeting books nothing
-    }
+    return demo.truth_rows(instances)
 
 
-def stored_rows(
-    reservations: list[Reservation], start: datetime, end: datetime
-) -> set[tuple[Any, ...]]:
-    return {
-        (
-            r.mailbox.lower(),
-            r.uid,
-            r.original_start,
-            r.start,
-            r.end,
-            r.is_cancelled,
-            r.response_state,
-            r.is_all_day,
-        )
-        for r in reservations
-        if r.end > start and r.start < end
-    }
+stored_rows = demo.stored_rows
