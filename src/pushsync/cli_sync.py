@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+from enum import StrEnum
 from typing import Annotated
 
 import typer
@@ -20,11 +21,12 @@ from pushsync.cli_common import (
 )
 from pushsync.logs import configure_logging
 from pushsync.runtime import (
-    build_ews_client,
+    build_clients,
+    build_graph_manager,
     build_manager,
     build_worker,
-    configured_rooms,
     open_store,
+    room_plan,
     run_sync,
 )
 from pushsync.settings import Settings
@@ -32,6 +34,13 @@ from pushsync.store.connector import Connector, Row
 from pushsync.subscriptions import Subscriptions
 
 commands = typer.Typer()
+
+
+class Protocol(StrEnum):
+    EWS = "ews"
+    GRAPH = "graph"
+
+
 subscription_commands = typer.Typer()
 
 
@@ -45,14 +54,16 @@ def _stop_on_signals() -> asyncio.Event:
 
 @commands.command()
 def worker(config: ConfigOption = None, database_url: DatabaseOption = None) -> None:
-    """Run the subscription manager and the sync worker until interrupted."""
+    """Run the subscription managers (EWS, Graph) and the sync worker until interrupted."""
     settings = settings_or_exit(config, database_url=database_url)
 
     async def run() -> None:
-        client = build_ews_client(settings)
-        async with open_store(settings) as connector:
-            await run_sync(settings, connector, client, _stop_on_signals())
-        client.close()
+        clients = build_clients(settings)
+        try:
+            async with open_store(settings) as connector:
+                await run_sync(settings, connector, clients, _stop_on_signals())
+        finally:
+            await clients.aclose()
 
     run_or_exit(run())
 
@@ -70,17 +81,20 @@ def resync(
     settings = settings_or_exit(config, database_url=database_url)
 
     async def run() -> int:
-        client = build_ews_client(settings)
-        async with open_store(settings) as connector:
-            rooms = [room] if room else await configured_rooms(settings, client)
-            sync = build_worker(settings, connector, client)
-            done = 0
-            with Progress(console=console) as progress:
-                task = progress.add_task("resync", total=len(rooms))
-                for mailbox in rooms:  # one at a time: a resync is the heaviest load on Exchange
-                    done += await sync.resync(mailbox)
-                    progress.advance(task)
-        client.close()
+        clients = build_clients(settings)
+        try:
+            async with open_store(settings) as connector:
+                plan = await room_plan(settings, clients.ews)
+                sync = build_worker(settings, connector, clients.ews, graph=clients.graph)
+                done = 0
+                with Progress(console=console) as progress:
+                    rooms = [room] if room else plan.all
+                    task = progress.add_task("resync", total=len(rooms))
+                    for mailbox in rooms:  # one at a time: a resync is the heaviest load
+                        done += await sync.resync(mailbox, plan.protocol_of(mailbox))
+                        progress.advance(task)
+        finally:
+            await clients.aclose()
         return done
 
     done = run_or_exit(run())
@@ -90,6 +104,9 @@ def resync(
 @commands.command()
 def demo(
     rooms: Annotated[int, typer.Option(help="simulated room mailboxes")] = 20,
+    protocol: Annotated[
+        Protocol, typer.Option(help="push over EWS or Graph change notifications")
+    ] = Protocol.EWS,
     duration: Annotated[float, typer.Option(help="seconds of live activity")] = 60.0,
     scale: Annotated[float, typer.Option(help="Exchange seconds per real second")] = 60.0,
     activity: Annotated[float, typer.Option(help="bookings per Exchange minute")] = 20.0,
@@ -99,12 +116,19 @@ def demo(
     from pushsync.demo import DemoOptions, main  # the simulator is a test double: load on demand
 
     options = DemoOptions(
-        rooms=rooms, duration_s=duration, scale=scale, activity_per_minute=activity, seed=seed
+        rooms=rooms,
+        duration_s=duration,
+        scale=scale,
+        activity_per_minute=activity,
+        seed=seed,
+        protocol=protocol.value,
     )
     options.directory.mkdir(parents=True, exist_ok=True)
     log_file = options.directory / "pushsync.log"
     configure_logging("INFO", log_file)
-    console.print(f"pushsync demo: {rooms} rooms, {duration:.0f} s; logs in {log_file}")
+    console.print(
+        f"pushsync demo over {protocol.value}: {rooms} rooms, {duration:.0f} s; logs in {log_file}"
+    )
     if not main(options, console):
         raise typer.Exit(1)
 
@@ -122,17 +146,30 @@ def subscriptions_sync(config: ConfigOption = None, database_url: DatabaseOption
 
 
 async def _subscribe_all(settings: Settings) -> tuple[list[str], dict[str, str]]:
-    client = build_ews_client(settings)
-    async with open_store(settings) as connector:
-        rooms = await configured_rooms(settings, client)
-        manager = build_manager(settings, connector, client)
-        with Progress(console=console) as progress:
-            task = progress.add_task("subscribing", total=len(rooms))
-            outcome = await manager.subscribe_rooms(
-                rooms, lambda _room, _ok: progress.advance(task)
-            )
-    client.close()
-    return outcome.subscribed, outcome.failed
+    clients = build_clients(settings)
+    subscribed: list[str] = []
+    failed: dict[str, str] = {}
+    try:
+        async with open_store(settings) as connector:
+            plan = await room_plan(settings, clients.ews)
+            with Progress(console=console) as progress:
+                task = progress.add_task("subscribing", total=len(plan.all))
+                if clients.ews is not None and plan.ews:
+                    manager = build_manager(settings, connector, clients.ews)
+                    outcome = await manager.subscribe_rooms(
+                        plan.ews, lambda _room, _ok: progress.advance(task)
+                    )
+                    subscribed += outcome.subscribed
+                    failed |= outcome.failed
+                if clients.graph is not None and plan.graph:
+                    graph_manager = build_graph_manager(settings, connector, clients.graph)
+                    outcome = await graph_manager.subscribe_rooms(plan.graph)
+                    progress.advance(task, len(plan.graph))
+                    subscribed += outcome.subscribed
+                    failed |= outcome.failed
+    finally:
+        await clients.aclose()
+    return subscribed, failed
 
 
 @subscription_commands.command("list")

@@ -1,10 +1,11 @@
 """`pushsync demo`: the whole loop on one machine, with no Microsoft tenant.
 
 The Exchange simulator (a test double, src/pushsync/simulator/) holds N room calendars with live
-random booking activity and pushes notifications to pushsync's public listener, which writes
-them to embedded SQLite; the subscription manager keeps every room subscribed and the worker
-turns rows into reservations. At the end the reservation table is checked against the
-simulator's calendars, and a summary says how it went.
+random booking activity and pushes notifications (EWS push, or Graph change notifications with
+`--protocol graph`) to pushsync's public listener, which writes them to embedded SQLite; the
+subscription manager keeps every room subscribed and the worker turns rows into reservations.
+At the end the reservation table is checked against the simulator's calendars, and a summary
+says how it went.
 """
 
 from __future__ import annotations
@@ -25,13 +26,23 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
+from pushsync.graph.subscriptions import GraphSubscriptionManager
 from pushsync.reservation import Reservation
 from pushsync.reservations import Reservations
-from pushsync.runtime import build_ews_client, build_manager, build_worker, open_store
+from pushsync.runtime import (
+    Clients,
+    build_clients,
+    build_graph_manager,
+    build_manager,
+    build_worker,
+    open_store,
+)
 from pushsync.settings import Settings
 from pushsync.simulator import Simulator, SimulatorConfig, generated_rooms
+from pushsync.simulator.graph.api import GRAPH_TOKEN
 from pushsync.simulator.items import Instance, Response
 from pushsync.store.connector import Connector
+from pushsync.subscription_manager import SubscriptionManager
 from pushsync.web.app import build_app
 from pushsync.web.protocol import Limits, guarded_protocol
 from pushsync.worker import Worker
@@ -54,6 +65,7 @@ class DemoOptions:
     activity_per_minute: float = 20.0  # booking actions per Exchange minute
     seed: int = 1
     directory: Path = Path("var/demo")
+    protocol: str = "ews"  # or "graph"
 
 
 @dataclass
@@ -96,6 +108,10 @@ def demo_settings(options: DemoOptions, sim: Simulator, port: int) -> Settings:
         ews_username=sim.config.username,
         ews_password=sim.config.password,
         rooms=[room.email for room in sim.config.rooms],
+        protocol=options.protocol,
+        graph_url=sim.graph_url,
+        graph_token=GRAPH_TOKEN,
+        graph_client_state=secrets.token_urlsafe(32),
         status_frequency_minutes=15,
         subscription_check_seconds=1.0,
         worker_debounce_ms=300,
@@ -119,13 +135,16 @@ async def run_demo(options: DemoOptions, console: Console) -> DemoSummary:
         serving = asyncio.create_task(receiver.serve())
         while not receiver.started:  # noqa: ASYNC110 - uvicorn has no "started" event
             await asyncio.sleep(0.01)
-        client = build_ews_client(settings)
+        clients = build_clients(settings)
         stop = asyncio.Event()
         async with open_store(settings) as connector:
-            worker = build_worker(settings, connector, client, sim.clock.now)
-            manager = build_manager(settings, connector, client, minute)
+            worker = build_worker(
+                settings, connector, clients.ews, sim.clock.now, graph=clients.graph
+            )
             running = asyncio.gather(
-                manager.run(stop, settings.rooms, settings.subscription_check_seconds),
+                _manager(settings, connector, clients, sim, minute).run(
+                    stop, settings.rooms, settings.subscription_check_seconds
+                ),
                 worker.run(stop),
             )
             await _show_progress(options, sim, connector, worker, console)
@@ -134,11 +153,21 @@ async def run_demo(options: DemoOptions, console: Console) -> DemoSummary:
             missing, extra = await _settle(sim, connector)
             stop.set()
             await running
-            summary = await _summary(sim, connector, worker, client.calls, missing, extra)
-        client.close()
+            summary = await _summary(sim, connector, worker, clients.calls, missing, extra)
+        await clients.aclose()
         receiver.should_exit = True
         await serving
     return summary
+
+
+def _manager(
+    settings: Settings, connector: Connector, clients: Clients, sim: Simulator, minute: timedelta
+) -> SubscriptionManager | GraphSubscriptionManager:
+    """The demo's rooms all use one protocol: the EWS or the Graph subscription manager."""
+    if clients.graph is not None:
+        return build_graph_manager(settings, connector, clients.graph, sim.clock.now)
+    assert clients.ews is not None
+    return build_manager(settings, connector, clients.ews, minute)
 
 
 def _receiver(settings: Settings) -> uvicorn.Server:

@@ -13,7 +13,7 @@ from ipaddress import ip_network
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BeforeValidator, Field, SecretStr, ValidationError
+from pydantic import BeforeValidator, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -118,6 +118,17 @@ class Settings(BaseSettings):
     ews_max_concurrency: int = Field(27, ge=1, le=27, description="EWSMaxConcurrency")
     rooms: Mailboxes = Field(default_factory=list, description="room SMTP addresses")
     room_lists: Mailboxes = Field(default_factory=list, description="room lists to expand")
+    # which push each room uses: `protocol` for `rooms` and `room_lists`, the lists override it
+    protocol: Literal["ews", "graph"] = Field("ews", description="for rooms and room_lists")
+    graph_rooms: Mailboxes = Field(default_factory=list, description="over Graph, always")
+    ews_rooms: Mailboxes = Field(default_factory=list, description="over EWS push, always")
+    # Microsoft Graph: where the Graph manager and worker call (docs/graph.md)
+    graph_url: str = "https://graph.microsoft.com/v1.0"
+    graph_token: SecretStr | None = Field(
+        None, description="a fixed bearer token instead of msal (the simulator's; short-lived)"
+    )
+    graph_subscription_minutes: int = Field(10000, ge=45, le=10080, description="lifetime")
+    graph_renew_before_minutes: int = Field(1440, ge=1, description="renew when less is left")
     public_url: str | None = Field(None, description="where Exchange reaches the public listener")
     status_frequency_minutes: int = Field(15, ge=1, le=1440)
     subscription_check_seconds: float = Field(60.0, gt=0)
@@ -136,6 +147,13 @@ class Settings(BaseSettings):
     max_batch_rows: int = Field(2000, ge=1, description="rows per group commit at most")
 
     log_level: str = "INFO"
+
+    @model_validator(mode="after")
+    def _one_protocol_per_room(self) -> Settings:
+        both = {m.lower() for m in self.graph_rooms} & {m.lower() for m in self.ews_rooms}
+        if both:
+            raise ValueError(f"rooms in both graph_rooms and ews_rooms: {', '.join(sorted(both))}")
+        return self
 
     @classmethod
     def settings_customise_sources(

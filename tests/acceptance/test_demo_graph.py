@@ -1,0 +1,54 @@
+"""`pushsync demo --protocol graph`: the whole loop over Graph change notifications."""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+import subprocess
+from pathlib import Path
+
+from tests.acceptance.conftest import pushsync_command
+
+
+def test_demo_over_graph_passes_its_consistency_check_with_graph_rows_only(
+    tmp_path: Path,
+) -> None:
+    result = subprocess.run(
+        pushsync_command(
+            "demo", "--protocol", "graph", "--rooms", "4", "--duration", "6", "--activity", "30"
+        ),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    assert "PASS" in output
+    notifications = int(re.search(r"notifications received\s*│\s*(\d+)", output).group(1))
+    reservations = int(re.search(r"reservations\s*│\s*(\d+)", output).group(1))
+    assert notifications > 0 and reservations > 0
+
+    with sqlite3.connect(tmp_path / "var/demo/pushsync.db") as db:
+        protocols = dict(db.execute("SELECT protocol, count(*) FROM sync_notification GROUP BY 1"))
+        subscribed = dict(db.execute("SELECT protocol, count(*) FROM subscription GROUP BY 1"))
+        event_types = {
+            t for (t,) in db.execute("SELECT DISTINCT event_type FROM sync_notification")
+        }
+    assert protocols == {"graph": notifications}  # every row came over Graph, none over EWS
+    assert subscribed == {"graph": 4}
+    assert event_types <= {"created", "updated", "deleted"} and "created" in event_types
+
+
+def test_demo_refuses_an_unknown_protocol(tmp_path: Path) -> None:
+    result = subprocess.run(
+        pushsync_command("demo", "--protocol", "carrier-pigeon", "--duration", "1"),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "carrier-pigeon" in result.stdout + result.stderr
