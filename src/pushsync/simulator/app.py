@@ -1,12 +1,14 @@
 """The simulator's HTTP face: a raw ASGI app serving EWS at /EWS/Exchange.asmx.
 
 It checks Basic credentials the way IIS does (a 401 with `WWW-Authenticate: Basic`, which is
-also how exchangelib learns the auth type), counts requests in flight, turns away the configured
-share of operations with ErrorServerBusy, and hands the SOAP request to the operation's module.
+also how exchangelib learns the auth type), counts requests in flight per operation (taking
+`service_ms` over each, so a client's concurrency shows), turns away the configured share of
+operations with ErrorServerBusy, and hands the SOAP request to the operation's module.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import logging
@@ -51,19 +53,19 @@ class SimulatorApp:
             await respond(send, 401, b"", extra_headers=[(b"www-authenticate", realm)])
             return
         body = await _read_body(receive)
-        self.exchange.in_flight += 1
-        self.exchange.max_in_flight = max(self.exchange.max_in_flight, self.exchange.in_flight)
-        try:
-            status, answer = self.dispatch(body, user)
-        finally:
-            self.exchange.in_flight -= 1
-        await respond(send, status, answer, content_type=XML)
-
-    def dispatch(self, body: bytes, user: str) -> tuple[int, bytes]:
-        version = soap.DEFAULT_VERSION
         try:
             request = soap.parse_request(body, user)
-            version = request.version
+        except soap.SoapFault as error:
+            await respond(send, 500, soap.fault(error, soap.DEFAULT_VERSION), content_type=XML)
+            return
+        with self.exchange.serving(request.operation):
+            if self.exchange.config.service_ms > 0:  # a real server takes a while to answer
+                await asyncio.sleep(self.exchange.config.service_ms / 1000)
+            status, answer = self.dispatch(request)
+        await respond(send, status, answer, content_type=XML)
+
+    def dispatch(self, request: soap.EwsRequest) -> tuple[int, bytes]:
+        try:
             handler = OPERATIONS.get(request.operation)
             if handler is None:
                 raise soap.SoapFault("ErrorInvalidRequest", f"{request.operation} is not served")
@@ -76,10 +78,12 @@ class SimulatorApp:
                     "The server cannot service this request right now. Try again later.",
                     back_off_ms=self.exchange.config.busy_back_off_ms,
                 )
-            self.exchange.attend()  # the attendant works between requests too
+            # The attendant works between requests too (for the room asked about; its own
+            # round every second covers the others, and 500 rooms made this loop costly).
+            self.exchange.attend(request.impersonated)
             return 200, handler(self.exchange, request)
         except soap.SoapFault as error:
-            return 500, soap.fault(error, version)
+            return 500, soap.fault(error, request.version)
 
     def _authenticate(self, scope: Scope) -> str | None:
         for name, value in scope["headers"]:

@@ -36,6 +36,9 @@ class SimulatorConfig:
     impersonators: frozenset[str] = frozenset({"svc-pushsync@" + DOMAIN})
     busy_rate: float = 0.0  # share of operations answered ErrorServerBusy
     busy_back_off_ms: int = 2000  # BackOffMilliseconds hint (Exchange time)
+    # Wall-clock milliseconds each EWS request takes before it is answered (0: at once). Not
+    # scaled: it is there so a client's concurrency shows in `exchange.max_in_flight`.
+    service_ms: float = 0.0
     max_subscriptions_per_mailbox: int = 20  # EWSMaxSubscriptions in Exchange Online
     max_events_per_notification: int = 50
     room_lists: tuple[str, ...] = ("All Rooms",)

@@ -6,10 +6,11 @@ the booking activity all run there, so the state needs no locks.
 
 from __future__ import annotations
 
+import contextlib
 import random
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
@@ -43,6 +44,8 @@ class Exchange:
         self.calls: Counter[str] = Counter()  # operation -> requests answered
         self.in_flight = 0
         self.max_in_flight = 0  # the most requests served at once (a concurrency cap's proof)
+        self.operations_in_flight: Counter[str] = Counter()
+        self.max_in_flight_by_operation: Counter[str] = Counter()  # operation -> its most at once
         self.push: PushEngine | None = None  # set once the simulator's event loop runs
         # Every request (operation, impersonated mailbox, refused as busy?) when a test sets a
         # list here: what reached Exchange per mailbox, e.g. to check back-off was honoured.
@@ -54,6 +57,21 @@ class Exchange:
     def busy(self) -> bool:
         """Whether this operation is refused with ErrorServerBusy (the configured share)."""
         return self.config.busy_rate > 0 and self.rng.random() < self.config.busy_rate
+
+    @contextlib.contextmanager
+    def serving(self, operation: str) -> Iterator[None]:
+        """Count one request of `operation` in flight while the block runs."""
+        self.in_flight += 1
+        self.operations_in_flight[operation] += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        self.max_in_flight_by_operation[operation] = max(
+            self.max_in_flight_by_operation[operation], self.operations_in_flight[operation]
+        )
+        try:
+            yield
+        finally:
+            self.in_flight -= 1
+            self.operations_in_flight[operation] -= 1
 
     def note(self, operation: str, mailbox: str | None, busy: bool) -> None:
         if self.journal is not None:
@@ -123,9 +141,10 @@ class Exchange:
             raise LookupError(f"no room {mailbox}")
         return calendar
 
-    def attend(self) -> None:
-        """Let every room's attendant answer the requests that waited long enough."""
+    def attend(self, mailbox: str | None = None) -> None:
+        """Let the attendant answer the requests that waited long enough (one room, or all)."""
         now = self.clock.now()
-        for calendar in self.calendars.values():
+        one = self.calendar(mailbox) if mailbox else None
+        for calendar in [one] if one is not None else self.calendars.values():
             if calendar.due(now):
                 calendar.attend(now)

@@ -61,7 +61,7 @@ class Simulator:
         self.push = PushEngine(self.exchange, self._http)
         self.exchange.push = self.push
         self.graph = GraphApi(self.exchange, GraphWebhooks(self.exchange, self._http))
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((self.config.host, self.config.port))
         self.port = sock.getsockname()[1]
