@@ -25,6 +25,9 @@ from typing import Any, TypeVar
 
 import exchangelib
 from exchangelib import errors as exl_errors
+from exchangelib.properties import DistinguishedFolderId, Mailbox
+from exchangelib.protocol import Protocol
+from exchangelib.services import SubscribeToPush
 
 from pushsync.errors import (
     AuthenticationFailed,
@@ -85,6 +88,7 @@ class EwsClient:
         self._endpoint = endpoint
         self._credentials = credentials
         self._version = version
+        self._max_concurrency = max_concurrency
         self._executor = ThreadPoolExecutor(max_workers=max_concurrency, thread_name_prefix="ews")
         self._accounts: dict[str, exchangelib.Account] = {}
         self._config: exchangelib.Configuration | None = None
@@ -105,12 +109,15 @@ class EwsClient:
         """A push subscription on the room's calendar folder."""
 
         def call() -> Subscription:
-            folder = self._account(mailbox).calendar
-            subscription_id, new_watermark = folder.subscribe_to_push(
-                callback_url=callback_url,
+            # The distinguished id names the impersonated room's calendar: no GetFolder first
+            # (exchangelib's `account.calendar` costs two, behind one lock for all accounts).
+            calendar = DistinguishedFolderId(id="calendar", mailbox=Mailbox(email_address=mailbox))
+            subscription_id, new_watermark = SubscribeToPush(account=self._account(mailbox)).get(
+                folders=[calendar],
                 event_types=EVENT_TYPES,
                 watermark=watermark,
                 status_frequency=status_frequency,
+                url=callback_url,
             )
             return Subscription(subscription_id, new_watermark)
 
@@ -212,7 +219,14 @@ class EwsClient:
                 auth_type=self._credentials.auth_type,
                 version=version,
                 retry_policy=exchangelib.FailFast(),  # back-off is ours to schedule, per mailbox
+                # exchangelib keeps one HTTP session unless told otherwise: every thread of
+                # the pool would queue for it and all calls to Exchange would run one by one.
+                max_connections=self._max_concurrency,
             )
+            # On ErrorServerBusy exchangelib shrinks its session pool, taking a session while
+            # holding the pool's lock; with more than one session that can deadlock (seen under
+            # the simulator's throttling). Our back-off is per mailbox, so the pool keeps its size.
+            Protocol(config=self._config).decrease_poolsize = _keep_pool_size
         return self._config
 
     def _configuration_protocol(self) -> Any:
@@ -225,6 +239,10 @@ class EwsClient:
             return await loop.run_in_executor(self._executor, call)
         except Exception as exc:
             raise translate(exc, mailbox) from exc
+
+
+def _keep_pool_size() -> None:
+    raise exl_errors.SessionPoolMinSizeReached("pushsync keeps the session pool's size")
 
 
 def _fetched(item_id: str, item: Any) -> Fetched:
