@@ -26,6 +26,7 @@ from multiprocessing.synchronize import Barrier
 import psycopg
 from psycopg import sql
 
+from pushsync.inbox import insert_values, utc_text
 from pushsync.notification import Notification
 from pushsync.queue import NotificationQueue
 from pushsync.store import connect
@@ -59,14 +60,16 @@ async def fill(url: str, rows: int) -> None:
         now = datetime.now(UTC)
         for start in range(0, rows, 5000):
             params = [
-                Notification(
-                    protocol="ews",
-                    subscription_id=f"SUB-{n % 50}",
-                    event_type="Modified",
-                    watermark=f"WM-{n}",
-                    item_id=f"ITEM-{n}",
-                ).as_params()
-                | {"received_at": now}
+                insert_values(
+                    Notification(
+                        protocol="ews",
+                        subscription_id=f"SUB-{n % 50}",
+                        event_type="Modified",
+                        watermark=f"WM-{n}",
+                        item_id=f"ITEM-{n}",
+                    ),
+                    utc_text(now),
+                )
                 for n in range(start, min(start + 5000, rows))
             ]
             async with connector.session() as session:

@@ -10,6 +10,7 @@ from typing import Any
 import psycopg
 from psycopg.rows import dict_row
 
+from pushsync.inbox import insert_values, utc_text
 from pushsync.notification import Notification
 from pushsync.store import Connector
 from pushsync.store.sqlite import sqlite_path
@@ -42,7 +43,7 @@ def event(n: int, subscription: str = "SUB-1", watermark: str | None = "") -> No
 
 
 async def add_rows(connector: Connector, rows: list[Notification]) -> None:
-    params = [row.as_params() | {"received_at": T0} for row in rows]
+    params = [insert_values(row, utc_text(T0)) for row in rows]
     async with connector.session() as session:
         await session.execute_many("insert_notification", params)
 

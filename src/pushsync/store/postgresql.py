@@ -14,9 +14,9 @@ not minutes.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
@@ -24,8 +24,10 @@ from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
 from pushsync.errors import ConfigError, RowRejected, StorageError
-from pushsync.store.connector import Params, Row
+from pushsync.store.connector import Params, Row, Session, Values
 from pushsync.store.queries import load_queries
+
+T = TypeVar("T")
 
 # libpq settings used unless the URL names its own: fail a connect or a write on a dead network
 # path in bounded time, rather than after the kernel's TCP retransmission limit (~15 minutes).
@@ -91,6 +93,10 @@ class PostgreSQLConnector:
             # includes PoolTimeout: no working connection within timeout_s (server down)
             raise StorageError(f"PostgreSQL: {exc}") from exc
 
+    async def transaction(self, work: Callable[[Session], Awaitable[T]]) -> T:
+        async with self.session() as session:
+            return await work(session)
+
 
 class PostgreSQLSession:
     def __init__(self, connector: PostgreSQLConnector, connection: psycopg.AsyncConnection[Any]):
@@ -101,7 +107,7 @@ class PostgreSQLSession:
         cursor = await self._connection.execute(self._queries[query], params)
         return cursor.rowcount
 
-    async def execute_many(self, query: str, params: Sequence[Params]) -> None:
+    async def execute_many(self, query: str, params: Sequence[Params] | Sequence[Values]) -> None:
         async with self._connection.cursor() as cursor:
             await cursor.executemany(self._queries[query], params)
 

@@ -26,7 +26,7 @@ from typing import Any, Protocol, TypeVar
 from urllib.parse import unquote, urlsplit
 
 from pushsync.errors import ConfigError, RowRejected, StorageError
-from pushsync.store.connector import Params, Row, Session
+from pushsync.store.connector import Params, Row, Session, Values
 from pushsync.store.queries import load_queries
 
 T = TypeVar("T")
@@ -223,7 +223,7 @@ class SQLiteSession:
         cursor = await self._call(self._connection.execute, sql, params or {})
         return cursor.rowcount
 
-    async def execute_many(self, query: str, params: Sequence[Params]) -> None:
+    async def execute_many(self, query: str, params: Sequence[Params] | Sequence[Values]) -> None:
         sql = self._sql(query)
         await self._call(self._connection.executemany, sql, params)
 

@@ -17,16 +17,18 @@ SELECT version FROM schema_version ORDER BY version;
 INSERT INTO schema_version (version, name, applied_at) VALUES (%(version)s, %(name)s, %(applied_at)s);
 
 -- name: insert_notification
+-- Positional parameters, in this column order (pushsync.inbox.insert_values): binding by name
+-- cost ~6 us a request on the receiver's hot path.
 INSERT INTO sync_notification (
     received_at, protocol, subscription_id, event_type, watermark, previous_watermark,
     more_events, event_time, item_id, item_change_key, folder_id, folder_change_key,
     parent_folder_id, parent_folder_change_key, old_item_id, old_folder_id,
     old_parent_folder_id, unread_count, response_code, resource, remote_addr, event_key
 ) VALUES (
-    %(received_at)s, %(protocol)s, %(subscription_id)s, %(event_type)s, %(watermark)s, %(previous_watermark)s,
-    %(more_events)s, %(event_time)s, %(item_id)s, %(item_change_key)s, %(folder_id)s, %(folder_change_key)s,
-    %(parent_folder_id)s, %(parent_folder_change_key)s, %(old_item_id)s, %(old_folder_id)s,
-    %(old_parent_folder_id)s, %(unread_count)s, %(response_code)s, %(resource)s, %(remote_addr)s, %(event_key)s
+    %s, %s, %s, %s, %s, %s,
+    %s, %s, %s, %s, %s, %s,
+    %s, %s, %s, %s,
+    %s, %s, %s, %s, %s, %s
 ) ON CONFLICT DO NOTHING;
 
 -- name: subscription_states

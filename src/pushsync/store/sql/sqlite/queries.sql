@@ -17,16 +17,18 @@ SELECT version FROM schema_version ORDER BY version;
 INSERT INTO schema_version (version, name, applied_at) VALUES (:version, :name, :applied_at);
 
 -- name: insert_notification
+-- Positional parameters, in this column order (pushsync.inbox.insert_values): binding by name
+-- cost ~6 us a request on the receiver's hot path.
 INSERT INTO sync_notification (
     received_at, protocol, subscription_id, event_type, watermark, previous_watermark,
     more_events, event_time, item_id, item_change_key, folder_id, folder_change_key,
     parent_folder_id, parent_folder_change_key, old_item_id, old_folder_id,
     old_parent_folder_id, unread_count, response_code, resource, remote_addr, event_key
 ) VALUES (
-    :received_at, :protocol, :subscription_id, :event_type, :watermark, :previous_watermark,
-    :more_events, :event_time, :item_id, :item_change_key, :folder_id, :folder_change_key,
-    :parent_folder_id, :parent_folder_change_key, :old_item_id, :old_folder_id,
-    :old_parent_folder_id, :unread_count, :response_code, :resource, :remote_addr, :event_key
+    ?, ?, ?, ?, ?, ?,
+    ?, ?, ?, ?, ?, ?,
+    ?, ?, ?, ?,
+    ?, ?, ?, ?, ?, ?
 ) ON CONFLICT DO NOTHING;
 
 -- name: subscription_states
