@@ -91,7 +91,7 @@ def resync(
                     rooms = [room] if room else plan.all
                     task = progress.add_task("resync", total=len(rooms))
                     for mailbox in rooms:  # one at a time: a resync is the heaviest load
-                        done += await sync.resync(mailbox, plan.protocol_of(mailbox))
+                        done += await sync.resync(mailbox, plan.protocol_of(mailbox), full=True)
                         progress.advance(task)
         finally:
             await clients.aclose()

@@ -114,6 +114,14 @@ class RoomSnapshot:
 Observation = Snapshot | Gone | RoomSnapshot
 
 
+@dataclass(frozen=True)
+class Changes:
+    """What changed in a room since a stored cursor, and the cursor to store next."""
+
+    observations: list[Observation]
+    cursor: str
+
+
 @dataclass(slots=True)
 class Plan:
     upserts: list[Reservation] = field(default_factory=list)

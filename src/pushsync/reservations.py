@@ -33,8 +33,11 @@ class Reservations:
         item_ids: Iterable[str],
         decide: Decide,
         now: datetime,
+        *,
+        synced: bool = False,
     ) -> Plan:
-        """Load the rows of these meetings, decide, and write, all in one transaction.
+        """Load the rows of these meetings, decide, and write, all in one transaction
+        (`synced`: the room is now up to date, its resync request is cleared).
 
         Loading and writing apart lets two workers interleave: both load the old row, the one
         with the newer item writes first, and the other then overwrites it with its older
@@ -42,7 +45,9 @@ class Reservations:
         row, and `plan` skips its older snapshot.
         """
         params = {"mailbox": mailbox, "uids": sorted(set(uids)), "item_ids": sorted(set(item_ids))}
-        return await self._reconcile(mailbox, "reservations_for_meetings", params, decide, now)
+        return await self._reconcile(
+            mailbox, "reservations_for_meetings", params, decide, now, synced=synced
+        )
 
     async def reconcile_room(self, mailbox: str, decide: Decide, now: datetime) -> Plan:
         """As `reconcile`, over every row of the room; also clears its resync request."""

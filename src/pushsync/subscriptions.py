@@ -133,6 +133,15 @@ class Subscriptions:
         async with self._connector.session() as session:
             return await session.fetch_one("watermark_seen", {"event_key": key}) is not None
 
+    async def sync_state(self, mailbox: str) -> str | None:
+        """The room's stored cursor (a Graph room's delta link), if any."""
+        async with self._connector.session() as session:
+            row = await session.fetch_one("room_sync_state", {"mailbox": mailbox})
+        return row["sync_state"] if row else None
+
+    async def save_sync_state(self, mailbox: str, state: str | None) -> None:
+        await self._execute("save_room_sync_state", {"mailbox": mailbox, "state": state})
+
     async def by_id(self, subscription_id: str) -> Row | None:
         async with self._connector.session() as session:
             return await session.fetch_one(

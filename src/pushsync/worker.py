@@ -20,12 +20,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from itertools import groupby
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from pushsync.errors import ExchangeError, Throttled
 from pushsync.graph.lifecycle import note_graph_rows
 from pushsync.queue import Claimed, NotificationQueue
-from pushsync.reservation import Gone, Observation, RoomSnapshot, plan
+from pushsync.reservation import Changes, Gone, Observation, RoomSnapshot, plan
 from pushsync.reservations import Reservations
 from pushsync.subscriptions import Subscriptions
 
@@ -49,6 +49,17 @@ class CalendarSource(Protocol):
     async def observe_room(self, mailbox: str) -> RoomSnapshot: ...
 
 
+@runtime_checkable
+class IncrementalSource(Protocol):
+    """A source that can resync a room from a stored cursor (Graph: the delta link)."""
+
+    def cursor(self, mailbox: str) -> str | None:
+        """The cursor after the last round for this room (to store in `room.sync_state`)."""
+
+    async def observe_since(self, mailbox: str, cursor: str) -> Changes | None:
+        """Changes since the cursor; None when a full round is needed (expired, too old)."""
+
+
 @dataclass
 class WorkerStats:
     notifications: int = 0
@@ -56,6 +67,7 @@ class WorkerStats:
     calls: int = 0  # requests to Exchange / Graph while working on notification rows
     resync_calls: int = 0  # requests spent on full resyncs
     resyncs: int = 0
+    incremental_resyncs: int = 0  # of those, from a stored cursor
     failures: int = 0
     throttled: int = 0  # times a mailbox was paused by the server's back-off
 
@@ -159,11 +171,13 @@ class Worker:
             done += await self.resync(room["mailbox"], room["protocol"])
         return done
 
-    async def resync(self, mailbox: str, protocol: str = "ews") -> int:
+    async def resync(self, mailbox: str, protocol: str = "ews", *, full: bool = False) -> int:
+        """Bring a room up to date: from its stored cursor when the source keeps one (unless
+        `full`), else by reading the whole window."""
         source = self._sources[protocol]
         calls = source.calls
         try:
-            snapshot = await source.observe_room(mailbox)
+            how = await self._resync(mailbox, source, full)
         except Throttled as exc:
             self._pause(mailbox, exc)  # the room keeps its resync request
             return 0
@@ -172,14 +186,26 @@ class Worker:
             return 0
         finally:
             self.stats.resync_calls += source.calls - calls
+        self.stats.resyncs += 1
+        log.info("room resynced", extra={"mailbox": mailbox, "how": how})
+        return 1
+
+    async def _resync(self, mailbox: str, source: CalendarSource, full: bool) -> str:
+        if isinstance(source, IncrementalSource) and not full:
+            cursor = await self._subscriptions.sync_state(mailbox)
+            changes = await source.observe_since(mailbox, cursor) if cursor else None
+            if changes is not None:
+                await self._reconcile(mailbox, changes.observations, [], synced=True)
+                await self._subscriptions.save_sync_state(mailbox, changes.cursor)
+                self.stats.incremental_resyncs += 1
+                return "from cursor"
+        snapshot = await source.observe_room(mailbox)
         await self._reservations.reconcile_room(
             mailbox, lambda stored: plan(stored, [snapshot]), self._clock()
         )
-        self.stats.resyncs += 1
-        log.info(
-            "room resynced", extra={"mailbox": mailbox, "occurrences": len(snapshot.occurrences)}
-        )
-        return 1
+        if isinstance(source, IncrementalSource):  # after the rows: a crash between replays
+            await self._subscriptions.save_sync_state(mailbox, source.cursor(mailbox))
+        return f"full, {len(snapshot.occurrences)} occurrences"
 
     async def _mailbox(self, mailbox: str | None, rows: list[Claimed]) -> None:
         if mailbox is None:  # subscription not recorded yet (its first StatusEvent races Subscribe)
@@ -227,13 +253,26 @@ class Worker:
         protocol = rows[0].protocol
         observations: list[Observation] = [Gone(mailbox, item_id) for item_id in sorted(gone)]
         observations += await self._sources[protocol].observe(mailbox, fetch)
+        await self._reconcile(mailbox, observations, fetch)
+
+    async def _reconcile(
+        self,
+        mailbox: str,
+        observations: list[Observation],
+        item_ids: list[str],
+        *,
+        synced: bool = False,
+    ) -> None:
+        """Write what the observations decide, over the rows of their meetings and items."""
         uids = [o.uid for o in observations if hasattr(o, "uid")]
+        gone = [o.item_id for o in observations if isinstance(o, Gone)]
         await self._reservations.reconcile(
             mailbox,
             uids,
-            [*gone, *fetch],
+            [*gone, *item_ids],
             lambda stored: plan(stored, observations),
             self._clock(),
+            synced=synced,
         )
 
     async def _note_subscriptions(self, mailbox: str, rows: list[Claimed]) -> None:

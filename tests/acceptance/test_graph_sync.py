@@ -349,3 +349,87 @@ async def test_reservations_equal_the_simulator_calendars_over_graph(rig: Rig) -
     assert {r.series_master_id is not None for r in stored if r.uid == "WEEKLY"} == {True}
     assert rig.worker.stats.notifications > 0  # pushes, not only resyncs, did the work
     assert {d.status for d in rig.sim.graph.webhooks.deliveries} == {202}
+
+
+async def _graph_room(rig: Rig) -> str:
+    room = rig.rooms[1]
+    await Subscriptions(rig.connector).ensure_rooms([room], "graph", rig.sim.clock.now())
+    return room
+
+
+async def _equal_to_the_calendar(rig: Rig, room: str) -> None:
+    now = rig.sim.clock.now()
+    start, end = now - timedelta(days=1), now + timedelta(days=120)
+    truth = {t for t in _truth(rig.sim, start, end) if t[0] == room}
+    stored = {s for s in await _stored(rig, start, end) if s[0] == room}
+    assert truth and stored == truth
+
+
+async def test_a_resync_starts_from_the_stored_delta_link_and_a_410_means_a_full_round(
+    rig: Rig,
+) -> None:
+    sim = rig.sim
+    room = await _graph_room(rig)
+    base = sim.clock.now().replace(hour=9, minute=0, second=0, microsecond=0) + timedelta(days=1)
+    weekly = meeting(
+        "WEEKLY", base, recurrence=Recurrence(interval=1, weekdays=(base.weekday(),), count=6)
+    )
+    sim.exchange.book(weekly, [room])
+    sim.exchange.book(meeting("SINGLE", base + timedelta(hours=3)), [room])
+    sim.exchange.settle()
+
+    assert await rig.worker.resync(room, "graph") == 1  # no cursor yet: a full round
+    first_cursor = rig.room(room)["sync_state"]
+    assert first_cursor and rig.worker.stats.incremental_resyncs == 0
+    await _equal_to_the_calendar(rig, room)
+
+    sim.exchange.cancel("SINGLE")
+    sim.exchange.delete_occurrence("WEEKLY", weekly.start + timedelta(weeks=2))  # silent in delta
+    sim.exchange.book(meeting("LATER", base + timedelta(days=3)), [room])
+    sim.exchange.settle()
+    assert await rig.worker.resync(room, "graph") == 1
+
+    assert rig.worker.stats.incremental_resyncs == 1
+    assert rig.room(room)["sync_state"] not in (None, first_cursor)
+    assert not rig.room(room)["needs_resync"]
+    await _equal_to_the_calendar(rig, room)
+    assert len([r for r in await Reservations(rig.connector).all() if r.uid == "WEEKLY"]) == 5
+
+    sim.graph.expire_delta_tokens()
+    sim.exchange.delete("LATER")
+    sim.exchange.settle()
+    deltas = sim.graph.calls["delta"]
+    assert await rig.worker.resync(room, "graph") == 1
+
+    assert rig.worker.stats.incremental_resyncs == 1  # the 410 was followed by a full round
+    assert sim.graph.calls["delta"] == deltas + 2
+    await _equal_to_the_calendar(rig, room)
+
+
+async def test_a_cursor_whose_window_has_been_outgrown_is_not_used(rig: Rig) -> None:
+    room = await _graph_room(rig)
+    rig.sim.exchange.book(meeting("SOON", rig.sim.clock.now() + timedelta(days=1)), [room])
+    rig.sim.exchange.settle()
+    await rig.worker.resync(room, "graph")
+    cursor = rig.room(room)["sync_state"]
+
+    assert await rig.calendar.observe_since(room, cursor) is not None  # still covers the window
+    rig.sim.clock.advance(timedelta(days=8).total_seconds())  # past the cursor's 7-day margin
+    deltas = rig.sim.graph.calls["delta"]
+    assert await rig.calendar.observe_since(room, cursor) is None
+    assert rig.sim.graph.calls["delta"] == deltas  # refused without asking Graph
+
+    assert await rig.calendar.observe_since(room, "not a cursor") is None
+    assert await rig.worker.resync(room, "graph") == 1  # a full round instead
+    assert rig.worker.stats.incremental_resyncs == 0
+
+
+async def test_a_full_resync_ignores_the_cursor(rig: Rig) -> None:
+    room = await _graph_room(rig)
+    rig.sim.exchange.book(meeting("ANY", rig.sim.clock.now() + timedelta(days=1)), [room])
+    rig.sim.exchange.settle()
+    await rig.worker.resync(room, "graph")
+
+    await rig.worker.resync(room, "graph", full=True)
+
+    assert rig.worker.stats.incremental_resyncs == 0 and rig.worker.stats.resyncs == 2

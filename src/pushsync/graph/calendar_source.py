@@ -7,24 +7,30 @@ https://learn.microsoft.com/graph/api/event-delta
 
 PROTOCOL.md §7 over Graph: a notification on a series names its master, so a master (or an
 occurrence) is answered with all of the series' instances in the window, which replace the
-stored set (a deleted occurrence is silent). A resync is a full delta round over the window; a
-calendarView spans at most 1,825 days, so a longer window is refused at construction. The
-delta link it ends with is kept (`delta_links`) for whoever stores cursors; a 410 on a stored
-one means a full round.
+stored set (a deleted occurrence is silent). A full resync is a delta round over the window; a
+calendarView spans at most 1,825 days, so a longer window is refused at construction.
+
+The delta link a round ends with is the room's cursor (`cursor`, kept by the worker in
+`room.sync_state`); `observe_since` turns the changes since a cursor into observations. A
+calendarView delta only ever covers the window of its first round, so a full round asks for
+`CURSOR_MARGIN` more future than the sync window, and a cursor is used only while its window
+still covers the current one; otherwise, and on 410, None asks for a full round.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
 from pushsync.errors import ConfigError
 from pushsync.graph.client import DeltaExpired, GraphClient
-from pushsync.graph.events import is_series_master, to_reservation
-from pushsync.reservation import Gone, Observation, RoomSnapshot, Snapshot, Window
+from pushsync.graph.events import is_series_master, parse_time, to_reservation
+from pushsync.reservation import Changes, Gone, Observation, RoomSnapshot, Snapshot, Window
 
 MAX_VIEW = timedelta(days=1825)
+CURSOR_MARGIN = timedelta(days=7)  # how long a full round's delta link stays usable
 
 
 class GraphCalendar:
@@ -42,7 +48,9 @@ class GraphCalendar:
         self._past = past
         self._future = future
         self._clock = clock
-        self.delta_links: dict[str, str] = {}  # mailbox -> the last full round's deltaLink
+        self.delta_links: dict[str, str] = {}  # mailbox -> the last round's deltaLink
+        self._covered: dict[str, datetime] = {}  # mailbox -> end of that link's window
+        self._margin = min(CURSOR_MARGIN, MAX_VIEW - past - future)
 
     @property
     def calls(self) -> int:
@@ -77,9 +85,11 @@ class GraphCalendar:
 
     async def observe_room(self, mailbox: str) -> RoomSnapshot:
         """Everything in the room's calendar inside the window: one full delta round."""
-        window = self.window()
+        nominal = self.window()
+        window = Window(nominal.start, nominal.end + self._margin)
         delta = await self._client.calendar_view_delta(mailbox, window.start, window.end)
         self.delta_links[mailbox] = delta.delta_link
+        self._covered[mailbox] = window.end
         rows = tuple(
             to_reservation(mailbox, event)
             for event in delta.events
@@ -99,6 +109,55 @@ class GraphCalendar:
             return None
         self.delta_links[mailbox] = delta.delta_link
         return delta.events
+
+    def cursor(self, mailbox: str) -> str | None:
+        """The room's delta link and how far its window reaches, to store after a round."""
+        link, covered = self.delta_links.get(mailbox), self._covered.get(mailbox)
+        if link is None or covered is None:
+            return None
+        return json.dumps({"delta_link": link, "covers_until": covered.isoformat()})
+
+    async def observe_since(self, mailbox: str, cursor: str) -> Changes | None:
+        """The changes since a stored cursor as observations; None: a full round is needed."""
+        try:
+            stored = json.loads(cursor)
+            link, covered = str(stored["delta_link"]), parse_time(stored["covers_until"])
+        except (ValueError, KeyError, TypeError):
+            return None
+        if covered < self.window().end:  # the link's window ends before ours: it misses events
+            return None
+        self.delta_links[mailbox], self._covered[mailbox] = link, covered
+        events = await self.changes_since(mailbox)
+        if events is None:  # 410
+            self._covered.pop(mailbox, None)
+            return None
+        observations = await self._changed(mailbox, events)
+        return Changes(observations, self.cursor(mailbox) or cursor)
+
+    async def _changed(self, mailbox: str, events: list[dict[str, Any]]) -> list[Observation]:
+        """Delta entries as observations: a removed id is gone, a single event is taken as is,
+        and a series (master or any instance) is expanded afresh, since a deleted occurrence
+        is silent in delta."""
+        observations: list[Observation] = []
+        masters: set[str] = set()
+        for event in events:
+            if "@removed" in event:
+                observations.append(Gone(mailbox, event["id"]))
+            elif is_series_master(event):
+                masters.add(event["id"])
+            elif event.get("seriesMasterId"):
+                masters.add(event["seriesMasterId"])
+            else:
+                row = to_reservation(mailbox, event)
+                observations.append(
+                    Snapshot(mailbox, row.uid, (row,), last_modified=row.last_modified)
+                )
+        for master_id in sorted(masters):
+            master = await self._client.event(mailbox, master_id)
+            observations.append(
+                Gone(mailbox, master_id) if master is None else await self._expand(mailbox, master)
+            )
+        return observations
 
     async def _expand(self, mailbox: str, master: dict[str, Any]) -> Observation:
         window = self.window()

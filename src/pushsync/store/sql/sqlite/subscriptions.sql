@@ -58,3 +58,9 @@ SELECT 1 AS seen FROM sync_notification WHERE event_key = :event_key LIMIT 1;
 -- name: subscription_renewed
 UPDATE subscription SET state = 'active', expires_at = :expires_at, last_error = NULL
 WHERE subscription_id = :subscription_id AND state IN ('active', 'broken');
+
+-- name: room_sync_state
+SELECT sync_state FROM room WHERE mailbox = :mailbox;
+
+-- name: save_room_sync_state
+UPDATE room SET sync_state = :state WHERE mailbox = :mailbox;
