@@ -37,6 +37,7 @@ def utcnow() -> datetime:
 class Outcome:
     subscribed: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
+    expired: list[str] = field(default_factory=list)  # watermark refused: subscribed afresh
 
 
 class SubscriptionManager:
@@ -65,6 +66,12 @@ class SubscriptionManager:
         """Give every listed room a subscription unless it has a live one already."""
         rooms = list(mailboxes)
         await self._subscriptions.ensure_rooms(rooms, "ews", self._clock())
+        return await self.subscribe_missing(rooms, progress)
+
+    async def subscribe_missing(
+        self, rooms: list[str], progress: Progress | None = None
+    ) -> Outcome:
+        """Subscribe the rooms (already known) that have no live subscription."""
         live = {s.mailbox for s in await self._subscriptions.live()}
         outcome = Outcome()
 
@@ -86,17 +93,23 @@ class SubscriptionManager:
         return outcome
 
     async def run(self, stop: asyncio.Event, rooms: Iterable[str], interval_s: float) -> None:
-        """The long-running loop of the main process."""
+        """The long-running loop of the main process.
+
+        A room whose Subscribe failed (throttled too long, Exchange away) is tried again every
+        round: without it, a room that failed at start-up would never get a subscription.
+        """
+        rooms = list(rooms)
         await self.subscribe_rooms(rooms)
         while not stop.is_set():
             try:
                 await asyncio.wait_for(stop.wait(), interval_s)
             except TimeoutError:
                 await self.replace_dead()
+                await self.subscribe_missing(rooms)
 
     async def _replace(self, old: LiveSubscription, now: datetime, outcome: Outcome) -> None:
         reason = (
-            "broken"
+            f"broken ({old.last_error or 'no reason given'})"
             if old.state == "broken"
             else f"silent since {old.last_event_at:%Y-%m-%dT%H:%M:%SZ}"
         )
@@ -116,6 +129,8 @@ class SubscriptionManager:
             reason=reason,
             watermark=old.last_watermark if fresh_enough else None,
         )
+        if old.mailbox in outcome.expired:
+            reason += "; watermark expired"
         await self._subscriptions.request_resync(old.mailbox, f"subscription replaced: {reason}")
 
     async def _subscribe(
@@ -132,7 +147,10 @@ class SubscriptionManager:
         except SubscriptionRefused as exc:
             if exc.code != "ErrorInvalidWatermark" or watermark is None:
                 return await self._failed(mailbox, exc, outcome)
-            await self._subscriptions.request_resync(mailbox, "watermark expired")
+            # Events since the watermark are gone: subscribe afresh; the caller asks for the
+            # resync once the new subscription is recorded (earlier, changes could slip between).
+            log.warning("watermark expired, subscribing afresh", extra={"mailbox": mailbox})
+            outcome.expired.append(mailbox)
             return await self._subscribe(mailbox, outcome, replaces=replaces, reason=reason)
         except ExchangeError as exc:
             return await self._failed(mailbox, exc, outcome)

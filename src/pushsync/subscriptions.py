@@ -29,6 +29,7 @@ class LiveSubscription:
     last_event_at: datetime
     last_watermark: str | None
     expires_at: datetime | None
+    last_error: str | None = None  # why it broke (the error notification's ResponseCode, …)
 
     def silent_since(self, now: datetime) -> timedelta:
         return now - self.last_event_at
@@ -167,4 +168,5 @@ def _live(row: Row) -> LiveSubscription:
         last_event_at=row["last_event_at"] or row["created_at"],
         last_watermark=row["last_watermark"],
         expires_at=row["expires_at"],
+        last_error=row["last_error"],
     )

@@ -66,6 +66,7 @@ class Subscription:
     queue: deque[MailboxEvent] = field(default_factory=deque)
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     error_code: str | None = None
+    end_on_error: bool = True  # False: go on posting after the error notification
     status_ticks: int = 0
     task: asyncio.Task[None] | None = None
 
@@ -124,10 +125,17 @@ class PushEngine:
         subscription.task = asyncio.create_task(self._run(subscription))
         return subscription
 
-    def fail(self, subscription_id: str, code: str = "ErrorReadEventsFailed") -> None:
-        """Send an error notification next, then stop: the subscription is broken."""
+    def fail(
+        self, subscription_id: str, code: str = "ErrorReadEventsFailed", *, then_end: bool = True
+    ) -> None:
+        """Send an error notification next, then stop: the subscription is broken.
+
+        `then_end=False` keeps the subscription posting afterwards (a transient error, or a
+        retried error notification): the listener, having replaced it, must answer Unsubscribe.
+        """
         subscription = self.subscriptions[subscription_id]
         subscription.error_code = code
+        subscription.end_on_error = then_end
         subscription.wake.set()
 
     async def close(self) -> None:
@@ -153,7 +161,7 @@ class PushEngine:
         while subscription.state is State.ACTIVE:
             if subscription.error_code is not None:
                 await self._send_error(subscription)
-                return
+                continue
             if not subscription.queue and self.clock.now() < status_due:
                 await self._wait(subscription, status_due)
                 continue
@@ -235,8 +243,12 @@ class PushEngine:
         body = notification.error_body(
             subscription.id, code, "Events could not be read.", subscription.version
         )
-        self._end(subscription, State.FAILED)
-        await self._post(subscription, body, 0)  # sent once: the subscription is over anyway
+        subscription.error_code = None
+        if subscription.end_on_error:
+            self._end(subscription, State.FAILED)
+            await self._post(subscription, body, 0)  # sent once: the subscription is over anyway
+        elif await self._post(subscription, body, 0) == "Unsubscribe":
+            self._end(subscription, State.UNSUBSCRIBED)
 
     def _end(self, subscription: Subscription, state: State) -> None:
         subscription.state = state
