@@ -11,6 +11,8 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench.ingest.targets import CLIENT_STATE
+
 SCRIPT = Path(__file__).with_name("post.lua")
 
 
@@ -56,12 +58,15 @@ def run_wrk(
     run_id: str,
     delay_ms: int = 0,
     path: str,
+    protocol: str = "ews",
 ) -> LoadResult:
     env = {
         **os.environ,
         "BENCH_RUN": run_id,
         "BENCH_DELAY_MS": str(delay_ms),
         "BENCH_PATH": path,
+        "BENCH_PROTOCOL": protocol,
+        "BENCH_CLIENT_STATE": CLIENT_STATE,
     }
     command = [
         ensure_wrk(),

@@ -1,4 +1,5 @@
--- wrk script: POST corpus-like SendNotification bodies, two events each, every request unique.
+-- wrk script: POST corpus-like SendNotification bodies (or, with BENCH_PROTOCOL=graph, Graph
+-- change-notification batches), two events each, every request unique.
 --
 -- Settings come from the environment and are read at chunk level: wrk decides whether the
 -- script paces requests (has a delay function) in its main Lua state, before any thread runs.
@@ -6,6 +7,8 @@
 -- global, because a chunk-level `local` of the same name would shadow the value set there.
 
 BENCH_PATH = os.getenv("BENCH_PATH") or "/Webservices/SyncNotification.svc?Default"
+BENCH_PROTOCOL = os.getenv("BENCH_PROTOCOL") or "ews" -- or "graph": Graph change notifications
+BENCH_CLIENT_STATE = os.getenv("BENCH_CLIENT_STATE") or ""
 BENCH_RUN = os.getenv("BENCH_RUN") or tostring(os.time())
 BENCH_DELAY_MS = tonumber(os.getenv("BENCH_DELAY_MS") or "0")
 
@@ -51,6 +54,28 @@ function body(thread_number, n)
     .. "</m:SendNotification></soap:Body></soap:Envelope>"
 end
 
+-- Graph: a batch of two items (created, updated) of one of 500 subscriptions, as Graph posts.
+GRAPH_HEADERS = { ["Content-Type"] = "application/json" }
+
+function graph_item(subscription, change, key, n)
+  local id = ITEM .. key .. "-" .. n
+  return '{"subscriptionId":"' .. subscription .. '",'
+    .. '"subscriptionExpirationDateTime":"2026-11-26T18:23:45.9356913+00:00",'
+    .. '"clientState":"' .. BENCH_CLIENT_STATE .. '","changeType":"' .. change .. '",'
+    .. '"resource":"Users/room-001@contoso.example/Events/' .. id .. '",'
+    .. '"tenantId":"84bd8158-6d4d-4958-8b9f-9d6445542f95",'
+    .. '"resourceData":{"@odata.type":"#Microsoft.Graph.Event",'
+    .. '"@odata.id":"Users/room-001@contoso.example/Events/' .. id .. '",'
+    .. '"@odata.etag":"W/\\"DwAAABYAAAB\\"","id":"' .. id .. '"}}'
+end
+
+function graph_body(thread_number, n)
+  local key = BENCH_RUN .. "-" .. thread_number .. "-" .. n
+  local subscription = BENCH_RUN .. "-" .. thread_number .. "-" .. (n % 500)
+  return '{"value":[' .. graph_item(subscription, "created", key, 1) .. ","
+    .. graph_item(subscription, "updated", key, 2) .. "]}"
+end
+
 threads_started = 0
 
 function setup(thread)
@@ -62,6 +87,9 @@ sent = 0
 
 function request()
   sent = sent + 1
+  if BENCH_PROTOCOL == "graph" then
+    return wrk.format("POST", BENCH_PATH, GRAPH_HEADERS, graph_body(thread_number, sent))
+  end
   return wrk.format("POST", BENCH_PATH, HEADERS, body(thread_number, sent))
 end
 

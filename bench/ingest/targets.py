@@ -19,6 +19,8 @@ from urllib.parse import urlsplit
 REPO = Path(__file__).resolve().parents[2]
 TOKEN = "bench-ingest-callback-token"  # pushsync refuses callbacks without its URL secret
 EWS_PATH = f"/Webservices/SyncNotification.svc?Default&token={TOKEN}"
+GRAPH_PATH = "/graph/notifications"
+CLIENT_STATE = "bench-ingest-graph-client-state"  # every item carries it (else 403)
 
 
 def free_port() -> int:
@@ -137,6 +139,7 @@ def _pushsync_env(database_url: str) -> dict[str, str]:
     return {
         "PUSHSYNC_DATABASE_URL": database_url,
         "PUSHSYNC_CALLBACK_TOKEN": TOKEN,
+        "PUSHSYNC_GRAPH_CLIENT_STATE": CLIENT_STATE,  # serves the Graph path too
         "PUSHSYNC_ALLOWED_NETWORKS": "127.0.0.0/8",  # wrk posts from loopback
         "PUSHSYNC_ADMIN_PORT": str(free_port()),  # never collide with another instance
     }
