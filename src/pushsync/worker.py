@@ -240,6 +240,20 @@ class Worker:
         return self._paused[mailbox]
 
     async def _apply_changes(self, mailbox: str, rows: list[Claimed]) -> None:
+        """Per protocol: while a room moves from EWS to Graph, both subscriptions may deliver,
+        and each protocol's item ids mean something to its own source only."""
+        by_protocol: dict[str, list[Claimed]] = defaultdict(list)
+        for row in rows:
+            by_protocol[row.protocol].append(row)
+        for protocol, own in by_protocol.items():
+            if protocol not in self._sources:  # a room moved off this protocol: nothing reads it
+                log.warning(
+                    "no source for these rows", extra={"mailbox": mailbox, "protocol": protocol}
+                )
+                continue
+            await self._apply_protocol(mailbox, protocol, own)
+
+    async def _apply_protocol(self, mailbox: str, protocol: str, rows: list[Claimed]) -> None:
         gone = {r.row["item_id"] for r in rows if r.event_type in GONE_EVENTS and r.row["item_id"]}
         gone |= {
             r.row["old_item_id"] for r in rows if r.event_type == "Moved" and r.row["old_item_id"]
@@ -250,7 +264,6 @@ class Worker:
         )
         if not gone and not fetch:
             return
-        protocol = rows[0].protocol
         observations: list[Observation] = [Gone(mailbox, item_id) for item_id in sorted(gone)]
         observations += await self._sources[protocol].observe(mailbox, fetch)
         await self._reconcile(mailbox, observations, fetch)

@@ -7,6 +7,7 @@ Everything async runs on the test's loop (simulator included); the receiver is i
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, replace
@@ -14,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from datetime import time as clock_time
 from zoneinfo import ZoneInfo
 
+import httpx
 import pytest
 
 from pushsync.errors import Throttled
@@ -28,9 +30,10 @@ from pushsync.simulator.graph.api import GRAPH_TOKEN
 from pushsync.store import Connector, connect
 from pushsync.subscriptions import Subscriptions
 from pushsync.worker import Worker
-from tests.acceptance.conftest import ServerProcess
+from tests.acceptance.conftest import EWS_HEADERS, EWS_PATH, ServerProcess
 from tests.acceptance.sync_loop import RESPONSES
 from tests.acceptance.test_sync_end_to_end import meeting
+from tests.conftest import FIXTURES
 
 STATE = "graph-acceptance-state"
 SCALE = 60.0
@@ -433,3 +436,37 @@ async def test_a_full_resync_ignores_the_cursor(rig: Rig) -> None:
     await rig.worker.resync(room, "graph", full=True)
 
     assert rig.worker.stats.incremental_resyncs == 0 and rig.worker.stats.resyncs == 2
+
+
+async def test_rows_of_a_protocol_the_room_left_are_not_read_with_the_other_one(
+    rig: Rig,
+) -> None:
+    """While a room moves from EWS to Graph its old EWS subscription may still deliver; a
+    Graph-only worker must neither hand EWS item ids to Graph nor stop on them."""
+    room = rig.rooms[0]
+    await rig.manager.subscribe_rooms([room])
+    await rig.worker.resync_pending(limit=3)
+    packet = (FIXTURES / "product-page-packet.xml").read_bytes()
+    ews_id = re.search(rb"SubscriptionId>([^<]+)<", packet).group(1).decode()
+    await Subscriptions(rig.connector).record(
+        room, ews_id, protocol="ews", watermark=None, status_frequency=15, now=rig.sim.clock.now()
+    )
+    async with httpx.AsyncClient() as http:
+        posted = await http.post(
+            rig.server.url + EWS_PATH + "?Default", content=packet, headers=EWS_HEADERS
+        )
+    assert posted.status_code == 200
+    rig.sim.exchange.book(meeting("MOVED", rig.sim.clock.now() + timedelta(days=1)), [room])
+    await wait_until(lambda: {r["protocol"] for r in rig.server.rows()} == {"ews", "graph"}, "rows")
+    events_asked = rig.sim.graph.calls["event"]
+
+    while await rig.worker.run_once():
+        pass
+
+    states = {(r["protocol"], r["state"]) for r in rig.server.rows()}
+    assert "failed" not in {state for _, state in states} and "pending" not in {
+        s for _, s in states
+    }
+    assert "MOVED" in {r.uid for r in await Reservations(rig.connector).all()}
+    graph_rows = [r for r in rig.server.rows() if r["protocol"] == "graph" and r["item_id"]]
+    assert rig.sim.graph.calls["event"] - events_asked == len({r["item_id"] for r in graph_rows})
