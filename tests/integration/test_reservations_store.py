@@ -101,3 +101,24 @@ async def test_watermark_seen_finds_stored_events_only(connector: Connector) -> 
     assert await subscriptions.watermark_seen("SUB-1", event(1).watermark)
     assert not await subscriptions.watermark_seen("SUB-1", "never-sent")
     assert not await subscriptions.watermark_seen("SUB-2", event(1).watermark)
+
+
+async def test_a_rooms_cursor_is_kept_and_an_incremental_reconcile_clears_its_resync(
+    connector: Connector,
+) -> None:
+    subscriptions = Subscriptions(connector)
+    await subscriptions.ensure_rooms([ROOM], "graph", NOW)
+    assert await subscriptions.sync_state(ROOM) is None
+    assert await subscriptions.sync_state("nowhere@example.org") is None
+
+    await subscriptions.save_sync_state(ROOM, '{"delta_link": "https://graph/…?$deltatoken=1"}')
+    assert await subscriptions.sync_state(ROOM) == '{"delta_link": "https://graph/…?$deltatoken=1"}'
+
+    row = _row("A", NOW + timedelta(days=1))
+    await Reservations(connector).reconcile(
+        ROOM, ["A"], [], lambda _stored: Plan(upserts=[row]), NOW, synced=True
+    )
+    (room,) = await subscriptions.rooms()
+    assert not room["needs_resync"] and room["sync_state"].endswith('deltatoken=1"}')
+    await subscriptions.save_sync_state(ROOM, None)
+    assert await subscriptions.sync_state(ROOM) is None
