@@ -71,12 +71,19 @@ class SubscriptionManager:
     async def subscribe_missing(
         self, rooms: list[str], progress: Progress | None = None
     ) -> Outcome:
-        """Subscribe the rooms (already known) that have no live subscription."""
+        """Subscribe the rooms (already known) that have no live subscription.
+
+        A room synced before (its subscription retired by hand, or lost) is resynced once
+        subscribed: what changed while it had none was never pushed.
+        """
         live = {s.mailbox for s in await self._subscriptions.live()}
+        awaiting = {r["mailbox"] for r in await self._subscriptions.rooms() if r["needs_resync"]}
         outcome = Outcome()
 
         async def one(mailbox: str) -> None:
             ok = mailbox in live or await self._subscribe(mailbox, outcome)
+            if mailbox not in live and ok and mailbox not in awaiting:
+                await self._subscriptions.request_resync(mailbox, "subscribed again")
             if progress is not None:
                 progress(mailbox, ok)
 

@@ -8,11 +8,14 @@ every 3 s and a dead subscription noticed after 6 s of silence.
 from __future__ import annotations
 
 import logging
+import os
+import subprocess
 from datetime import timedelta
 
 import pytest
 
 from pushsync.simulator import generated_rooms
+from tests.acceptance.conftest import pushsync_command
 from tests.acceptance.manager_checks import (
     active_ids,
     deliveries,
@@ -182,3 +185,38 @@ def _logged(caplog, message: str, mailbox: str, after: int = -1) -> int:
         ):
             return index
     raise AssertionError(f"no log record {message!r} for {mailbox} after record {after}")
+
+
+def test_a_subscription_retired_by_hand_is_replaced_and_its_room_resynced(server_factory) -> None:
+    """`pushsync subscriptions retire ID` (token rotation, recovery): the running manager
+    subscribes the room again and resyncs it; Exchange's next post for the old id is answered
+    Unsubscribe."""
+    server = server_factory()
+    rooms = generated_rooms(1)
+    room = rooms[0].email
+    with running(rooms=rooms, scale=SCALE) as thread:
+        sim = thread.sim
+        thread.call(sim.exchange.book, meeting("BEFORE", tomorrow_at_nine(thread)), [room])
+        settings = sync_settings(server, thread, status_frequency_minutes=3)
+        with SyncLoop(settings, sim.clock.now, MINUTE) as loop:
+            converge(thread, server, loop)
+            old = active_ids(server)[room]
+            assert loop.worker is not None
+            resyncs = loop.worker.stats.resyncs
+            env = {**os.environ, "PUSHSYNC_DATABASE_URL": server.database_url}
+            result = subprocess.run(
+                pushsync_command("subscriptions", "retire", old),
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=60,
+                check=False,
+            )
+            assert result.returncode == 0, result.stdout + result.stderr
+
+            new = wait_for(lambda: active_ids(server).get(room))
+            assert new != old
+            wait_for(lambda: loop.worker is not None and loop.worker.stats.resyncs > resyncs)
+            wait_for(lambda: simulator_states(thread)[old] == "unsubscribed")
+            assert simulator_states(thread)[new] == "active"
+        assert loop.failure is None
