@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -93,6 +94,10 @@ class EwsClient:
         self._accounts: dict[str, exchangelib.Account] = {}
         self._config: exchangelib.Configuration | None = None
         self._calendar_ids: dict[str, str] = {}
+        # One request at a time per mailbox, and after ErrorServerBusy none until the back-off
+        # ends (mailbox -> time.monotonic()), whoever asks: worker, resync or manager.
+        self._mailbox_locks: dict[str, asyncio.Lock] = {}
+        self._paused: dict[str, float] = {}
         self.calls = 0  # EWS requests sent, for "calls per notification"
 
     def close(self) -> None:
@@ -121,13 +126,11 @@ class EwsClient:
             )
             return Subscription(subscription_id, new_watermark)
 
-        self.calls += 1
         return await self._run(mailbox, call)
 
     async def calendar_folder_id(self, mailbox: str) -> str:
         """The id of the room's calendar folder (GetFolder once per mailbox and process)."""
         if mailbox not in self._calendar_ids:
-            self.calls += 1
             self._calendar_ids[mailbox] = await self._run(
                 mailbox, lambda: str(self._account(mailbox).calendar.id)
             )
@@ -147,8 +150,7 @@ class EwsClient:
             found = account.fetch(ids=wanted, chunk_size=chunk_size)
             return [_fetched(oid, item) for oid, item in zip(occurrence_ids, found, strict=True)]
 
-        self.calls += -(-len(occurrence_ids) // chunk_size)
-        return await self._run(mailbox, call)
+        return await self._run(mailbox, call, requests=-(-len(occurrence_ids) // chunk_size))
 
     async def fetch(
         self, mailbox: str, item_ids: Sequence[str], *, chunk_size: int = 10
@@ -162,8 +164,7 @@ class EwsClient:
             )
             return [_fetched(item_id, item) for item_id, item in zip(item_ids, found, strict=True)]
 
-        self.calls += -(-len(item_ids) // chunk_size)
-        return await self._run(mailbox, call)
+        return await self._run(mailbox, call, requests=-(-len(item_ids) // chunk_size))
 
     async def calendar_view(
         self, mailbox: str, start: datetime, end: datetime, *, max_items: int = 1000
@@ -176,7 +177,6 @@ class EwsClient:
             )
             return list(view)
 
-        self.calls += 1
         return await self._run(mailbox, call)
 
     async def rooms(self, room_list: str | None = None) -> list[str]:
@@ -233,7 +233,22 @@ class EwsClient:
         self._credentials.refresh()
         return self._configuration().protocol
 
-    async def _run(self, mailbox: str, call: Callable[[], T]) -> T:
+    async def _run(self, mailbox: str, call: Callable[[], T], requests: int = 1) -> T:
+        """Run `call` on the pool; `requests` is how many EWS requests it sends (for `calls`)."""
+        if not mailbox:
+            return await self._call(mailbox, call)
+        async with self._mailbox_locks.setdefault(mailbox, asyncio.Lock()):
+            wait = self._paused.get(mailbox, 0.0) - time.monotonic()
+            if wait > 0:
+                raise Throttled(f"{mailbox}: backing off for {wait:.3f} s more", wait)
+            self.calls += requests
+            try:
+                return await self._call(mailbox, call)
+            except Throttled as exc:
+                self._paused[mailbox] = time.monotonic() + exc.retry_after
+                raise
+
+    async def _call(self, mailbox: str, call: Callable[[], T]) -> T:
         loop = asyncio.get_running_loop()
         try:
             return await loop.run_in_executor(self._executor, call)
