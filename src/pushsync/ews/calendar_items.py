@@ -8,6 +8,7 @@ tell an occurrence's place in its series; MyResponseType is the room's answer to
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -47,7 +48,7 @@ def to_reservation(mailbox: str, item: Any, *, series_master_id: str | None = No
         item_id=item.id,
         item_type=ITEM_TYPES.get(item.type or "Single", "single"),
         start=start,
-        end=_utc(_inclusive_end(item.end), zone),
+        end=_utc(_end_date(item) or _inclusive_end(item.end), zone),
         subject=item.subject or "",
         organizer=_address(item.organizer),
         series_master_id=series_master_id,
@@ -75,6 +76,28 @@ def _utc(moment: Any, zone: ZoneInfo | None) -> dt.datetime:
         return dt.datetime.fromtimestamp(aware.timestamp(), UTC)
     midnight = dt.datetime(moment.year, moment.month, moment.day, tzinfo=zone or UTC)
     return dt.datetime.fromtimestamp(midnight.timestamp(), UTC)
+
+
+def _end_date(item: Any) -> dt.date | None:
+    """An all-day event's end date, from its start date and Duration.
+
+    exchangelib turns an all-day End into a date by subtracting 24 hours *before* going to
+    local time, so an event ending on the day after a 23-hour day (daylight saving begins)
+    comes back a day short, even before its start. Duration (whole local days, as 23, 24 or
+    25 hours per day) does not have that flaw.
+    """
+    if not item.is_all_day or not isinstance(item.start, dt.date):
+        return None
+    match = _DURATION.fullmatch(getattr(item, "duration", None) or "")
+    if match is None:
+        return None
+    days, hours = int(match["days"] or 0), int(match["hours"] or 0)
+    whole_days = max(round(days + hours / 24), 1)
+    start = item.start if not isinstance(item.start, dt.datetime) else item.start.date()
+    return start + dt.timedelta(days=whole_days)
+
+
+_DURATION = re.compile(r"P(?:(?P<days>\d+)D)?(?:T(?:(?P<hours>\d+)H)?(?:\d+M)?(?:[\d.]+S)?)?")
 
 
 def _inclusive_end(end: Any) -> Any:

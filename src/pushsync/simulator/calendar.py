@@ -12,7 +12,8 @@ from __future__ import annotations
 import random
 from collections.abc import Iterator
 from dataclasses import replace
-from datetime import datetime
+from datetime import UTC, datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 from pushsync.simulator import booking, ids
 from pushsync.simulator.booking import Room
@@ -99,7 +100,7 @@ class RoomCalendar:
             self.delete_occurrence(uid, original_start, now)
             return
         slot = master.modified.get(original_start) or Modification(
-            start=original_start, end=original_start + master.duration
+            start=original_start, end=_end(master, original_start)
         )
         slot.cancelled = True
         master.modified[original_start] = slot
@@ -346,6 +347,18 @@ def _first_occurrence(item: CalendarItem) -> None:
         item.start, item.end = first, first + item.duration
 
 
+def _end(item: CalendarItem, start: datetime) -> datetime:
+    """An occurrence's end; all-day ones end at a local midnight, so across a daylight-saving
+    change their UTC length is 23 or 25 hours, not the first occurrence's."""
+    if not item.all_day:
+        return start + item.duration
+    zone = ZoneInfo(item.time_zone)
+    local = start.astimezone(zone)
+    days = round(item.duration / timedelta(days=1))
+    midnight = datetime.combine(local.date() + timedelta(days=days), time(0), zone)
+    return midnight.astimezone(UTC)
+
+
 def _instance(
     mailbox: str,
     item: CalendarItem,
@@ -355,7 +368,7 @@ def _instance(
     slot: Modification | None,
 ) -> Instance:
     start = slot.start if slot else (original_start or item.start)
-    end = slot.end if slot else start + item.duration
+    end = slot.end if slot else _end(item, start)
     response = slot.response if slot and slot.response else item.response
     subject = slot.subject if slot and slot.subject else item.subject
     return Instance(
