@@ -1,0 +1,3 @@
+from bench.worker.run import main
+
+main()
