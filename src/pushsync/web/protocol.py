@@ -9,6 +9,9 @@ for ever. This subclass adds, per connection:
 - a cap on the size of the request line and headers (431);
 - a cap on open connections per process, refused at once (503) instead of after the head.
 
+It also sends each response in one write: uvicorn writes the head and the body separately, two
+send() calls and often two TCP segments per request (docs/benchmarks.md).
+
 What it refuses before a request exists it logs and counts through `web/errors.py` like every
 other rejection. uvicorn is told to use it with `http=guarded_protocol(limits)`.
 """
@@ -22,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 
 from pushsync.settings import Settings
 from pushsync.web.errors import log_rejection
@@ -85,6 +88,8 @@ class GuardedProtocol(HttpToolsProtocol):
         self._arm(self._limits.body_timeout, self._body_timed_out)
         if self._head_size() <= self._limits.max_header_bytes:
             super().on_headers_complete()
+            if self.cycle is not None:
+                self.cycle.transport = OneWriteTransport(self.transport, self.cycle)
             return
         # A head that arrived in one read: answer through uvicorn's request cycle, as its own
         # concurrency limit does, so the parser state stays consistent.
@@ -144,6 +149,40 @@ class GuardedProtocol(HttpToolsProtocol):
 
     def _peer(self) -> str | None:
         return self.client[0] if self.client else None
+
+
+class OneWriteTransport(asyncio.Transport):
+    """The transport as one request's response cycle sees it: the response head is held back
+    and written together with the first body write (or before a close).
+
+    uvicorn writes the head when the app sends `http.response.start`. Anything written before
+    that (an interim `100 Continue`) goes out at once.
+    """
+
+    def __init__(self, transport: asyncio.Transport, cycle: RequestResponseCycle) -> None:
+        super().__init__()
+        self._transport = transport
+        self._cycle = cycle
+        self._head: bytes | None = None
+        self._held = False
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        if not self._held and self._cycle.response_started:
+            self._held = True
+            self._head = bytes(data)
+            return
+        if self._head is not None:
+            data, self._head = self._head + data, None
+        self._transport.write(data)
+
+    def close(self) -> None:
+        if self._head is not None:
+            self._transport.write(self._head)
+            self._head = None
+        self._transport.close()
+
+    def is_closing(self) -> bool:
+        return self._transport.is_closing()
 
 
 class _HeadTooLarge:
