@@ -53,7 +53,10 @@ class GuardedProtocol(HttpToolsProtocol):
     def __init__(self, *args: Any, limits: Limits, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._limits = limits
+        self._deadline: float | None = None  # when the head or body must be in, if waiting
+        self._expire: Callable[[], None] = self._head_timed_out
         self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = 0.0
         self._in_head = True
         self._head_bytes = 0
 
@@ -66,6 +69,9 @@ class GuardedProtocol(HttpToolsProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
@@ -79,7 +85,7 @@ class GuardedProtocol(HttpToolsProtocol):
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
-        if self._timer is None:  # a new request on a kept-alive connection
+        if self._deadline is None:  # a new request on a kept-alive connection
             self._arm(self._limits.header_timeout, self._head_timed_out)
 
     def on_headers_complete(self) -> None:
@@ -108,16 +114,35 @@ class GuardedProtocol(HttpToolsProtocol):
         super().on_message_complete()
 
     def _arm(self, delay: float, callback: Callable[[], None]) -> None:
-        self._disarm()
-        self._timer = self.loop.call_later(delay, callback)
-
-    def _disarm(self) -> None:
+        """Set the deadline. A timer is only created when none is due by then: a kept-alive
+        connection reuses one timer for many requests instead of creating and cancelling two
+        per request (~3 us each, docs/benchmarks.md); `_check_deadline` follows a later one."""
+        self._deadline = self.loop.time() + delay
+        self._expire = callback
+        if self._timer is not None and self._timer_at <= self._deadline:
+            return
         if self._timer is not None:
             self._timer.cancel()
-            self._timer = None
+        self._schedule(self._deadline)
+
+    def _disarm(self) -> None:
+        self._deadline = None  # a pending timer finds no deadline and lapses
+
+    def _schedule(self, when: float) -> None:
+        self._timer_at = when
+        self._timer = self.loop.call_at(when, self._check_deadline)
+
+    def _check_deadline(self) -> None:
+        self._timer = None
+        if self._deadline is None:
+            return
+        if self.loop.time() < self._deadline:  # moved later since the timer was set
+            self._schedule(self._deadline)
+            return
+        self._deadline = None
+        self._expire()
 
     def _head_timed_out(self) -> None:
-        self._timer = None
         if self.cycle is not None and not self.cycle.response_complete:
             self.transport.close()  # a pipelined head behind a running request: just drop
             return
@@ -125,7 +150,6 @@ class GuardedProtocol(HttpToolsProtocol):
 
     def _body_timed_out(self) -> None:
         """Let the handler answer 408: it is waiting in `receive` and sees the flag."""
-        self._timer = None
         if self.cycle is None or self.cycle.response_complete:
             self.transport.close()
             return
