@@ -96,8 +96,9 @@ class EwsCalendar:
         for item in await self._view(mailbox, window):
             by_uid[item.uid].append(item)
         observations: list[Observation] = []
+        master_ids = await self._master_ids(mailbox, masters)
         for master in masters:
-            master_id = master.id if is_series_master(master) else None
+            master_id = master_ids.get(master.id)
             rows = tuple(
                 to_reservation(mailbox, occ, series_master_id=master_id)
                 for occ in by_uid[master.uid]
@@ -107,6 +108,18 @@ class EwsCalendar:
                 Snapshot(mailbox, master.uid, rows, last_modified=last_modified, window=window)
             )
         return observations
+
+    async def _master_ids(self, mailbox: str, items: list[Any]) -> dict[str, str]:
+        """Item id -> its series master's id. A notification may name an occurrence or an
+        exception instead of the master; rows stored without the master's id could never be
+        matched when the whole series is deleted, so those are looked up (RecurringMasterItemId).
+        """
+        ids = {item.id: item.id for item in items if is_series_master(item)}
+        members = [item.id for item in items if not is_series_master(item)]
+        if members:
+            found = await self._client.masters(mailbox, members, chunk_size=self._fetch_chunk)
+            ids.update({f.item_id: f.item.id for f in found if f.item is not None})
+        return ids
 
     async def _view(self, mailbox: str, window: Window) -> list[Any]:
         """CalendarView over the window in chunks; a full chunk is halved until it is not."""

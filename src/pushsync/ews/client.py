@@ -230,8 +230,9 @@ class EwsClient:
         return self._config
 
     def _configuration_protocol(self) -> Any:
+        """The account-independent EWS protocol (GetRoomLists and GetRooms need no mailbox)."""
         self._credentials.refresh()
-        return self._configuration().protocol
+        return exchangelib.protocol.Protocol(config=self._configuration())
 
     async def _run(self, mailbox: str, call: Callable[[], T], requests: int = 1) -> T:
         """Run `call` on the pool; `requests` is how many EWS requests it sends (for `calls`)."""
