@@ -138,16 +138,27 @@ def notifications_list(
     config: ConfigOption = None,
     database_url: DatabaseOption = None,
     limit: int = 50,
+    state: Annotated[
+        str | None,
+        typer.Option(help="only rows in this state, newest first: pending, claimed, done, failed"),
+    ] = None,
 ) -> None:
-    """Show the oldest rows of the notification table."""
+    """Show rows of the notification table: the oldest, or the newest in one state."""
     settings = _settings(config, database_url=database_url)
+    if state not in (None, "pending", "claimed", "done", "failed"):
+        raise typer.BadParameter("state is one of pending, claimed, done, failed")
 
     async def fetch(connector: Connector) -> list[dict[str, Any]]:
         async with connector.session() as session:
-            return await session.fetch_all("list_notifications", {"limit": limit})
+            if state is None:
+                return await session.fetch_all("list_notifications", {"limit": limit})
+            params = {"state": state, "limit": limit}
+            return await session.fetch_all("list_notifications_in_state", params)
 
     rows = _with_connector(settings, fetch)
-    table = Table("id", "received", "proto", "subscription", "event", "item", "state")
+    table = Table(
+        "id", "received", "proto", "subscription", "event", "item", "state", "tries", "last error"
+    )
     for row in rows:
         table.add_row(
             str(row["id"]),
@@ -157,6 +168,8 @@ def notifications_list(
             row["event_type"],
             _short(row["item_id"]),
             row["state"],
+            str(row["attempts"]),
+            row["last_error"] or "",
         )
     console.print(table)
 

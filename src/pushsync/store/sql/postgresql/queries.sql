@@ -43,5 +43,8 @@ ON CONFLICT (subscription_id) DO UPDATE SET state = 'retired', retired_at = %(no
 -- name: list_notifications
 SELECT * FROM sync_notification ORDER BY id LIMIT %(limit)s;
 
+-- name: list_notifications_in_state
+SELECT * FROM sync_notification WHERE state = %(state)s ORDER BY id DESC LIMIT %(limit)s;
+
 -- name: count_notifications
 SELECT count(*) AS n FROM sync_notification;
