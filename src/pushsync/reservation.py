@@ -101,11 +101,20 @@ class Gone:
 
 @dataclass(frozen=True, slots=True)
 class RoomSnapshot:
-    """Every occurrence of one room inside a window (a full resync)."""
+    """Every occurrence of one room inside a window (a full resync).
+
+    `taken_at` is Exchange's time when the calendar was read. A resync reads for a while
+    (chunks, master lookups, throttling back-offs) while notifications keep being applied; a
+    stored row modified after `taken_at` is newer than the snapshot and stays as it is.
+    """
 
     mailbox: str
     occurrences: tuple[Reservation, ...]
     window: Window
+    taken_at: datetime | None = None
+
+    def newer(self, row: Reservation) -> bool:
+        return bool(self.taken_at and row.last_modified and row.last_modified > self.taken_at)
 
     def covers(self, row: Reservation) -> bool:
         return row.mailbox == self.mailbox and self.window.holds(row.original_start)
@@ -153,14 +162,19 @@ def _apply(
     current: dict[ReservationKey, Reservation], observation: Observation
 ) -> dict[ReservationKey, Reservation]:
     covered = {key for key, row in current.items() if observation.covers(row)}
+    if isinstance(observation, RoomSnapshot):  # rows changed after the read are not the read's
+        covered = {key for key in covered if not observation.newer(current[key])}
     kept = {key: row for key, row in current.items() if key not in covered}
     if isinstance(observation, Gone):
         return kept
     if isinstance(observation, Snapshot) and _is_stale(observation, [current[k] for k in covered]):
         return current
     for row in observation.occurrences:
-        if row.books_the_room and (observation.window is None or observation.covers(row)):
-            kept[row.key] = row
+        if not row.books_the_room or (observation.window and not observation.covers(row)):
+            continue
+        if isinstance(observation, RoomSnapshot) and row.key in kept and row.key not in covered:
+            continue  # a newer version of this occurrence is stored already
+        kept[row.key] = row
     return kept
 
 

@@ -187,3 +187,19 @@ def test_room_snapshot_replaces_the_room_inside_the_window_only() -> None:
     after = apply([inside, gone, far, other_room], result)
     assert sorted(r.uid for r in after) == ["FAR", "KEEP", "NEW", "OTHER"]
     assert next(r for r in after if r.uid == "KEEP").subject == "renamed"
+
+
+def test_a_room_snapshot_leaves_rows_changed_after_it_was_read() -> None:
+    read_at = datetime(2026, 11, 20, 12, tzinfo=UTC)
+    booked_after = single("NEW", T0 + HOUR, last_modified=LATER)  # created after the read
+    edited_after = single("EDITED", subject="new", last_modified=LATER)
+    old_copy = single("EDITED", subject="old", last_modified=EARLIER)
+    unchanged = single("OLD", T0 + 2 * HOUR)
+    snapshot = RoomSnapshot(ROOM, (old_copy,), WINDOW, taken_at=read_at)
+
+    after = apply(
+        [booked_after, edited_after, unchanged],
+        plan([booked_after, edited_after, unchanged], [snapshot]),
+    )
+
+    assert sorted((r.uid, r.subject) for r in after) == [("EDITED", "new"), ("NEW", "Alice")]

@@ -73,6 +73,7 @@ class EwsCalendar:
     async def observe_room(self, mailbox: str) -> RoomSnapshot:
         """Everything in the room's calendar inside the sync window (a full resync)."""
         window = self.window()
+        taken_at = self._clock()
         items = await self._view(mailbox, window)
         occurrence_ids = {
             item.uid: item.id for item in items if item.type in ("Occurrence", "Exception")
@@ -88,7 +89,7 @@ class EwsCalendar:
             to_reservation(mailbox, item, series_master_id=master_ids.get(item.uid))
             for item in items
         )
-        return RoomSnapshot(mailbox, rows, window)
+        return RoomSnapshot(mailbox, rows, window, taken_at)
 
     async def _expand(self, mailbox: str, masters: list[Any]) -> list[Observation]:
         window = self.window()

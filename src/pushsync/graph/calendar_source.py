@@ -87,6 +87,7 @@ class GraphCalendar:
         """Everything in the room's calendar inside the window: one full delta round."""
         nominal = self.window()
         window = Window(nominal.start, nominal.end + self._margin)
+        taken_at = self._clock()
         delta = await self._client.calendar_view_delta(mailbox, window.start, window.end)
         self.delta_links[mailbox] = delta.delta_link
         self._covered[mailbox] = window.end
@@ -95,7 +96,7 @@ class GraphCalendar:
             for event in delta.events
             if "@removed" not in event and not is_series_master(event)
         )
-        return RoomSnapshot(mailbox, rows, window)
+        return RoomSnapshot(mailbox, rows, window, taken_at)
 
     async def changes_since(self, mailbox: str) -> list[dict[str, Any]] | None:
         """The events changed since the last round, or None when a full round is needed."""
