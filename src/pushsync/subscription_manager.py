@@ -76,12 +76,14 @@ class SubscriptionManager:
         A room synced before (its subscription retired by hand, or lost) is resynced once
         subscribed: what changed while it had none was never pushed.
         """
-        live = {s.mailbox for s in await self._subscriptions.live()}
+        live = {s.mailbox for s in await self._subscriptions.live() if s.protocol == "ews"}
         awaiting = {r["mailbox"] for r in await self._subscriptions.rooms() if r["needs_resync"]}
         outcome = Outcome()
 
         async def one(mailbox: str) -> None:
             ok = mailbox in live or await self._subscribe(mailbox, outcome)
+            if mailbox not in live and ok:  # a room moved back from Graph leaves its Graph one
+                await self._subscriptions.retire_other_protocols(mailbox, "ews", self._clock())
             if mailbox not in live and ok and mailbox not in awaiting:
                 await self._subscriptions.request_resync(mailbox, "subscribed again")
             if progress is not None:

@@ -102,6 +102,18 @@ class Subscriptions:
                     },
                 )
 
+    async def retire_other_protocols(self, mailbox: str, protocol: str, now: datetime) -> int:
+        """A room moved to `protocol`: its subscriptions over the other protocol are retired, so
+        the receiver answers their next notification Unsubscribe (EWS) or drops it (Graph)."""
+        params = {
+            "mailbox": mailbox,
+            "protocol": protocol,
+            "now": now,
+            "reason": f"room moved to {protocol}",
+        }
+        async with self._connector.session() as session:
+            return await session.execute("retire_other_protocols", params)
+
     async def heard(self, subscription_id: str, at: datetime, watermark: str | None) -> None:
         await self._execute(
             "subscription_heard",

@@ -122,3 +122,26 @@ async def test_a_rooms_cursor_is_kept_and_an_incremental_reconcile_clears_its_re
     assert not room["needs_resync"] and room["sync_state"].endswith('deltatoken=1"}')
     await subscriptions.save_sync_state(ROOM, None)
     assert await subscriptions.sync_state(ROOM) is None
+
+
+async def test_moving_a_room_retires_its_subscription_over_the_other_protocol(
+    connector: Connector,
+) -> None:
+    subscriptions = Subscriptions(connector)
+    await subscriptions.ensure_rooms([ROOM, "room-2@example.org"], "ews", NOW)
+    await subscriptions.record(
+        ROOM, "EWS-1", protocol="ews", watermark="W", status_frequency=15, now=NOW
+    )
+    await subscriptions.record(
+        "room-2@example.org", "EWS-2", protocol="ews", watermark="W", status_frequency=15, now=NOW
+    )
+    await subscriptions.record(
+        ROOM, "GRAPH-1", protocol="graph", watermark=None, status_frequency=None, now=NOW
+    )
+
+    assert await subscriptions.retire_other_protocols(ROOM, "graph", NOW) == 1
+
+    assert sorted(s.subscription_id for s in await subscriptions.live()) == ["EWS-2", "GRAPH-1"]
+    retired = await subscriptions.by_id("EWS-1")
+    assert retired is not None and retired["state"] == "retired"
+    assert retired["last_error"] == "room moved to graph"

@@ -150,6 +150,7 @@ class GraphSubscriptionManager:
             reason="Graph subscription replaced" if replaces else None,
             expires_at=created.expires_at,
         )
+        await self._subscriptions.retire_other_protocols(mailbox, "graph", self._clock())
         outcome.subscribed.append(mailbox)
         return True
 

@@ -64,3 +64,8 @@ SELECT sync_state FROM room WHERE mailbox = %(mailbox)s;
 
 -- name: save_room_sync_state
 UPDATE room SET sync_state = %(state)s WHERE mailbox = %(mailbox)s;
+
+-- name: retire_other_protocols
+UPDATE subscription
+SET state = 'retired', retired_at = %(now)s, last_error = %(reason)s
+WHERE mailbox = %(mailbox)s AND protocol <> %(protocol)s AND state IN ('active', 'broken');

@@ -64,3 +64,8 @@ SELECT sync_state FROM room WHERE mailbox = :mailbox;
 
 -- name: save_room_sync_state
 UPDATE room SET sync_state = :state WHERE mailbox = :mailbox;
+
+-- name: retire_other_protocols
+UPDATE subscription
+SET state = 'retired', retired_at = :now, last_error = :reason
+WHERE mailbox = :mailbox AND protocol <> :protocol AND state IN ('active', 'broken');
