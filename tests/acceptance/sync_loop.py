@@ -40,23 +40,30 @@ def sync_settings(server: ServerProcess, thread: SimulatorThread, **overrides: A
     return Settings(**values)
 
 
-class SyncLoop:
-    """Runs manager + worker until stopped; `minute` is one Exchange minute in real time."""
+class Workers:
+    """One subscription manager and `count` workers (each its own queue owner) on a thread."""
 
     def __init__(
-        self, settings: Settings, clock: Callable[[], datetime], minute: timedelta
+        self,
+        settings: Settings,
+        clock: Callable[[], datetime],
+        minute: timedelta,
+        count: int = 1,
+        *,
+        manager: bool = True,
     ) -> None:
         self.settings = settings
         self._clock = clock
         self._minute = minute
+        self._count = count
+        self._manager = manager
         self._loop = asyncio.new_event_loop()
         self._stop = asyncio.Event()
-        self._thread = threading.Thread(target=self._run, name="pushsync-sync", daemon=True)
-        self.worker: Worker | None = None
-        self.calls = 0
+        self._thread = threading.Thread(target=self._run, name="pushsync-workers", daemon=True)
+        self.workers: list[Worker] = []
         self.failure: BaseException | None = None
 
-    def __enter__(self) -> SyncLoop:
+    def __enter__(self) -> Workers:
         self._thread.start()
         return self
 
@@ -73,16 +80,32 @@ class SyncLoop:
     async def _main(self) -> None:
         client = build_ews_client(self.settings)
         async with open_store(self.settings) as connector:
-            manager = build_manager(self.settings, connector, client, self._minute)
-            self.worker = build_worker(self.settings, connector, client, self._clock)
-            await asyncio.gather(
-                manager.run(
-                    self._stop, self.settings.rooms, self.settings.subscription_check_seconds
-                ),
-                self.worker.run(self._stop),
-            )
-        self.calls = client.calls
+            self.workers = [
+                build_worker(self.settings, connector, client, self._clock)
+                for _ in range(self._count)
+            ]
+            tasks = [worker.run(self._stop) for worker in self.workers]
+            if self._manager:
+                manager = build_manager(self.settings, connector, client, self._minute)
+                rooms = self.settings.rooms
+                tasks.append(
+                    manager.run(self._stop, rooms, self.settings.subscription_check_seconds)
+                )
+            await asyncio.gather(*tasks)
         client.close()
+
+
+class SyncLoop(Workers):
+    """The subscription manager and one worker; `minute` is one Exchange minute in real time."""
+
+    def __init__(
+        self, settings: Settings, clock: Callable[[], datetime], minute: timedelta
+    ) -> None:
+        super().__init__(settings, clock, minute)
+
+    @property
+    def worker(self) -> Worker | None:
+        return self.workers[0] if self.workers else None
 
 
 def truth_rows(thread: SimulatorThread, start: datetime, end: datetime) -> set[tuple[Any, ...]]:

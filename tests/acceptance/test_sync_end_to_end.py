@@ -6,35 +6,20 @@ reservation table must equal them on the natural key, with times, cancelled flag
 
 from __future__ import annotations
 
-import asyncio
 import time
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from datetime import time as clock_time
 from zoneinfo import ZoneInfo
 
-from pushsync.reservation import Reservation
-from pushsync.reservations import Reservations
 from pushsync.simulator import Meeting, Recurrence, SimulatorThread, generated_rooms
-from pushsync.store import connect
 from tests.acceptance.conftest import ServerProcess
 from tests.acceptance.simulated_exchange import ADA, running
 from tests.acceptance.sync_loop import SyncLoop, stored_rows, sync_settings, truth_rows
+from tests.acceptance.worker_loop import read_reservations
 
 SCALE = 60.0  # one Exchange minute per real second
 MINUTE = timedelta(seconds=60 / SCALE)
-
-
-def read_reservations(database_url: str) -> list[Reservation]:
-    async def read() -> list[Reservation]:
-        connector = connect(database_url)
-        await connector.open()
-        try:
-            return await Reservations(connector).all()
-        finally:
-            await connector.close()
-
-    return asyncio.run(read())
 
 
 def converge(

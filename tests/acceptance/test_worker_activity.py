@@ -19,8 +19,8 @@ import pytest
 
 from pushsync.simulator import Recurrence, generated_rooms
 from tests.acceptance.simulated_exchange import meeting, running
-from tests.acceptance.sync_loop import sync_settings
-from tests.acceptance.worker_loop import Workers, converge, read_reservations
+from tests.acceptance.sync_loop import Workers, sync_settings
+from tests.acceptance.worker_loop import converge, read_reservations
 
 SCALE = 60.0
 MINUTE = timedelta(seconds=60 / SCALE)

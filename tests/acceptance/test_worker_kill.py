@@ -16,8 +16,8 @@ from datetime import UTC, datetime, timedelta
 from pushsync.simulator import Recurrence, generated_rooms
 from tests.acceptance.conftest import ServerProcess
 from tests.acceptance.simulated_exchange import meeting, running, wait_for
-from tests.acceptance.sync_loop import sync_settings
-from tests.acceptance.worker_loop import Regressions, Workers, converge, versions, worker_process
+from tests.acceptance.sync_loop import Workers, sync_settings
+from tests.acceptance.worker_loop import Regressions, converge, versions, worker_process
 
 ITEM_EVENTS = "('Created', 'Modified', 'Moved', 'Deleted')"
 

@@ -15,8 +15,8 @@ from datetime import timedelta
 from pushsync.simulator import generated_rooms
 from pushsync.simulator.exchange import Request
 from tests.acceptance.simulated_exchange import running
-from tests.acceptance.sync_loop import sync_settings
-from tests.acceptance.worker_loop import Workers, converge
+from tests.acceptance.sync_loop import Workers, sync_settings
+from tests.acceptance.worker_loop import converge
 
 SCALE = 60.0
 BACK_OFF_MS = 400

@@ -16,68 +16,11 @@ from typing import Any
 
 from pushsync.reservation import Reservation
 from pushsync.reservations import Reservations
-from pushsync.runtime import build_ews_client, build_manager, build_worker, open_store
 from pushsync.settings import Settings
 from pushsync.simulator import SimulatorThread
 from pushsync.store import connect
-from pushsync.worker import Worker
 from tests.acceptance.conftest import pushsync_command
 from tests.acceptance.sync_loop import stored_rows, truth_rows
-
-
-class Workers:
-    """One subscription manager and `count` workers (each its own queue owner) on a thread."""
-
-    def __init__(
-        self,
-        settings: Settings,
-        clock: Callable[[], datetime],
-        minute: timedelta,
-        count: int = 1,
-        *,
-        manager: bool = True,
-    ) -> None:
-        self.settings = settings
-        self._clock = clock
-        self._minute = minute
-        self._count = count
-        self._manager = manager
-        self._loop = asyncio.new_event_loop()
-        self._stop = asyncio.Event()
-        self._thread = threading.Thread(target=self._run, name="pushsync-workers", daemon=True)
-        self.workers: list[Worker] = []
-        self.failure: BaseException | None = None
-
-    def __enter__(self) -> Workers:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self._loop.call_soon_threadsafe(self._stop.set)
-        self._thread.join(30)
-
-    def _run(self) -> None:
-        try:
-            self._loop.run_until_complete(self._main())
-        except BaseException as exc:  # surfaced by the test through `failure`
-            self.failure = exc
-
-    async def _main(self) -> None:
-        client = build_ews_client(self.settings)
-        async with open_store(self.settings) as connector:
-            self.workers = [
-                build_worker(self.settings, connector, client, self._clock)
-                for _ in range(self._count)
-            ]
-            tasks = [worker.run(self._stop) for worker in self.workers]
-            if self._manager:
-                manager = build_manager(self.settings, connector, client, self._minute)
-                rooms = self.settings.rooms
-                tasks.append(
-                    manager.run(self._stop, rooms, self.settings.subscription_check_seconds)
-                )
-            await asyncio.gather(*tasks)
-        client.close()
 
 
 def worker_process(settings: Settings, log: Path) -> subprocess.Popen[bytes]:
