@@ -47,7 +47,7 @@ def run_or_exit(work: Coroutine[Any, Any, T]) -> T:
 
 def with_connector(settings: Settings, work: Callable[[Connector], Awaitable[T]]) -> T:
     async def run() -> T:
-        connector = connect(settings.database_url)
+        connector = connect(settings.database_url, **settings.connector_options())
         await connector.open()
         try:
             return await work(connector)

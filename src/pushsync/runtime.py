@@ -42,7 +42,7 @@ def utcnow() -> datetime:
 
 @contextlib.asynccontextmanager
 async def open_store(settings: Settings) -> AsyncIterator[Connector]:
-    connector = connect(settings.database_url)
+    connector = connect(settings.database_url, **settings.connector_options())
     await connector.open()
     try:
         if settings.auto_migrate:

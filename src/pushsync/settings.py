@@ -63,6 +63,9 @@ class Settings(BaseSettings):
     )
     auto_migrate: bool = Field(True, description="apply pending schema migrations at start")
     sqlite_busy_timeout_ms: int = Field(5000, ge=0)
+    database_pool_size: int = Field(
+        8, ge=1, le=1000, description="PostgreSQL connections per process at most"
+    )
 
     # the public listener (only the notification paths)
     host: str = "0.0.0.0"  # noqa: S104 - the public listener is meant to be reachable
@@ -154,6 +157,12 @@ class Settings(BaseSettings):
         if both:
             raise ValueError(f"rooms in both graph_rooms and ews_rooms: {', '.join(sorted(both))}")
         return self
+
+    def connector_options(self) -> dict[str, int]:
+        """What `store.connect` is given besides the URL: the chosen engine's own knobs."""
+        if self.database_url.startswith("sqlite:"):
+            return {"busy_timeout_ms": self.sqlite_busy_timeout_ms}
+        return {"max_size": self.database_pool_size}
 
     @classmethod
     def settings_customise_sources(

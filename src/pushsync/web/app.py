@@ -100,7 +100,7 @@ class PublicApp:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.connector = connect(settings.database_url, **_connector_options(settings))
+        self.connector = connect(settings.database_url, **settings.connector_options())
         self.inbox = Inbox(
             self.connector,
             unknown_subscriptions=settings.unknown_subscriptions,
@@ -188,12 +188,6 @@ def _settle_garbage_collector() -> None:
     gc.freeze()
     _, older, oldest = gc.get_threshold()
     gc.set_threshold(GC_YOUNG_THRESHOLD, older, oldest)
-
-
-def _connector_options(settings: Settings) -> dict[str, int]:
-    if settings.database_url.startswith("sqlite:"):
-        return {"busy_timeout_ms": settings.sqlite_busy_timeout_ms}
-    return {}
 
 
 def build_app(settings: Settings) -> PublicApp:
