@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -19,8 +19,6 @@ from pushsync.cli_common import (
 from pushsync.errors import PushsyncError
 from pushsync.store.connector import Connector
 from pushsync.store.migrations import applied_versions, latest_version, upgrade
-
-T = TypeVar("T")
 
 app = typer.Typer(
     help="Room bookings kept in sync with Exchange by push notifications.",
@@ -38,9 +36,6 @@ app.add_typer(ipranges_app, name="ipranges")
 app.add_typer(cli_sync.commands)
 subscriptions_app.add_typer(cli_sync.subscription_commands)
 
-_settings = settings_or_exit
-_with_connector = with_connector
-
 
 @app.command()
 def serve(
@@ -53,9 +48,11 @@ def serve(
     """Run the public notification listener."""
     from pushsync.web.server import serve as run_server
 
-    settings = _settings(config, database_url=database_url, host=host, port=port, workers=workers)
+    settings = settings_or_exit(
+        config, database_url=database_url, host=host, port=port, workers=workers
+    )
     if settings.auto_migrate:  # once, here, before worker processes start
-        _with_connector(settings, upgrade)
+        with_connector(settings, upgrade)
     try:
         run_server(settings)
     except PushsyncError as exc:
@@ -91,20 +88,20 @@ def simulate(
 @db_app.command("upgrade")
 def db_upgrade(config: ConfigOption = None, database_url: DatabaseOption = None) -> None:
     """Apply pending schema migrations."""
-    settings = _settings(config, database_url=database_url)
+    settings = settings_or_exit(config, database_url=database_url)
 
     async def run(connector: Connector) -> tuple[list[int], int]:
         return await upgrade(connector), latest_version(connector.dialect)
 
-    applied, latest = _with_connector(settings, run)
+    applied, latest = with_connector(settings, run)
     console.print(f"applied {applied or 'nothing'}; schema at version {latest}")
 
 
 @db_app.command("status")
 def db_status(config: ConfigOption = None, database_url: DatabaseOption = None) -> None:
     """Show which schema versions are applied."""
-    settings = _settings(config, database_url=database_url)
-    versions = _with_connector(settings, applied_versions)
+    settings = settings_or_exit(config, database_url=database_url)
+    versions = with_connector(settings, applied_versions)
     console.print(f"applied versions: {versions or 'none'}")
 
 
@@ -116,7 +113,7 @@ def subscriptions_retire(
     protocol: str = "ews",
 ) -> None:
     """Mark a subscription retired: its next notification is answered Unsubscribe."""
-    settings = _settings(config, database_url=database_url)
+    settings = settings_or_exit(config, database_url=database_url)
 
     async def retire(connector: Connector) -> None:
         async with connector.session() as session:
@@ -129,7 +126,7 @@ def subscriptions_retire(
                 },
             )
 
-    _with_connector(settings, retire)
+    with_connector(settings, retire)
     console.print(f"retired {subscription_id}")
 
 
@@ -144,7 +141,7 @@ def notifications_list(
     ] = None,
 ) -> None:
     """Show rows of the notification table: the oldest, or the newest in one state."""
-    settings = _settings(config, database_url=database_url)
+    settings = settings_or_exit(config, database_url=database_url)
     if state not in (None, "pending", "claimed", "done", "failed"):
         raise typer.BadParameter("state is one of pending, claimed, done, failed")
 
@@ -155,7 +152,7 @@ def notifications_list(
             params = {"state": state, "limit": limit}
             return await session.fetch_all("list_notifications_in_state", params)
 
-    rows = _with_connector(settings, fetch)
+    rows = with_connector(settings, fetch)
     table = Table(
         "id", "received", "proto", "subscription", "event", "item", "state", "tries", "last error"
     )
@@ -181,7 +178,7 @@ def ipranges_refresh(config: ConfigOption = None) -> None:
 
     from pushsync.access.ipranges import Refresher
 
-    settings = _settings(config)
+    settings = settings_or_exit(config)
     try:
         with httpx.Client(timeout=30, follow_redirects=True) as client:
             refresher = Refresher(
@@ -202,7 +199,7 @@ def ipranges_show(config: ConfigOption = None) -> None:
     """Show the address ranges list the listener uses (refreshed, or the packaged snapshot)."""
     from pushsync.access.ipranges import load_ranges
 
-    settings = _settings(config)
+    settings = settings_or_exit(config)
     try:
         ranges = load_ranges(settings.ipranges_dir, settings.ipranges_instance)
     except PushsyncError as exc:
