@@ -70,7 +70,7 @@ class SimulatorApp:
             if handler is None:
                 raise soap.SoapFault("ErrorInvalidRequest", f"{request.operation} is not served")
             self.exchange.calls[request.operation] += 1
-            busy = request.operation not in UNTHROTTLED and self.exchange.busy()
+            busy = request.operation not in UNTHROTTLED and self.exchange.busy(request.operation)
             self.exchange.note(request.operation, request.impersonated, busy)
             if busy:
                 raise soap.SoapFault(

@@ -41,6 +41,10 @@ class SimulatorConfig:
     service_ms: float = 0.0
     max_subscriptions_per_mailbox: int = 20  # EWSMaxSubscriptions in Exchange Online
     max_events_per_notification: int = 50
+    # Share of item events left out of push notifications: the change shows only as its
+    # folder's ModifiedEvent, as Exchange does when it coalesces a burst (SyncFolderItems
+    # still finds it). 1.0: every change is notified as the folder event alone.
+    folder_only_rate: float = 0.0
     room_lists: tuple[str, ...] = ("All Rooms",)
     activity_per_minute: float = 0.0  # random booking actions per Exchange minute (0: none)
 

@@ -50,13 +50,28 @@ class Exchange:
         # Every request (operation, impersonated mailbox, refused as busy?) when a test sets a
         # list here: what reached Exchange per mailbox, e.g. to check back-off was honoured.
         self.journal: list[Request] | None = None
+        self.refusals: Counter[str] = Counter()  # operation -> next requests refused as busy
+        self.sync_epochs: Counter[str] = Counter()  # mailbox -> SyncFolderItems state epoch
 
     def calendar(self, mailbox: str) -> RoomCalendar | None:
         return self.calendars.get(mailbox.lower())
 
-    def busy(self) -> bool:
-        """Whether this operation is refused with ErrorServerBusy (the configured share)."""
+    def busy(self, operation: str = "") -> bool:
+        """Whether this operation is refused with ErrorServerBusy (the configured share, or
+        one of the refusals a test asked for with `refuse_next`)."""
+        if self.refusals[operation] > 0:
+            self.refusals[operation] -= 1
+            return True
         return self.config.busy_rate > 0 and self.rng.random() < self.config.busy_rate
+
+    def refuse_next(self, operation: str, count: int = 1) -> None:
+        """Answer the next `count` requests of `operation` with ErrorServerBusy (for tests)."""
+        self.refusals[operation] += count
+
+    def expire_sync_states(self, mailbox: str) -> None:
+        """Forget every SyncFolderItems state issued for this mailbox so far: the next request
+        with one gets ErrorInvalidSyncStateData, as an old or foreign state does in Exchange."""
+        self.sync_epochs[mailbox.lower()] += 1
 
     @contextlib.contextmanager
     def serving(self, operation: str) -> Iterator[None]:

@@ -11,8 +11,10 @@ import base64
 import hashlib
 import random
 import struct
+from dataclasses import dataclass
 
 _WATERMARK_VERSION = b"\x01\x00\x00\x00"
+_SYNC_STATE_VERSION = b"\x02\x00\x00\x00"
 
 
 def _b64(raw: bytes) -> str:
@@ -70,17 +72,29 @@ def parse_watermark(value: str) -> tuple[bytes, int] | None:
     return raw[4:20], sequence
 
 
-def sync_state(mailbox: str, sequence: int) -> str:
+@dataclass(frozen=True, slots=True)
+class SyncState:
+    """What a SyncFolderItems state this simulator issued says."""
+
+    mailbox_guid: bytes
+    sequence: int  # the event counter every change up to which the client has seen
+    epoch: int  # the mailbox's sync epoch when issued (a newer epoch forgets older states)
+    after: str | None  # a first sync's listing: the last item id returned so far
+
+
+def sync_state(mailbox: str, sequence: int, epoch: int = 0, after: str | None = None) -> str:
     """SyncFolderItems state: like a watermark, but its own prefix so the two never mix."""
-    return _b64(b"\x02\x00\x00\x00" + mailbox_guid(mailbox) + struct.pack("<Q", sequence))
+    head = _SYNC_STATE_VERSION + mailbox_guid(mailbox) + struct.pack("<QI", sequence, epoch)
+    return _b64(head + (after or "").encode())
 
 
-def parse_sync_state(value: str) -> tuple[bytes, int] | None:
+def parse_sync_state(value: str) -> SyncState | None:
     try:
         raw = base64.b64decode(value, validate=True)
+        after = raw[32:].decode("ascii") or None
     except ValueError:
         return None
-    if len(raw) != 28 or not raw.startswith(b"\x02\x00\x00\x00"):
+    if len(raw) < 32 or not raw.startswith(_SYNC_STATE_VERSION):
         return None
-    sequence: int = struct.unpack("<Q", raw[20:])[0]
-    return raw[4:20], sequence
+    sequence, epoch = struct.unpack("<QI", raw[20:32])
+    return SyncState(raw[4:20], sequence, epoch, after)

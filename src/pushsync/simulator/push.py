@@ -6,6 +6,8 @@ batches of at most `max_events_per_notification`, with MoreEvents=true while mor
 PreviousWatermark naming the last event delivered. A failed delivery is retried, unchanged, after
 30 s, then 60, 120 … seconds until StatusFrequency minutes have passed since the first failure;
 then the subscription is dead and its events are dropped. An `Unsubscribe` answer ends it.
+With `folder_only_rate`, that share of item events is left out and the change is notified by
+its folder's ModifiedEvent alone (Exchange coalesces bursts this way).
 https://learn.microsoft.com/exchange/client-developer/exchange-web-services/notification-subscriptions-mailbox-events-and-ews-in-exchange
 https://learn.microsoft.com/exchange/client-developer/web-service-reference/statusfrequency
 """
@@ -16,6 +18,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+import random
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -87,6 +90,7 @@ class PushEngine:
         self.http = http
         self.subscriptions: dict[str, Subscription] = {}
         self.deliveries: list[Delivery] = []
+        self._coalesce = random.Random(f"{exchange.config.seed}:folder-only")
         for calendar in exchange.calendars.values():
             calendar.log.listen(functools.partial(self._on_event, calendar))
 
@@ -147,6 +151,8 @@ class PushEngine:
                 await task
 
     def _on_event(self, calendar: RoomCalendar, event: MailboxEvent) -> None:
+        if event.item_id is not None and self._folder_only():
+            return  # coalesced: only the folder's ModifiedEvent that follows goes out
         for subscription in self.subscriptions.values():
             if (
                 subscription.calendar is calendar
@@ -155,6 +161,10 @@ class PushEngine:
             ):
                 subscription.queue.append(event)
                 subscription.wake.set()
+
+    def _folder_only(self) -> bool:
+        rate = self.exchange.config.folder_only_rate
+        return rate > 0 and self._coalesce.random() < rate
 
     async def _run(self, subscription: Subscription) -> None:
         status_due = self.clock.now()  # the first StatusEvent goes out at once

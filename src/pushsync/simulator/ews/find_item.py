@@ -64,7 +64,7 @@ def _calendar_view(ref: FolderRef, request: EwsRequest, view: etree._Element) ->
         )
     limit = _int(view.get("MaxEntriesReturned"), len(instances))
     shown = instances[:limit]
-    ids_only = _ids_only(request)
+    just_ids = ids_only(request)
     message = soap.message("FindItem")
     root = sub(
         message,
@@ -74,7 +74,7 @@ def _calendar_view(ref: FolderRef, request: EwsRequest, view: etree._Element) ->
     )
     items = sub(root, t("Items"))
     for instance in shown:
-        if ids_only:
+        if just_ids:
             items.append(id_only(instance.item_id, instance.change_key))
             continue
         stored = calendar.item(instance.master_id or instance.item_id)
@@ -109,12 +109,12 @@ def _page(ref: FolderRef, request: EwsRequest) -> etree._Element:
 
 
 def _listed(ref: FolderRef, request: EwsRequest, item: CalendarItem) -> etree._Element:
-    if _ids_only(request):
+    if ids_only(request):
         return id_only(item.item_id, item.change_key)
     return render_item(ref.calendar, item, organizer_address=False)
 
 
-def _ids_only(request: EwsRequest) -> bool:
+def ids_only(request: EwsRequest) -> bool:
     shape = request.element.find(m("ItemShape"))
     base = shape.findtext(t("BaseShape")) if shape is not None else "Default"
     extra = shape.find(t("AdditionalProperties")) if shape is not None else None

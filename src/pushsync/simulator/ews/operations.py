@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from pushsync.simulator.ews import convert_id, find_item, get_folder, get_item, subscribe
+from pushsync.simulator.ews import (
+    convert_id,
+    find_item,
+    get_folder,
+    get_item,
+    subscribe,
+    sync_folder_items,
+)
 from pushsync.simulator.ews.soap import EwsRequest
 from pushsync.simulator.exchange import Exchange
 
@@ -16,6 +23,7 @@ OPERATIONS: dict[str, Handler] = {
     "Subscribe": subscribe.handle,
     "GetItem": get_item.handle,
     "FindItem": find_item.handle,
+    "SyncFolderItems": sync_folder_items.handle,
 }
 
 # exchangelib's version probe: throttling it would only test exchangelib's start-up.
