@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import typer
@@ -103,31 +102,6 @@ def db_status(config: ConfigOption = None, database_url: DatabaseOption = None) 
     settings = settings_or_exit(config, database_url=database_url)
     versions = with_connector(settings, applied_versions)
     console.print(f"applied versions: {versions or 'none'}")
-
-
-@subscriptions_app.command("retire")
-def subscriptions_retire(
-    subscription_id: str,
-    config: ConfigOption = None,
-    database_url: DatabaseOption = None,
-    protocol: str = "ews",
-) -> None:
-    """Mark a subscription retired: its next notification is answered Unsubscribe."""
-    settings = settings_or_exit(config, database_url=database_url)
-
-    async def retire(connector: Connector) -> None:
-        async with connector.session() as session:
-            await session.execute(
-                "retire_subscription",
-                {
-                    "subscription_id": subscription_id,
-                    "protocol": protocol,
-                    "now": datetime.now(UTC),
-                },
-            )
-
-    with_connector(settings, retire)
-    console.print(f"retired {subscription_id}")
 
 
 @notifications_app.command("list")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated
 
@@ -19,9 +20,11 @@ from pushsync.cli_common import (
     settings_or_exit,
     with_connector,
 )
+from pushsync.errors import PushsyncError
 from pushsync.logs import configure_logging
 from pushsync.runtime import (
     build_clients,
+    build_graph_client,
     build_graph_manager,
     build_manager,
     build_worker,
@@ -170,6 +173,50 @@ async def _subscribe_all(settings: Settings) -> tuple[list[str], dict[str, str]]
     finally:
         await clients.aclose()
     return subscribed, failed
+
+
+@subscription_commands.command("retire")
+def subscriptions_retire(
+    subscription_id: str,
+    config: ConfigOption = None,
+    database_url: DatabaseOption = None,
+    protocol: Annotated[
+        Protocol, typer.Option(help="if the table does not know the id yet")
+    ] = Protocol.EWS,
+) -> None:
+    """Mark a subscription retired: EWS is answered Unsubscribe at its next notification, a
+    Graph one is deleted at Graph (now if Graph can be reached, else by the worker's manager)."""
+    settings = settings_or_exit(config, database_url=database_url)
+
+    async def retire(connector: Connector) -> str:
+        params = {"subscription_id": subscription_id, "protocol": protocol.value}
+        async with connector.session() as session:
+            await session.execute("retire_subscription", params | {"now": datetime.now(UTC)})
+        record = await Subscriptions(connector).by_id(subscription_id)
+        return str(record["protocol"]) if record else protocol.value
+
+    retired_protocol = with_connector(settings, retire)
+    console.print(f"retired {subscription_id}")
+    if retired_protocol == Protocol.GRAPH:
+        console.print(_delete_at_graph(settings, subscription_id))
+
+
+def _delete_at_graph(settings: Settings, subscription_id: str) -> str:
+    async def delete() -> None:
+        client = build_graph_client(settings)
+        try:
+            await client.delete_subscription(subscription_id)  # 404: gone already
+        finally:
+            await client.aclose()
+
+    try:
+        asyncio.run(delete())
+    except PushsyncError as exc:
+        return (
+            f"[yellow]not deleted at Graph[/yellow] ({exc}); "
+            "the worker's Graph manager deletes it at its next round"
+        )
+    return "deleted at Graph"
 
 
 @subscription_commands.command("list")

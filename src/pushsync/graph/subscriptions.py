@@ -12,18 +12,23 @@ answers by renewing it (renewing reauthorizes too; doing both within 10 minutes 
 `subscriptionRemoved` marks it broken, and it is recreated and the room resynced; `missed` asks
 for a resync only. A 409 on create means one exists already: it is looked up, adopted and
 renewed. 429 is waited out for the server's Retry-After.
+
+A subscription we retire (replaced, the room moved to EWS, `pushsync subscriptions retire`)
+is dead to us, but Graph keeps posting to it until it expires, days later. Each maintenance
+round therefore lists Graph's subscriptions and DELETEs those our database holds as retired
+(https://learn.microsoft.com/graph/api/subscription-delete): one try each, so a DELETE that was
+throttled or failed is simply found again at the next round; no state beyond the table.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
-from pushsync.errors import ExchangeError, Throttled
+from pushsync.errors import ExchangeError, ExchangeUnavailable, Throttled
 from pushsync.graph.client import Conflict, GraphClient, GraphSubscription, NotFound
 from pushsync.subscription_manager import Outcome
 from pushsync.subscriptions import LiveSubscription, Subscriptions
@@ -70,7 +75,8 @@ class GraphSubscriptionManager:
         return outcome
 
     async def maintain(self) -> Outcome:
-        """Renew what expires soon or asked to be reauthorized; recreate what was removed."""
+        """Renew what expires soon or asked to be reauthorized; recreate what was removed;
+        delete at Graph what we retired."""
         outcome = Outcome()
         now = self._clock()
         for subscription in await self._graph_live():
@@ -78,7 +84,48 @@ class GraphSubscriptionManager:
                 await self._recreate(subscription, outcome)
             elif subscription.state == "broken" or self._expiring(subscription, now):
                 await self._renew(subscription, outcome)
+        await self.delete_retired()
         return outcome
+
+    async def delete_retired(self) -> int:
+        """DELETE the subscriptions Graph still lists that our database holds as retired.
+
+        One unknown to the database is left alone: another manager may have just created it
+        and not yet recorded it. A throttled or unreachable Graph ends the round early.
+        """
+        deleted = 0
+        for subscription_id in await self._retired_at_graph():
+            try:
+                await self._client.delete_subscription(subscription_id)  # 404: gone, fine
+            except (Throttled, ExchangeUnavailable) as exc:
+                _not_deleted(subscription_id, exc)
+                break
+            except ExchangeError as exc:
+                _not_deleted(subscription_id, exc)
+                continue
+            log.info(
+                "retired Graph subscription deleted", extra={"subscription_id": subscription_id}
+            )
+            deleted += 1
+        return deleted
+
+    async def _retired_at_graph(self) -> list[str]:
+        try:
+            listed = await self._client.subscriptions()
+        except ExchangeError as exc:
+            log.warning("listing Graph subscriptions failed", extra={"error": str(exc)})
+            return []
+        live = {s.subscription_id for s in await self._subscriptions.live()}  # read after listing
+        candidates = [
+            s.subscription_id
+            for s in listed
+            if s.notification_url == self._url and s.subscription_id not in live
+        ]
+        return [c for c in candidates if await self._retired(c)]
+
+    async def _retired(self, subscription_id: str) -> bool:
+        record = await self._subscriptions.by_id(subscription_id)
+        return record is not None and record["state"] == "retired"
 
     async def run(self, stop: asyncio.Event, rooms: Iterable[str], interval_s: float) -> None:
         await self.subscribe_rooms(rooms)
@@ -125,8 +172,10 @@ class GraphSubscriptionManager:
             "recreating Graph subscription",
             extra={"mailbox": old.mailbox, "subscription_id": old.subscription_id},
         )
-        with contextlib.suppress(ExchangeError):  # removed already, or unreachable
+        try:  # usually gone already (subscriptionRemoved, a 404 on renew)
             await self._client.delete_subscription(old.subscription_id)
+        except ExchangeError as exc:  # retired below: delete_retired tries again
+            _not_deleted(old.subscription_id, exc)
         if await self._create(old.mailbox, outcome, replaces=old.subscription_id):
             await self._subscriptions.request_resync(old.mailbox, "Graph subscription recreated")
 
@@ -139,6 +188,15 @@ class GraphSubscriptionManager:
             outcome.failed[mailbox] = str(exc)
             await self._subscriptions.room_error(mailbox, f"subscribe: {exc}", self._clock())
             return False
+        if created.subscription_id == replaces:  # a 409 led back to it: Graph still holds it
+            await self._subscriptions.renewed(created.subscription_id, created.expires_at)
+        else:
+            await self._record(mailbox, created, replaces)
+        await self._subscriptions.retire_other_protocols(mailbox, "graph", self._clock())
+        outcome.subscribed.append(mailbox)
+        return True
+
+    async def _record(self, mailbox: str, created: GraphSubscription, replaces: str | None) -> None:
         await self._subscriptions.record(
             mailbox,
             created.subscription_id,
@@ -150,9 +208,6 @@ class GraphSubscriptionManager:
             reason="Graph subscription replaced" if replaces else None,
             expires_at=created.expires_at,
         )
-        await self._subscriptions.retire_other_protocols(mailbox, "graph", self._clock())
-        outcome.subscribed.append(mailbox)
-        return True
 
     async def _subscribe(self, mailbox: str, expires: datetime) -> GraphSubscription:
         try:
@@ -189,6 +244,13 @@ class GraphSubscriptionManager:
             log.info("Graph throttled, backing off", extra={"seconds": wait})
             await asyncio.sleep(wait)
         raise Throttled(f"still throttled after {MAX_THROTTLED_TRIES} tries", wait)
+
+
+def _not_deleted(subscription_id: str, exc: ExchangeError) -> None:
+    log.warning(
+        "Graph subscription not deleted, tried again next round",
+        extra={"subscription_id": subscription_id, "error": str(exc)},
+    )
 
 
 def _aware(moment: datetime) -> datetime:

@@ -3,14 +3,16 @@
 | request | answer |
 |---|---|
 | POST /subscriptions | 201 after validating the URLs; 409 duplicate; 400 past 10,080 min |
-| GET /subscriptions, PATCH / DELETE /subscriptions/{id} | list; renew (200); delete (204) |
+| GET /subscriptions | this app's active subscriptions |
+| PATCH / DELETE /subscriptions/{id} | renew (200); delete (204); 404 once gone or expired |
 | GET /users/{room}/events/{id} | a single, a series master or an occurrence; 404 if gone |
 | GET /users/{room}/events/{id}/instances | a series' occurrences and exceptions in a window |
 | GET /users/{room}/calendarView/delta | pages (nextLink), then a deltaLink; 410 SyncStateNotFound |
 
 Every call needs `Authorization: Bearer` with `GRAPH_TOKEN` (what the test's token provider
 gives). The configured share of calls (`busy_rate`, as for EWS) and calls to a mailbox given to
-`throttle()` are answered 429 with Retry-After.
+`throttle()` are answered 429 with Retry-After; so are subscribe and DELETE (for the
+subscription's room).
 https://learn.microsoft.com/graph/api/subscription-post-subscriptions
 https://learn.microsoft.com/graph/api/event-delta
 https://learn.microsoft.com/graph/throttling
@@ -122,16 +124,20 @@ class GraphApi:
             raise GraphError(405, "MethodNotAllowed", f"{method} not allowed")
         room = unquote(mailbox).lower()
         self.calls[operation] += 1
-        busy = self._throttled[room] > 0 or self.exchange.busy()
-        self.exchange.note(f"graph.{operation}", room, busy)
-        if busy:
-            self._throttled[room] = max(self._throttled[room] - 1, 0)
-            raise GraphError(429, "ApplicationThrottled", "Too many requests")
+        self._admit(operation, room)
         self.exchange.attend()
         calendar = self.exchange.calendar(room)
         if calendar is None:
             raise GraphError(404, "ErrorInvalidUser", f"no mailbox {room}")
         return calendar
+
+    def _admit(self, operation: str, room: str) -> None:
+        """Journal one call about a room; 429 if it is throttled or the server is busy."""
+        busy = self._throttled[room] > 0 or self.exchange.busy()
+        self.exchange.note(f"graph.{operation}", room, busy)
+        if busy:
+            self._throttled[room] = max(self._throttled[room] - 1, 0)
+            raise GraphError(429, "ApplicationThrottled", "Too many requests")
 
     # -- subscriptions ----------------------------------------------------------------------
 
@@ -142,11 +148,7 @@ class GraphApi:
         if not match:
             raise GraphError(400, "InvalidRequest", f"resource {resource!r} not supported")
         room = unquote(match.group(1)).lower()
-        busy = self._throttled[room] > 0 or self.exchange.busy()
-        self.exchange.note("graph.subscribe", room, busy)
-        if busy:
-            self._throttled[room] = max(self._throttled[room] - 1, 0)
-            raise GraphError(429, "ApplicationThrottled", "Too many requests")
+        self._admit("subscribe", room)
         calendar = self.exchange.calendar(room)
         if calendar is None:
             raise GraphError(404, "ResourceNotFound", f"no mailbox {room}")
@@ -182,6 +184,7 @@ class GraphApi:
             raise GraphError(404, "ResourceNotFound", f"no subscription {subscription_id}")
         if method == "DELETE":
             self.calls["unsubscribe"] += 1
+            self._admit("unsubscribe", subscription.calendar.mailbox)
             self.webhooks.delete(subscription_id)
             return 204, None, []
         if method == "PATCH":
