@@ -21,6 +21,21 @@ DOMAIN = "contoso.example"
 
 
 @dataclass(frozen=True, slots=True)
+class RoomList:
+    """A room list (a distribution group of rooms) as GetRoomLists and GetRooms show it."""
+
+    email: str
+    name: str
+    members: tuple[str, ...] | None = None  # room addresses; None: every room
+
+    def holds(self, room: str) -> bool:
+        return self.members is None or room.lower() in {m.lower() for m in self.members}
+
+
+ALL_ROOMS = RoomList("all-rooms@" + DOMAIN, "All Rooms")
+
+
+@dataclass(frozen=True, slots=True)
 class SimulatorConfig:
     """Everything the simulator needs; the defaults give a small, friendly organisation."""
 
@@ -45,7 +60,7 @@ class SimulatorConfig:
     # folder's ModifiedEvent, as Exchange does when it coalesces a burst (SyncFolderItems
     # still finds it). 1.0: every change is notified as the folder event alone.
     folder_only_rate: float = 0.0
-    room_lists: tuple[str, ...] = ("All Rooms",)
+    room_lists: tuple[RoomList, ...] = (ALL_ROOMS,)
     activity_per_minute: float = 0.0  # random booking actions per Exchange minute (0: none)
 
     def room(self, email: str) -> Room | None:

@@ -9,6 +9,7 @@ from pushsync.simulator.ews import (
     find_item,
     get_folder,
     get_item,
+    room_lists,
     subscribe,
     sync_folder_items,
 )
@@ -24,6 +25,8 @@ OPERATIONS: dict[str, Handler] = {
     "GetItem": get_item.handle,
     "FindItem": find_item.handle,
     "SyncFolderItems": sync_folder_items.handle,
+    "GetRoomLists": room_lists.get_room_lists,
+    "GetRooms": room_lists.get_rooms,
 }
 
 # exchangelib's version probe: throttling it would only test exchangelib's start-up.
