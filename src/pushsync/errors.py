@@ -17,7 +17,8 @@
         ├── Throttled          the server asked us to back off (ErrorServerBusy, HTTP 503, 429)
         ├── ExchangeUnavailable    no answer, or a transport failure: retry later
         ├── AuthenticationFailed   credentials refused: an operator must act
-        └── SubscriptionRefused    Subscribe failed for a reason retrying will not fix
+        ├── SubscriptionRefused    Subscribe failed for a reason retrying will not fix
+        └── SyncStateExpired       Exchange no longer knows a sync state: resync the room in full
 
 Library exceptions (sqlite3, psycopg, lxml) are translated into these where the library is
 called, so the web layer maps *our* errors to status codes in one place (`web/errors.py`).
@@ -131,3 +132,10 @@ class SubscriptionRefused(ExchangeError):
     def __init__(self, detail: str, code: str | None = None) -> None:
         super().__init__(detail)
         self.code = code
+
+
+class SyncStateExpired(ExchangeError):
+    """SyncFolderItems refused the stored sync state (ErrorInvalidSyncStateData): too old, or
+    not one of this folder's. Retrying it will not help; the room needs a full resync."""
+
+    retryable = False

@@ -2,11 +2,12 @@
 
 Each round claims a batch of rows (with a lease), lets a burst settle for `debounce`, then
 works mailbox by mailbox: heartbeats and error notifications update the subscription record,
-every item named in the burst is fetched once (the item + folder ModifiedEvent pair counts
-once; folder events alone carry nothing to fetch), and the pure `reservation.plan` decides the
-writes. Throttling pauses that mailbox: its rows (and any that arrive meanwhile) are released
-until the server's back-off has passed, and no call goes to it before then; any other failure
-counts an attempt against the rows, which end `failed` after the last one. While a batch is
+every item named in the burst is fetched once, an event of the calendar folder itself (which
+names no item: Exchange may notify a change that way alone) brings in everything changed since
+the room's cursor (`folder_sync.py`), and the pure `reservation.plan` decides the writes.
+Throttling pauses that mailbox: its rows (and any that arrive meanwhile) are released until
+the server's back-off has passed, and no call goes to it before then; any other failure counts
+an attempt against the rows, which end `failed` after the last one. While a batch is
 worked on, its leases are extended (a heartbeat), so only a dead worker's rows expire.
 """
 
@@ -23,6 +24,7 @@ from itertools import groupby
 from typing import Protocol, runtime_checkable
 
 from pushsync.errors import ExchangeError, Throttled
+from pushsync.folder_sync import changes_since_cursor
 from pushsync.graph.lifecycle import note_graph_rows
 from pushsync.queue import Claimed, NotificationQueue
 from pushsync.reservation import Changes, Gone, Observation, RoomSnapshot, plan
@@ -68,6 +70,7 @@ class WorkerStats:
     resync_calls: int = 0  # requests spent on full resyncs
     resyncs: int = 0
     incremental_resyncs: int = 0  # of those, from a stored cursor
+    folder_syncs: int = 0  # folder events caught up from the cursor (EWS: SyncFolderItems)
     failures: int = 0
     throttled: int = 0  # times a mailbox was paused by the server's back-off
 
@@ -254,6 +257,7 @@ class Worker:
             await self._apply_protocol(mailbox, protocol, own)
 
     async def _apply_protocol(self, mailbox: str, protocol: str, rows: list[Claimed]) -> None:
+        source = self._sources[protocol]
         gone = {r.row["item_id"] for r in rows if r.event_type in GONE_EVENTS and r.row["item_id"]}
         gone |= {
             r.row["old_item_id"] for r in rows if r.event_type == "Moved" and r.row["old_item_id"]
@@ -262,11 +266,19 @@ class Worker:
             {r.row["item_id"] for r in rows if r.event_type in FETCHED_EVENTS and r.row["item_id"]}
             - gone
         )
-        if not gone and not fetch:
+        # A calendar folder event: what changed since the room's cursor, the named items with it
+        changes = await changes_since_cursor(self._subscriptions, source, mailbox, rows, fetch)
+        if changes is None and not gone and not fetch:
             return
         observations: list[Observation] = [Gone(mailbox, item_id) for item_id in sorted(gone)]
-        observations += await self._sources[protocol].observe(mailbox, fetch)
+        if changes is not None:
+            observations += changes.observations
+        else:
+            observations += await source.observe(mailbox, fetch)
         await self._reconcile(mailbox, observations, fetch)
+        if changes is not None:  # only once applied: a failure before leaves the old cursor
+            await self._subscriptions.save_sync_state(mailbox, changes.cursor)
+            self.stats.folder_syncs += 1
 
     async def _reconcile(
         self,

@@ -1,10 +1,19 @@
 """How the worker learns a room's calendar over EWS: GetItem for notified items, CalendarView to
-expand series and to resync, in chunks that respect Exchange's limits.
+expand series and to resync, in chunks that respect Exchange's limits, and SyncFolderItems for
+what changed since a stored cursor.
 
 CalendarView covers at most two years (ErrorCalendarViewRangeTooBig) and returns at most 1000
 items without paging, and a truncated answer can look complete; so a window is split into
 chunks, and a chunk that comes back full is split again rather than trusted.
 https://learn.microsoft.com/exchange/client-developer/exchange-web-services/how-to-get-appointments-and-meetings-by-using-ews-in-exchange
+
+The cursor (`cursor`, stored by the worker in `room.sync_state`) is a SyncFolderItems sync state
+of the room's calendar folder. A full read takes it *before* the CalendarView, so a change made
+while the view is read comes again from the cursor; replaying it is harmless (plans are
+idempotent and an older snapshot never overwrites a newer row). `observe_since` turns the
+changes since a cursor into observations: created and updated items go through `observe`
+(GetItem, series expanded), deleted ids are Gone; None when Exchange no longer knows the state.
+https://learn.microsoft.com/exchange/client-developer/exchange-web-services/how-to-synchronize-items-by-using-ews-in-exchange
 """
 
 from __future__ import annotations
@@ -14,9 +23,10 @@ from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
+from pushsync.errors import SyncStateExpired
 from pushsync.ews.calendar_items import is_series_master, to_reservation
 from pushsync.ews.client import EwsClient
-from pushsync.reservation import Gone, Observation, RoomSnapshot, Snapshot, Window
+from pushsync.reservation import Changes, Gone, Observation, RoomSnapshot, Snapshot, Window
 
 MAX_VIEW_ITEMS = 1000
 MAX_CHUNK = timedelta(days=180)
@@ -38,6 +48,7 @@ class EwsCalendar:
         self._future = future
         self._clock = clock
         self._fetch_chunk = fetch_chunk
+        self._cursors: dict[str, str] = {}  # mailbox -> sync state of the last round
 
     def window(self) -> Window:
         now = self._clock()
@@ -70,8 +81,34 @@ class EwsCalendar:
             observations += await self._expand(mailbox, masters)
         return observations
 
+    async def calendar_folder_id(self, mailbox: str) -> str:
+        return await self._client.calendar_folder_id(mailbox)
+
+    def cursor(self, mailbox: str) -> str | None:
+        """The sync state the last round of this room ended on (to store after applying it)."""
+        return self._cursors.get(mailbox)
+
+    async def observe_since(
+        self, mailbox: str, cursor: str, also: Sequence[str] = ()
+    ) -> Changes | None:
+        """The changes since a stored cursor (SyncFolderItems), with the items `also` named
+        fetched in the same GetItem batches; None when a full round is needed."""
+        try:
+            changes = await self._client.sync_calendar(mailbox, cursor)
+        except SyncStateExpired:
+            self._cursors.pop(mailbox, None)
+            return None
+        deleted = set(changes.deleted)
+        fetch = sorted({*changes.changed, *also} - deleted)
+        observations: list[Observation] = [Gone(mailbox, item_id) for item_id in sorted(deleted)]
+        observations += await self.observe(mailbox, fetch)
+        self._cursors[mailbox] = changes.sync_state
+        return Changes(observations, changes.sync_state)
+
     async def observe_room(self, mailbox: str) -> RoomSnapshot:
-        """Everything in the room's calendar inside the sync window (a full resync)."""
+        """Everything in the room's calendar inside the sync window (a full resync). The
+        cursor is taken first: paging through every item id from an empty state, ignored."""
+        start = await self._client.sync_calendar(mailbox, None)
         window = self.window()
         taken_at = self._clock()
         items = await self._view(mailbox, window)
@@ -89,6 +126,7 @@ class EwsCalendar:
             to_reservation(mailbox, item, series_master_id=master_ids.get(item.uid))
             for item in items
         )
+        self._cursors[mailbox] = start.sync_state
         return RoomSnapshot(mailbox, rows, window, taken_at)
 
     async def _expand(self, mailbox: str, masters: list[Any]) -> list[Observation]:

@@ -9,6 +9,7 @@ Operations used:
 - Subscribe (push): https://learn.microsoft.com/exchange/client-developer/web-service-reference/subscribe-operation
 - GetItem: https://learn.microsoft.com/exchange/client-developer/web-service-reference/getitem-operation-calendar-item
 - FindItem with CalendarView: https://learn.microsoft.com/exchange/client-developer/web-service-reference/calendarview
+- SyncFolderItems: https://learn.microsoft.com/exchange/client-developer/web-service-reference/syncfolderitems-operation
 - GetRoomLists / GetRooms: https://learn.microsoft.com/exchange/client-developer/web-service-reference/getrooms-operation
 Throttling: https://learn.microsoft.com/exchange/client-developer/exchange-web-services/ews-throttling-in-exchange
 """
@@ -22,19 +23,22 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from typing import Any, TypeVar
 
 import exchangelib
 from exchangelib import errors as exl_errors
+from exchangelib.items import ID_ONLY
 from exchangelib.properties import DistinguishedFolderId, Mailbox
 from exchangelib.protocol import Protocol
-from exchangelib.services import SubscribeToPush
+from exchangelib.services import SubscribeToPush, SyncFolderItems
 
 from pushsync.errors import (
     AuthenticationFailed,
     ExchangeError,
     ExchangeUnavailable,
     SubscriptionRefused,
+    SyncStateExpired,
     Throttled,
 )
 from pushsync.ews.auth import EwsCredentials
@@ -51,6 +55,7 @@ EVENT_TYPES = (
     "FreeBusyChangedEvent",
 )
 DEFAULT_BACK_OFF_S = 30.0  # when a 503 or ErrorServerBusy names no BackOffMilliseconds
+MAX_SYNC_CHANGES = 512  # the most SyncFolderItems returns per request
 
 # Subscribe errors that retrying the same request will not fix.
 _FINAL_SUBSCRIBE_ERRORS = (
@@ -75,6 +80,26 @@ class Fetched:
 
     item_id: str
     item: Any | None  # exchangelib.CalendarItem
+
+
+@dataclass(frozen=True, slots=True)
+class FolderChanges:
+    """What SyncFolderItems reported since a sync state, and the state to continue from.
+
+    `changed` holds created and updated item ids, `deleted` the ids gone from the folder
+    (IdOnly: the items themselves are fetched with GetItem). ReadFlagChange is left out.
+    """
+
+    changed: tuple[str, ...]
+    deleted: tuple[str, ...]
+    sync_state: str
+
+
+@dataclass(frozen=True, slots=True)
+class _SyncPage:
+    changes: list[tuple[str, str]]  # (change type, item id)
+    sync_state: str
+    last: bool
 
 
 class EwsClient:
@@ -179,6 +204,56 @@ class EwsClient:
 
         return await self._run(mailbox, call)
 
+    async def sync_calendar(
+        self, mailbox: str, sync_state: str | None, *, max_changes: int = MAX_SYNC_CHANGES
+    ) -> FolderChanges:
+        """SyncFolderItems over the room's calendar from `sync_state` (None: from the start, every
+        item a create), one request per page until IncludesLastItemInRange. A state Exchange
+        no longer accepts raises SyncStateExpired."""
+        changes: dict[str, str] = {}
+        state = sync_state
+        while True:
+            page = await self._run(mailbox, partial(self._sync_page, mailbox, state, max_changes))
+            for change_type, item_id in page.changes:
+                changes[item_id] = _later(changes.get(item_id), change_type)
+            # exchangelib's own loop also stops when a page leaves the state as it was
+            done = page.last or page.sync_state == state
+            state = page.sync_state
+            if done:
+                break
+        return FolderChanges(
+            changed=tuple(i for i, kind in changes.items() if kind != SyncFolderItems.DELETE),
+            deleted=tuple(i for i, kind in changes.items() if kind == SyncFolderItems.DELETE),
+            sync_state=state or "",
+        )
+
+    def _sync_page(self, mailbox: str, state: str | None, max_changes: int) -> _SyncPage:
+        account = self._account(mailbox)
+        service = SyncFolderItems(account=account)
+        calendar = DistinguishedFolderId(id="calendar", mailbox=Mailbox(email_address=mailbox))
+        found = list(
+            service.call(
+                folder=calendar,
+                shape=ID_ONLY,
+                additional_fields=set(),
+                sync_state=state,
+                ignore=None,
+                max_changes_returned=max_changes,
+                sync_scope=None,
+            )
+        )
+        changes = []
+        for entry in found:
+            if isinstance(entry, Exception):
+                raise entry
+            change_type, item = entry
+            if change_type == SyncFolderItems.READ_FLAG_CHANGE:
+                continue  # a read flag books nothing
+            changes.append((change_type, str(item.id)))
+        return _SyncPage(
+            changes, service.sync_state or "", bool(service.includes_last_item_in_range)
+        )
+
     async def rooms(self, room_list: str | None = None) -> list[str]:
         """SMTP addresses of the rooms in one room list, or in every room list."""
 
@@ -261,6 +336,13 @@ def _keep_pool_size() -> None:
     raise exl_errors.SessionPoolMinSizeReached("pushsync keeps the session pool's size")
 
 
+def _later(before: str | None, change_type: str) -> str:
+    """Two pages may name one item: a create stays a create, a delete ends it."""
+    if before is not None and (before, change_type) == ("create", "update"):
+        return before
+    return change_type
+
+
 def _fetched(item_id: str, item: Any) -> Fetched:
     if isinstance(item, exl_errors.ErrorItemNotFound):
         return Fetched(item_id, None)
@@ -281,6 +363,8 @@ def translate(exc: Exception, mailbox: str) -> ExchangeError:
     if isinstance(exc, exl_errors.UnauthorizedError | exl_errors.ErrorAccessDenied):
         return AuthenticationFailed(f"{where}{type(exc).__name__}: {exc}")
     code = type(exc).__name__
+    if isinstance(exc, exl_errors.ErrorInvalidSyncStateData):
+        return SyncStateExpired(f"{where}{code}: {exc}")
     if code in _FINAL_SUBSCRIBE_ERRORS:
         return SubscriptionRefused(f"{where}{code}: {exc}", code)
     if isinstance(exc, exl_errors.TransportError | exl_errors.RateLimitError | OSError):

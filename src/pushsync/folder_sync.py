@@ -1,0 +1,74 @@
+"""Folder events: when Exchange names no item, catch the room up from its sync cursor.
+
+A change to an item is notified as the item's event plus a ModifiedEvent of its folder
+(PROTOCOL.md §1), but Exchange may coalesce a burst into the folder's event alone, which names
+nothing to fetch. So when a mailbox's rows hold an event of its calendar folder itself, the
+worker asks the source for every change since the room's stored cursor (`room.sync_state`; EWS:
+one SyncFolderItems round), fetches those items together with the ones the rows named (each
+once), applies them, and only then stores the new cursor: a failure or a throttled call in
+between leaves the old one, and the changes come again. Without a cursor, or with one Exchange
+no longer knows, nothing is guessed: the room is queued for a full resync, which stores a fresh
+cursor.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Protocol, runtime_checkable
+
+from pushsync.queue import Claimed
+from pushsync.reservation import Changes
+from pushsync.subscriptions import Subscriptions
+
+log = logging.getLogger(__name__)
+
+NOT_FOLDER_EVENTS = frozenset({"Status", "Error"})
+
+
+@runtime_checkable
+class FolderSource(Protocol):
+    """A source whose folder events can be caught up from a cursor (EWS)."""
+
+    async def calendar_folder_id(self, mailbox: str) -> str: ...
+
+    async def observe_since(
+        self, mailbox: str, cursor: str, also: Sequence[str] = ()
+    ) -> Changes | None:
+        """Changes since the cursor, with the items `also` names fetched alongside; None when
+        the cursor is no longer valid."""
+
+
+def folder_events(rows: Sequence[Claimed]) -> set[str]:
+    """The folder ids of the rows that name a folder and no item."""
+    return {
+        r.row["folder_id"]
+        for r in rows
+        if r.row["folder_id"] and not r.row["item_id"] and r.event_type not in NOT_FOLDER_EVENTS
+    }
+
+
+async def changes_since_cursor(
+    subscriptions: Subscriptions,
+    source: object,
+    mailbox: str,
+    rows: Sequence[Claimed],
+    also: Sequence[str],
+) -> Changes | None:
+    """What changed since the room's cursor when the rows hold an event of its calendar folder
+    (the caller stores `cursor` once they are applied). None when there is no such event, and
+    when a full resync was asked for instead: the rows' own items are then fetched as usual."""
+    folders = folder_events(rows)
+    if not folders or not isinstance(source, FolderSource):
+        return None
+    if await source.calendar_folder_id(mailbox) not in folders:
+        return None  # a subfolder's event: nothing in the calendar itself changed
+    cursor = await subscriptions.sync_state(mailbox)
+    changes = await source.observe_since(mailbox, cursor, also) if cursor else None
+    if changes is None:
+        reason = "sync state expired" if cursor else "no sync state"
+        if cursor:  # the resync should not try it again
+            await subscriptions.save_sync_state(mailbox, None)
+        await subscriptions.request_resync(mailbox, reason)
+        log.info("folder event needs a resync", extra={"mailbox": mailbox, "reason": reason})
+    return changes
