@@ -122,9 +122,14 @@ class EwsCalendar:
             master_ids = {
                 uid: f.item.id for uid, f in zip(uids, found, strict=True) if f.item is not None
             }
+        # A series deleted between the view and the lookup has no master any more: its
+        # occurrences are gone too, and rows stored without the master's id could never be
+        # matched by the deletion's notification.
+        gone = {uid for uid in occurrence_ids if uid not in master_ids}
         rows = tuple(
             to_reservation(mailbox, item, series_master_id=master_ids.get(item.uid))
             for item in items
+            if item.uid not in gone
         )
         self._cursors[mailbox] = start.sync_state
         return RoomSnapshot(mailbox, rows, window, taken_at)
@@ -138,6 +143,9 @@ class EwsCalendar:
         master_ids = await self._master_ids(mailbox, masters)
         for master in masters:
             master_id = master_ids.get(master.id)
+            if master_id is None:  # the series was deleted since GetItem: nothing of it is left
+                observations.append(Snapshot(mailbox, master.uid, (), window=window))
+                continue
             rows = tuple(
                 to_reservation(mailbox, occ, series_master_id=master_id)
                 for occ in by_uid[master.uid]

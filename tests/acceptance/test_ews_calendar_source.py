@@ -1,0 +1,97 @@
+"""EwsCalendar against the simulator, with a change falling between two of its requests.
+
+A resync or a series expansion reads the calendar in several requests (CalendarView, then
+GetItem for the series masters). A series deleted in between must not leave rows behind that
+its deletion's notification can no longer match (they would lack the master's id).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timedelta
+from typing import Any
+
+from pushsync.ews.calendar_source import EwsCalendar
+from pushsync.ews.client import EwsClient
+from pushsync.reservation import Snapshot
+from pushsync.runtime import build_ews_client
+from pushsync.settings import Settings
+from pushsync.simulator import Recurrence, SimulatorThread
+from tests.acceptance.simulated_exchange import meeting, running
+
+ROOM = "room-001@contoso.example"
+
+
+class DeletesAfterTheView:
+    """Wraps the client: the first CalendarView answer is followed by the series' deletion."""
+
+    def __init__(self, client: EwsClient, thread: SimulatorThread, uid: str) -> None:
+        self._client = client
+        self._thread = thread
+        self._uid = uid
+        self.deleted = False
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
+
+    async def calendar_view(self, *args: Any, **kwargs: Any) -> list[Any]:
+        found = await self._client.calendar_view(*args, **kwargs)
+        if not self.deleted:
+            self._thread.call(self._thread.sim.exchange.delete, self._uid)
+            self.deleted = True
+        return found
+
+
+def calendar(thread: SimulatorThread, uid: str) -> tuple[EwsCalendar, DeletesAfterTheView]:
+    config = thread.sim.config
+    settings = Settings(
+        ews_url=thread.sim.ews_url,
+        ews_auth="basic",
+        ews_username=config.username,
+        ews_password=config.password,
+    )
+    client = DeletesAfterTheView(build_ews_client(settings), thread, uid)
+    source = EwsCalendar(
+        client,  # type: ignore[arg-type]
+        past=timedelta(days=1),
+        future=timedelta(days=30),
+        clock=thread.sim.clock.now,
+    )
+    return source, client
+
+
+def book_series(thread: SimulatorThread) -> datetime:
+    start = thread.call(thread.sim.clock.now).replace(microsecond=0) + timedelta(days=2)
+    series = meeting("DAILY", start, recurrence=Recurrence(count=5))
+    thread.call(thread.sim.exchange.book, series, [ROOM])
+    thread.call(thread.sim.exchange.settle)
+    return start
+
+
+def test_a_resync_leaves_out_a_series_deleted_during_its_read() -> None:
+    with running() as thread:
+        book_series(thread)
+        source, client = calendar(thread, "DAILY")
+
+        snapshot = asyncio.run(source.observe_room(ROOM))
+
+        assert client.deleted
+        assert [row for row in snapshot.occurrences if row.uid == "DAILY"] == []
+
+
+def test_expanding_a_series_deleted_meanwhile_empties_it() -> None:
+    with running() as thread:
+        start = book_series(thread)
+        exchange = thread.sim.exchange
+        room = exchange.calendar(ROOM)
+        master = thread.call(room.by_uid, "DAILY")
+        occurrence_id = thread.call(room.occurrence_id, master, start + timedelta(days=1))
+        source, client = calendar(thread, "DAILY")
+
+        observations = asyncio.run(source.observe(ROOM, [occurrence_id]))
+
+        assert client.deleted
+        [snapshot] = observations
+        assert isinstance(snapshot, Snapshot)
+        assert snapshot.uid == "DAILY" and snapshot.occurrences == ()
+        assert snapshot.window is not None  # so it empties the stored rows of the series
