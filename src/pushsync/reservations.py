@@ -34,10 +34,13 @@ class Reservations:
         decide: Decide,
         now: datetime,
         *,
-        synced: bool = False,
+        resynced: int | None = None,
     ) -> Plan:
-        """Load the rows of these meetings, decide, and write, all in one transaction
-        (`synced`: the room is now up to date, its resync request is cleared).
+        """Load the rows of these meetings, decide, and write, all in one transaction.
+
+        `resynced`: the room is now up to date as of a resync begun under this resync
+        generation (`Subscriptions.resync_generation`); its request is cleared unless a newer
+        one came while it read.
 
         Loading and writing apart lets two workers interleave: both load the old row, the one
         with the newer item writes first, and the other then overwrites it with its older
@@ -46,14 +49,16 @@ class Reservations:
         """
         params = {"mailbox": mailbox, "uids": sorted(set(uids)), "item_ids": sorted(set(item_ids))}
         return await self._reconcile(
-            mailbox, "reservations_for_meetings", params, decide, now, synced=synced
+            mailbox, "reservations_for_meetings", params, decide, now, resynced=resynced
         )
 
-    async def reconcile_room(self, mailbox: str, decide: Decide, now: datetime) -> Plan:
-        """As `reconcile`, over every row of the room; also clears its resync request."""
+    async def reconcile_room(
+        self, mailbox: str, decide: Decide, now: datetime, *, resynced: int
+    ) -> Plan:
+        """As `reconcile`, over every row of the room (a full resync)."""
         params = {"mailbox": mailbox}
         return await self._reconcile(
-            mailbox, "reservations_for_room", params, decide, now, synced=True
+            mailbox, "reservations_for_room", params, decide, now, resynced=resynced
         )
 
     async def _reconcile(
@@ -64,14 +69,15 @@ class Reservations:
         decide: Decide,
         now: datetime,
         *,
-        synced: bool = False,
+        resynced: int | None = None,
     ) -> Plan:
         async with self._connector.session() as session:
             await session.execute("lock_room_reservations", {"mailbox": mailbox})
             decided = decide([_reservation(row) for row in await session.fetch_all(query, params)])
             await _write(session, decided, now)
-            if synced:
-                await session.execute("mark_room_synced", {"mailbox": mailbox, "now": now})
+            if resynced is not None:
+                synced = {"mailbox": mailbox, "now": now, "generation": resynced}
+                await session.execute("mark_room_synced", synced)
         return decided
 
     async def for_room(self, mailbox: str) -> list[Reservation]:
@@ -80,14 +86,12 @@ class Reservations:
     async def all(self) -> list[Reservation]:
         return await self._load("all_reservations", {})
 
-    async def apply(self, plan: Plan, now: datetime, *, synced_room: str | None = None) -> None:
-        """Write a plan atomically; `synced_room` also clears that room's resync request."""
-        if plan.empty and synced_room is None:
+    async def apply(self, plan: Plan, now: datetime) -> None:
+        """Write a plan atomically."""
+        if plan.empty:
             return
         async with self._connector.session() as session:
             await _write(session, plan, now)
-            if synced_room is not None:
-                await session.execute("mark_room_synced", {"mailbox": synced_room, "now": now})
 
     async def _load(self, query: str, params: dict[str, Any]) -> list[Reservation]:
         async with self._connector.session() as session:

@@ -161,6 +161,7 @@ def build_worker(
         sources,
         batch_size=settings.worker_batch_size,
         debounce=timedelta(milliseconds=settings.worker_debounce_ms),
+        resync_every=timedelta(hours=settings.resync_interval_hours) or None,
     )
 
 

@@ -143,6 +143,12 @@ class Settings(BaseSettings):
     worker_lease_seconds: float = Field(
         300.0, gt=0, description="a claimed row returns to the queue if its worker dies"
     )
+    resync_interval_hours: float = Field(
+        24.0,
+        ge=0,
+        description="full resync of every room this often (0: never): series occurrences that "
+        "enter the window's far end are stored, and any drift is repaired",
+    )
     fetch_chunk_size: int = Field(25, ge=1, le=100, description="item ids per GetItem")
     notification_retention_days: int = Field(7, ge=1)
 

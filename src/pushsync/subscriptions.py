@@ -137,8 +137,25 @@ class Subscriptions:
     async def room_error(self, mailbox: str, error: str, now: datetime) -> None:
         await self._execute("room_error", {"mailbox": mailbox, "error": error[:2000], "now": now})
 
-    async def rooms_needing_resync(self, limit: int) -> list[Row]:
-        return await self._fetch("rooms_needing_resync", {"limit": limit})
+    async def resync_generation(self, mailbox: str) -> int:
+        """How many resyncs the room was asked for: a resync notes it before reading, and clears
+        the request afterwards only if it did not grow meanwhile (`Reservations.reconcile`)."""
+        async with self._connector.session() as session:
+            row = await session.fetch_one("room_resync_generation", {"mailbox": mailbox})
+        return int(row["resync_generation"]) if row else 0
+
+    async def rooms_needing_resync(
+        self,
+        limit: int,
+        *,
+        synced_before: datetime | None = None,
+        failed_before: datetime | None = None,
+    ) -> list[Row]:
+        """Rooms that asked for a resync, then those last synced before `synced_before` (their
+        periodic one; `due` is false for them), oldest first. A room whose last failure came
+        after `failed_before` waits, so a room that keeps failing is not called every round."""
+        params = {"limit": limit, "synced_before": synced_before, "failed_before": failed_before}
+        return await self._fetch("rooms_needing_resync", params)
 
     async def watermark_seen(self, subscription_id: str, watermark: str) -> bool:
         """Whether an event with this watermark of this subscription is in the table."""

@@ -98,6 +98,8 @@ class Worker:
         batch_size: int = 500,
         debounce: timedelta = timedelta(milliseconds=500),
         idle_sleep: float = 0.2,
+        resync_every: timedelta | None = None,
+        resync_retry: timedelta = timedelta(minutes=1),
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self._queue = queue
@@ -107,6 +109,8 @@ class Worker:
         self._batch_size = batch_size
         self._debounce = debounce
         self._idle_sleep = idle_sleep
+        self._resync_every = resync_every
+        self._resync_retry = resync_retry
         self._clock = clock
         self._paused: dict[str, datetime] = {}  # mailbox -> end of the server's back-off
         self.stats = WorkerStats()
@@ -167,11 +171,18 @@ class Worker:
             await self._queue.extend(ids)
 
     async def resync_pending(self, limit: int) -> int:
-        """Full resync of rooms that asked for one, a few per round (staggered)."""
+        """Resync rooms that asked for one, then rooms due for their periodic full resync (a
+        series' occurrences entering the window's far end are notified by nothing), a few per
+        round so that they are staggered."""
         done = 0
-        rooms = await self._subscriptions.rooms_needing_resync(limit + len(self._paused))
+        now = self._clock()
+        rooms = await self._subscriptions.rooms_needing_resync(
+            limit + len(self._paused),
+            synced_before=now - self._resync_every if self._resync_every else None,
+            failed_before=now - self._resync_retry,
+        )
         for room in [r for r in rooms if self.paused_until(r["mailbox"]) is None][:limit]:
-            done += await self.resync(room["mailbox"], room["protocol"])
+            done += await self.resync(room["mailbox"], room["protocol"], full=not room["due"])
         return done
 
     async def resync(self, mailbox: str, protocol: str = "ews", *, full: bool = False) -> int:
@@ -180,7 +191,8 @@ class Worker:
         source = self._sources[protocol]
         calls = source.calls
         try:
-            how = await self._resync(mailbox, source, full)
+            generation = await self._subscriptions.resync_generation(mailbox)
+            how = await self._resync(mailbox, source, full, generation)
         except Throttled as exc:
             self._pause(mailbox, exc)  # the room keeps its resync request
             return 0
@@ -193,18 +205,20 @@ class Worker:
         log.info("room resynced", extra={"mailbox": mailbox, "how": how})
         return 1
 
-    async def _resync(self, mailbox: str, source: CalendarSource, full: bool) -> str:
+    async def _resync(
+        self, mailbox: str, source: CalendarSource, full: bool, generation: int
+    ) -> str:
         if isinstance(source, IncrementalSource) and not full:
             cursor = await self._subscriptions.sync_state(mailbox)
             changes = await source.observe_since(mailbox, cursor) if cursor else None
             if changes is not None:
-                await self._reconcile(mailbox, changes.observations, [], synced=True)
+                await self._reconcile(mailbox, changes.observations, [], resynced=generation)
                 await self._subscriptions.save_sync_state(mailbox, changes.cursor)
                 self.stats.incremental_resyncs += 1
                 return "from cursor"
         snapshot = await source.observe_room(mailbox)
         await self._reservations.reconcile_room(
-            mailbox, lambda stored: plan(stored, [snapshot]), self._clock()
+            mailbox, lambda stored: plan(stored, [snapshot]), self._clock(), resynced=generation
         )
         if isinstance(source, IncrementalSource):  # after the rows: a crash between replays
             await self._subscriptions.save_sync_state(mailbox, source.cursor(mailbox))
@@ -286,7 +300,7 @@ class Worker:
         observations: list[Observation],
         item_ids: list[str],
         *,
-        synced: bool = False,
+        resynced: int | None = None,
     ) -> None:
         """Write what the observations decide, over the rows of their meetings and items."""
         uids = [o.uid for o in observations if hasattr(o, "uid")]
@@ -297,7 +311,7 @@ class Worker:
             [*gone, *item_ids],
             lambda stored: plan(stored, observations),
             self._clock(),
-            synced=synced,
+            resynced=resynced,
         )
 
     async def _note_subscriptions(self, mailbox: str, rows: list[Claimed]) -> None:

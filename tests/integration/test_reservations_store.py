@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from pushsync.reservation import Plan, Reservation
 from pushsync.reservations import Reservations
 from pushsync.store import Connector
+from pushsync.store.connector import Row
 from pushsync.subscriptions import Subscriptions
 from tests.integration.helpers import add_rows, event
 
@@ -52,10 +53,64 @@ async def test_plans_round_trip_exactly(connector: Connector) -> None:
     assert await store.for_meetings("other@example.org", ["A"], ["M"]) == []
 
     moved = replace(first, subject="changed")
-    await store.apply(Plan(upserts=[moved], deletes=[second.key]), NOW, synced_room=ROOM)
+    change = Plan(upserts=[moved], deletes=[second.key])
+    await store.reconcile_room(ROOM, lambda _stored: change, NOW, resynced=0)
     assert await store.for_room(ROOM) == [moved]
     (room,) = await Subscriptions(connector).rooms()
     assert not room["needs_resync"] and room["last_synced_at"] == NOW
+
+
+async def test_a_resync_request_made_during_a_resync_outlives_it(connector: Connector) -> None:
+    subscriptions, reservations = Subscriptions(connector), Reservations(connector)
+    await subscriptions.ensure_rooms([ROOM], "ews", NOW)  # a new room: resync requested
+    started_under = await subscriptions.resync_generation(ROOM)
+    await subscriptions.request_resync(ROOM, "watermark gap")  # while the resync reads
+
+    await reservations.reconcile_room(ROOM, lambda _stored: Plan(), NOW, resynced=started_under)
+
+    (room,) = await subscriptions.rooms_needing_resync(10)
+    assert room["resync_reason"] == "watermark gap"
+    assert room["resync_generation"] == started_under + 1
+    (room,) = await subscriptions.rooms()
+    assert room["last_synced_at"] == NOW  # the read itself counts as a sync
+
+    again = room["resync_generation"]
+    await reservations.reconcile_room(ROOM, lambda _stored: Plan(), NOW, resynced=again)
+    assert await subscriptions.rooms_needing_resync(10) == []
+
+
+async def test_requested_resyncs_come_first_then_the_least_recently_synced_rooms(
+    connector: Connector,
+) -> None:
+    subscriptions, reservations = Subscriptions(connector), Reservations(connector)
+    rooms = ["a@example.org", "b@example.org", "c@example.org"]
+    await subscriptions.ensure_rooms(rooms, "ews", NOW)
+    for room, hours_ago in zip(rooms, (2, 30, 26), strict=True):
+        synced_at = NOW - timedelta(hours=hours_ago)
+        await reservations.reconcile_room(room, lambda _stored: Plan(), synced_at, resynced=0)
+    await subscriptions.request_resync("a@example.org", "watermark gap")
+
+    def names(rows: list[Row]) -> list[tuple[str, bool]]:
+        return [(row["mailbox"], bool(row["due"])) for row in rows]
+
+    assert names(await subscriptions.rooms_needing_resync(10)) == [("a@example.org", True)]
+    day_ago = NOW - timedelta(hours=24)
+    due = await subscriptions.rooms_needing_resync(10, synced_before=day_ago)
+    assert names(due) == [
+        ("a@example.org", True),
+        ("b@example.org", False),
+        ("c@example.org", False),
+    ]
+
+    await subscriptions.room_error("b@example.org", "resync: ErrorMailboxMoveInProgress", NOW)
+    waiting = await subscriptions.rooms_needing_resync(
+        10, synced_before=day_ago, failed_before=NOW - timedelta(minutes=1)
+    )
+    assert names(waiting) == [("a@example.org", True), ("c@example.org", False)]
+    retried = await subscriptions.rooms_needing_resync(
+        10, synced_before=day_ago, failed_before=NOW + timedelta(seconds=1)
+    )
+    assert [name for name, _ in names(retried)] == rooms
 
 
 async def test_subscription_lifecycle(connector: Connector) -> None:
@@ -116,7 +171,7 @@ async def test_a_rooms_cursor_is_kept_and_an_incremental_reconcile_clears_its_re
 
     row = _row("A", NOW + timedelta(days=1))
     await Reservations(connector).reconcile(
-        ROOM, ["A"], [], lambda _stored: Plan(upserts=[row]), NOW, synced=True
+        ROOM, ["A"], [], lambda _stored: Plan(upserts=[row]), NOW, resynced=0
     )
     (room,) = await subscriptions.rooms()
     assert not room["needs_resync"] and room["sync_state"].endswith('deltatoken=1"}')

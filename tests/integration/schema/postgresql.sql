@@ -71,7 +71,8 @@ CREATE TABLE room (
     last_synced_at   TIMESTAMPTZ,
     last_error       TEXT,
     last_error_at    TIMESTAMPTZ,
-    created_at       TIMESTAMPTZ NOT NULL
+    created_at       TIMESTAMPTZ NOT NULL,
+    resync_generation INTEGER NOT NULL DEFAULT 0
 );
 
 CREATE TABLE reservation (

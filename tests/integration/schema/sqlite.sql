@@ -71,7 +71,8 @@ CREATE TABLE room (
     last_synced_at   TIMESTAMP,
     last_error       TEXT,
     last_error_at    TIMESTAMP,
-    created_at       TIMESTAMP NOT NULL
+    created_at       TIMESTAMP NOT NULL,
+    resync_generation INTEGER NOT NULL DEFAULT 0
 );
 
 CREATE TABLE reservation (

@@ -39,7 +39,12 @@ WHERE subscription_id = %(subscription_id)s AND state = 'active';
 SELECT * FROM subscription WHERE subscription_id = %(subscription_id)s;
 
 -- name: request_resync
-UPDATE room SET needs_resync = TRUE, resync_reason = %(reason)s WHERE mailbox = %(mailbox)s;
+UPDATE room
+SET needs_resync = TRUE, resync_reason = %(reason)s, resync_generation = resync_generation + 1
+WHERE mailbox = %(mailbox)s;
+
+-- name: room_resync_generation
+SELECT resync_generation FROM room WHERE mailbox = %(mailbox)s;
 
 -- name: room_error
 UPDATE room SET last_error = %(error)s, last_error_at = %(now)s WHERE mailbox = %(mailbox)s;

@@ -38,12 +38,21 @@ DELETE FROM reservation
 WHERE mailbox = :mailbox AND uid = :uid AND original_start = :original_start;
 
 -- name: mark_room_synced
-UPDATE room SET needs_resync = FALSE, resync_reason = NULL, last_synced_at = :now,
-                last_error = NULL
+-- The request is cleared only if it is the one the resync started under (resync_generation).
+UPDATE room
+SET needs_resync = needs_resync AND resync_generation <> :generation,
+    resync_reason = CASE WHEN resync_generation = :generation THEN NULL ELSE resync_reason END,
+    last_synced_at = :now, last_error = NULL
 WHERE mailbox = :mailbox;
 
 -- name: rooms_needing_resync
-SELECT mailbox, protocol, resync_reason FROM room WHERE needs_resync ORDER BY mailbox LIMIT :limit;
+-- Requested ones first (`due`), then periodic ones, least recently synced first; a room that
+-- failed since failed_before waits.
+SELECT mailbox, protocol, resync_reason, resync_generation, needs_resync AS due FROM room
+WHERE (needs_resync OR last_synced_at < :synced_before)
+  AND (last_error_at IS NULL OR :failed_before IS NULL OR last_error_at < :failed_before)
+ORDER BY needs_resync DESC, last_synced_at, mailbox
+LIMIT :limit;
 
 -- name: demo_counts
 SELECT (SELECT count(*) FROM sync_notification) AS notifications,

@@ -39,7 +39,12 @@ WHERE subscription_id = :subscription_id AND state = 'active';
 SELECT * FROM subscription WHERE subscription_id = :subscription_id;
 
 -- name: request_resync
-UPDATE room SET needs_resync = TRUE, resync_reason = :reason WHERE mailbox = :mailbox;
+UPDATE room
+SET needs_resync = TRUE, resync_reason = :reason, resync_generation = resync_generation + 1
+WHERE mailbox = :mailbox;
+
+-- name: room_resync_generation
+SELECT resync_generation FROM room WHERE mailbox = :mailbox;
 
 -- name: room_error
 UPDATE room SET last_error = :error, last_error_at = :now WHERE mailbox = :mailbox;
