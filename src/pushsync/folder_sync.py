@@ -14,6 +14,7 @@ cursor.
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
@@ -40,12 +41,23 @@ class FolderSource(Protocol):
 
 
 def folder_events(rows: Sequence[Claimed]) -> set[str]:
-    """The folder ids of the rows that name a folder and no item."""
-    return {
-        r.row["folder_id"]
-        for r in rows
-        if r.row["folder_id"] and not r.row["item_id"] and r.event_type not in NOT_FOLDER_EVENTS
-    }
+    """The folders with a change that no item event names.
+
+    Each item change comes with one ModifiedEvent of its folder (of both folders for a move):
+    that pair counts once, as the item's fetch covers it. Only folder events beyond the item
+    events of their folder say that Exchange coalesced changes into the folder event alone.
+    """
+    folder_changes: Counter[str] = Counter()
+    item_changes: Counter[str] = Counter()
+    for r in rows:
+        if r.event_type in NOT_FOLDER_EVENTS:
+            continue
+        if r.row["item_id"]:
+            folders = {r.row["parent_folder_id"], r.row["old_parent_folder_id"]} - {None}
+            item_changes.update(folders)
+        elif r.row["folder_id"]:
+            folder_changes[r.row["folder_id"]] += 1
+    return {folder for folder, n in folder_changes.items() if n > item_changes[folder]}
 
 
 async def changes_since_cursor(
