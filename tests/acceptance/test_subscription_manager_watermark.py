@@ -52,6 +52,8 @@ async def replace_after_a_month(
             thread.call(sim.exchange.settle)
             thread.call(sim.clock.advance, MONTH.total_seconds())
             thread.call(sim.exchange.book, meeting("LATE", base + MONTH), [room])
+            # answered now, so that no acceptance moves the mailbox on after the new subscription
+            thread.call(sim.exchange.settle)
             if how == "broken":  # an error notification, just now: the watermark is tried
                 await subscriptions.mark_broken(old.subscription_id, "ErrorReadEventsFailed")
             else:  # silent for a month: the manager knows not to try the watermark
