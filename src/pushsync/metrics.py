@@ -12,6 +12,7 @@ that imported this module before the server set the variable.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import os
 from dataclasses import dataclass
@@ -66,8 +67,35 @@ def count_rejection(reason: str) -> None:
     _rejected(reason).inc()
 
 
+class _Tally:
+    """Answered requests, counted in a plain integer and added to the shared counter once per
+    turn of the event loop: in multiprocess mode every `inc()` takes a lock and writes to a
+    memory-mapped file (1.7 us), and a group commit answers tens of requests in one turn."""
+
+    def __init__(self) -> None:
+        self.pending = 0
+        self._flush_on: asyncio.AbstractEventLoop | None = None  # where a flush is scheduled
+
+    def add(self) -> None:
+        loop = asyncio.get_running_loop()
+        if self._flush_on is not loop:  # none yet, or on a loop that ended before running it
+            self._flush_on = loop
+            loop.call_soon(self.flush)
+        self.pending += 1
+
+    def flush(self) -> None:
+        self._flush_on = None
+        count, self.pending = self.pending, 0
+        if count:
+            _metrics().answered.inc(count)
+
+
+_answered = _Tally()
+
+
 def count_answered() -> None:
-    _metrics().answered.inc()
+    """Count one request answered 200; call from the event loop of the request."""
+    _answered.add()
 
 
 def count_storage_failure() -> None:

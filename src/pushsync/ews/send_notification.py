@@ -12,6 +12,7 @@ subscription id taken from MessageXml.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from lxml import etree
 
@@ -51,14 +52,22 @@ _WATERMARK = t("Watermark")
 _TIMESTAMP = t("TimeStamp")
 _UNREAD_COUNT = t("UnreadCount")
 
-# Id elements of an event: element -> (id column, change key column or None).
-_ID_COLUMNS: dict[str, tuple[str, str | None]] = {
-    t("ItemId"): ("item_id", "item_change_key"),
-    t("FolderId"): ("folder_id", "folder_change_key"),
-    t("ParentFolderId"): ("parent_folder_id", "parent_folder_change_key"),
-    t("OldItemId"): ("old_item_id", None),
-    t("OldFolderId"): ("old_folder_id", None),
-    t("OldParentFolderId"): ("old_parent_folder_id", None),
+# Rows are built positionally, from a list in the column order of `Notification`: keyword
+# construction of the 20-field named tuple cost 1.9 us a row against 0.5 (measured).
+_COLUMN = {name: index for index, name in enumerate(Notification._fields)}
+_EVENT_TYPE = _COLUMN["event_type"]
+_WATERMARK_COLUMN = _COLUMN["watermark"]
+_EVENT_TIME = _COLUMN["event_time"]
+_UNREAD_COUNT_COLUMN = _COLUMN["unread_count"]
+
+# Id elements of an event: element -> (id column, change key column or None), as positions.
+_ID_COLUMNS: dict[str, tuple[int, int | None]] = {
+    t("ItemId"): (_COLUMN["item_id"], _COLUMN["item_change_key"]),
+    t("FolderId"): (_COLUMN["folder_id"], _COLUMN["folder_change_key"]),
+    t("ParentFolderId"): (_COLUMN["parent_folder_id"], _COLUMN["parent_folder_change_key"]),
+    t("OldItemId"): (_COLUMN["old_item_id"], None),
+    t("OldFolderId"): (_COLUMN["old_folder_id"], None),
+    t("OldParentFolderId"): (_COLUMN["old_parent_folder_id"], None),
 }
 
 MAX_ID_LENGTH = 512  # ItemIds can be long; anything beyond this is not from Exchange
@@ -138,10 +147,15 @@ def _parse_notification(
     subscription_id = _bounded(subscription_id, "SubscriptionId")
     if not events:
         raise MalformedNotification("Notification holds no event")
-    return [
-        _event_row(event, event_type, subscription_id, previous, more_events, remote_addr)
-        for event, event_type in events
-    ]
+    shared = Notification(
+        protocol="ews",
+        subscription_id=subscription_id,
+        event_type="",
+        previous_watermark=previous,
+        more_events=more_events,
+        remote_addr=remote_addr,
+    )
+    return [_event_row(event, event_type, shared) for event, event_type in events]
 
 
 def _error_row(
@@ -164,43 +178,26 @@ def _error_row(
     )
 
 
-def _event_row(
-    event: etree._Element,
-    event_type: str,
-    subscription_id: str,
-    previous_watermark: str | None,
-    more_events: bool | None,
-    remote_addr: str | None,
-) -> Notification:
-    ids: dict[str, str | None] = {}
-    watermark = event_time = unread_count = None
+def _event_row(event: etree._Element, event_type: str, shared: Notification) -> Notification:
+    """One event's row: `shared` holds what the Notification element gives every event."""
+    values: list[Any] = list(shared)
+    values[_EVENT_TYPE] = event_type
     for child in event:
         tag = child.tag
-        if (names := _ID_COLUMNS.get(tag)) is not None:
-            id_column, key_column = names
-            ids[id_column] = _bounded(_required_attr(child, "Id"), "Id")
+        if (columns := _ID_COLUMNS.get(tag)) is not None:
+            id_column, key_column = columns
+            values[id_column] = _bounded(_required_attr(child, "Id"), "Id")
             if key_column is not None:
-                ids[key_column] = child.get("ChangeKey")
+                values[key_column] = child.get("ChangeKey")
         elif tag == _WATERMARK:
-            watermark = _text(child)
+            values[_WATERMARK_COLUMN] = _text(child)
         elif tag == _TIMESTAMP:
-            event_time = _timestamp(child)
+            values[_EVENT_TIME] = _timestamp(child)
         elif tag == _UNREAD_COUNT:
-            unread_count = _integer(child)
-    if event_time is None and event_type != "Status":
+            values[_UNREAD_COUNT_COLUMN] = _integer(child)
+    if values[_EVENT_TIME] is None and event_type != "Status":
         raise MalformedNotification(f"{event_type}Event without a TimeStamp")
-    return Notification(
-        protocol="ews",
-        subscription_id=subscription_id,
-        event_type=event_type,
-        watermark=watermark,
-        previous_watermark=previous_watermark,
-        more_events=more_events,
-        event_time=event_time,
-        unread_count=unread_count,
-        remote_addr=remote_addr,
-        **ids,
-    )
+    return Notification._make(values)
 
 
 def _text(element: etree._Element | None) -> str | None:
