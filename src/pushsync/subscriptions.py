@@ -137,6 +137,15 @@ class Subscriptions:
     async def room_error(self, mailbox: str, error: str, now: datetime) -> None:
         await self._execute("room_error", {"mailbox": mailbox, "error": error[:2000], "now": now})
 
+    async def pause(self, mailbox: str, until: datetime) -> None:
+        """Exchange asked for a back-off on this room: every worker process waits it out."""
+        await self._execute("pause_room", {"mailbox": mailbox, "until": until})
+
+    async def paused(self, now: datetime) -> dict[str, datetime]:
+        """Rooms still inside a back-off, with its end."""
+        rows = await self._fetch("paused_rooms", {"now": now})
+        return {row["mailbox"]: row["paused_until"] for row in rows}
+
     async def resync_generation(self, mailbox: str) -> int:
         """How many resyncs the room was asked for: a resync notes it before reading, and clears
         the request afterwards only if it did not grow meanwhile (`Reservations.reconcile`)."""

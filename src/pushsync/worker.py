@@ -6,7 +6,8 @@ every item named in the burst is fetched once, an event of the calendar folder i
 names no item: Exchange may notify a change that way alone) brings in everything changed since
 the room's cursor (`folder_sync.py`), and the pure `reservation.plan` decides the writes.
 Throttling pauses that mailbox: its rows (and any that arrive meanwhile) are released until
-the server's back-off has passed, and no call goes to it before then; any other failure counts
+the server's back-off has passed, and no call goes to it before then, from any worker process
+(the pause is kept in `room.paused_until`, which each batch reads); any other failure counts
 an attempt against the rows, which end `failed` after the last one. While a batch is
 worked on, its leases are extended (a heartbeat), so only a dead worker's rows expire.
 """
@@ -152,6 +153,7 @@ class Worker:
         return len(claimed)
 
     async def _work(self, claimed: list[Claimed]) -> None:
+        await self._learn_pauses()
         by_mailbox: dict[str | None, list[Claimed]] = defaultdict(list)
         for row in claimed:
             by_mailbox[row.mailbox].append(row)
@@ -176,6 +178,7 @@ class Worker:
         round so that they are staggered."""
         done = 0
         now = self._clock()
+        await self._learn_pauses()
         rooms = await self._subscriptions.rooms_needing_resync(
             limit + len(self._paused),
             synced_before=now - self._resync_every if self._resync_every else None,
@@ -194,7 +197,7 @@ class Worker:
             generation = await self._subscriptions.resync_generation(mailbox)
             how = await self._resync(mailbox, source, full, generation)
         except Throttled as exc:
-            self._pause(mailbox, exc)  # the room keeps its resync request
+            await self._pause(mailbox, exc)  # the room keeps its resync request
             return 0
         except ExchangeError as exc:
             await self._subscriptions.room_error(mailbox, f"resync: {exc}", self._clock())
@@ -237,7 +240,7 @@ class Worker:
         try:
             await self._apply_changes(mailbox, rows)
         except Throttled as exc:
-            until = self._pause(mailbox, exc)
+            until = await self._pause(mailbox, exc)
             await self._queue.release([r.id for r in rows], until)
             return
         except ExchangeError as exc:
@@ -249,12 +252,18 @@ class Worker:
         await self._queue.complete(r.id for r in rows)
         self.stats.record_lag(rows, self._clock())
 
-    def _pause(self, mailbox: str, exc: Throttled) -> datetime:
+    async def _pause(self, mailbox: str, exc: Throttled) -> datetime:
         until = self._clock() + timedelta(seconds=exc.retry_after)
         self._paused[mailbox] = max(until, self._paused.get(mailbox, until))
         self.stats.throttled += 1
         log.warning("throttled", extra={"mailbox": mailbox, "retry_after": exc.retry_after})
+        await self._subscriptions.pause(mailbox, self._paused[mailbox])
         return self._paused[mailbox]
+
+    async def _learn_pauses(self) -> None:
+        """Back-offs other worker processes were given (one query per batch and round)."""
+        for mailbox, until in (await self._subscriptions.paused(self._clock())).items():
+            self._paused[mailbox] = max(until, self._paused.get(mailbox, until))
 
     async def _apply_changes(self, mailbox: str, rows: list[Claimed]) -> None:
         """Per protocol: while a room moves from EWS to Graph, both subscriptions may deliver,

@@ -113,6 +113,16 @@ async def test_requested_resyncs_come_first_then_the_least_recently_synced_rooms
     assert [name for name, _ in names(retried)] == rooms
 
 
+async def test_a_rooms_back_off_is_shared_and_only_ever_lengthened(connector: Connector) -> None:
+    subscriptions = Subscriptions(connector)
+    await subscriptions.ensure_rooms([ROOM, "other@example.org"], "ews", NOW)
+    await subscriptions.pause(ROOM, NOW + timedelta(seconds=30))
+    await subscriptions.pause(ROOM, NOW + timedelta(seconds=10))  # does not cut the first short
+
+    assert await subscriptions.paused(NOW) == {ROOM: NOW + timedelta(seconds=30)}
+    assert await subscriptions.paused(NOW + timedelta(seconds=30)) == {}
+
+
 async def test_subscription_lifecycle(connector: Connector) -> None:
     subscriptions = Subscriptions(connector)
     await subscriptions.ensure_rooms([ROOM], "ews", NOW)

@@ -72,7 +72,8 @@ CREATE TABLE room (
     last_error       TEXT,
     last_error_at    TIMESTAMP,
     created_at       TIMESTAMP NOT NULL,
-    resync_generation INTEGER NOT NULL DEFAULT 0
+    resync_generation INTEGER NOT NULL DEFAULT 0,
+    paused_until     TIMESTAMP
 );
 
 CREATE TABLE reservation (

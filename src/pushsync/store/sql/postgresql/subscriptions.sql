@@ -74,3 +74,10 @@ UPDATE room SET sync_state = %(state)s WHERE mailbox = %(mailbox)s;
 UPDATE subscription
 SET state = 'retired', retired_at = %(now)s, last_error = %(reason)s
 WHERE mailbox = %(mailbox)s AND protocol <> %(protocol)s AND state IN ('active', 'broken');
+
+-- name: pause_room
+UPDATE room SET paused_until = %(until)s
+WHERE mailbox = %(mailbox)s AND (paused_until IS NULL OR paused_until < %(until)s);
+
+-- name: paused_rooms
+SELECT mailbox, paused_until FROM room WHERE paused_until > %(now)s;

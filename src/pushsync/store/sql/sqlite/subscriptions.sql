@@ -74,3 +74,10 @@ UPDATE room SET sync_state = :state WHERE mailbox = :mailbox;
 UPDATE subscription
 SET state = 'retired', retired_at = :now, last_error = :reason
 WHERE mailbox = :mailbox AND protocol <> :protocol AND state IN ('active', 'broken');
+
+-- name: pause_room
+UPDATE room SET paused_until = :until
+WHERE mailbox = :mailbox AND (paused_until IS NULL OR paused_until < :until);
+
+-- name: paused_rooms
+SELECT mailbox, paused_until FROM room WHERE paused_until > :now;
