@@ -61,7 +61,7 @@ def main() -> None:
     for code in trees:
         mine = [r for r in runs if r.code == code]
         best = min(mine, key=lambda r: r.cpu_us)
-        print(f"best of {len(mine)} {code:>14}: ", end="")
+        print(f"best of {len(mine)}: ", end="", file=sys.stderr)
         _say(best)
 
 
