@@ -144,13 +144,19 @@ class Worker:
         heartbeat = asyncio.create_task(self._heartbeat(ids))
         try:
             if len(claimed) < self._batch_size and self._debounce:
-                await asyncio.sleep(self._debounce.total_seconds())  # let the burst finish
+                await asyncio.sleep(self._settle_seconds(claimed))  # let the burst finish
                 claimed += await self._queue.claim(self._batch_size - len(claimed))
                 ids[:] = [row.id for row in claimed]
             await self._work(claimed)
         finally:
             heartbeat.cancel()
         return len(claimed)
+
+    def _settle_seconds(self, rows: list[Claimed]) -> float:
+        """How long until the newest row is `debounce` old: time it waited in the queue counts."""
+        newest: datetime = max(row.row["received_at"] for row in rows)
+        left = (self._debounce - (self._clock() - newest)).total_seconds()
+        return min(max(left, 0.0), self._debounce.total_seconds())
 
     async def _work(self, claimed: list[Claimed]) -> None:
         await self._learn_pauses()
