@@ -26,6 +26,7 @@ import secrets
 import statistics
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as clock_time
@@ -35,6 +36,10 @@ from zoneinfo import ZoneInfo
 import uvicorn
 
 from pushsync.demo import free_port, stored_rows, truth_rows
+from pushsync.ews.calendar_source import EwsCalendar
+from pushsync.ews.client import EwsClient
+from pushsync.queue import NotificationQueue
+from pushsync.reservation import Observation, RoomSnapshot
 from pushsync.reservations import Reservations
 from pushsync.runtime import build_ews_client, build_manager, build_worker, open_store
 from pushsync.settings import Settings
@@ -42,6 +47,7 @@ from pushsync.simulator import Meeting, Simulator, SimulatorConfig, generated_ro
 from pushsync.simulator.activity import ORGANIZERS
 from pushsync.simulator.exchange import Exchange
 from pushsync.store.connector import Connector
+from pushsync.subscriptions import Subscriptions
 from pushsync.web.app import build_app
 from pushsync.web.protocol import Limits, guarded_protocol
 from pushsync.worker import Worker
@@ -185,6 +191,8 @@ async def measure(label: str, rooms: int, changes: int, naive: bool, trickle_s: 
         stop = asyncio.Event()
         async with open_store(settings) as connector:
             worker = build_worker(settings, connector, client, sim.clock.now)
+            if naive:
+                worker = naive_worker(settings, connector, client, sim)
             manager = build_manager(settings, connector, client, timedelta(seconds=60 / SCALE))
             running = asyncio.gather(
                 manager.run(stop, settings.rooms, settings.subscription_check_seconds),
@@ -201,6 +209,45 @@ async def measure(label: str, rooms: int, changes: int, naive: bool, trickle_s: 
         receiver.should_exit = True
         await serving
     return result
+
+
+class ItemsOnly:
+    """The naive worker's source: GetItem for the items rows name, nothing for a folder's row
+    (pushsync's own source would catch a lone folder event up with SyncFolderItems)."""
+
+    def __init__(self, source: EwsCalendar) -> None:
+        self._source = source
+
+    @property
+    def calls(self) -> int:
+        return self._source.calls
+
+    async def observe(self, mailbox: str, item_ids: Sequence[str]) -> list[Observation]:
+        return await self._source.observe(mailbox, item_ids)
+
+    async def observe_room(self, mailbox: str) -> RoomSnapshot:
+        return await self._source.observe_room(mailbox)
+
+
+def naive_worker(
+    settings: Settings, connector: Connector, client: EwsClient, sim: Simulator
+) -> Worker:
+    """One row at a time, at once, one id per GetItem (the settings say so), items only."""
+    calendar = EwsCalendar(
+        client,
+        past=timedelta(days=settings.sync_window_past_days),
+        future=timedelta(days=settings.sync_window_future_days),
+        clock=sim.clock.now,
+        fetch_chunk=settings.fetch_chunk_size,
+    )
+    return Worker(
+        NotificationQueue(connector),
+        Reservations(connector),
+        Subscriptions(connector),
+        {"ews": ItemsOnly(calendar)},
+        batch_size=settings.worker_batch_size,
+        debounce=timedelta(milliseconds=settings.worker_debounce_ms),
+    )
 
 
 async def _resynced(worker: Worker, rooms: int) -> bool:
