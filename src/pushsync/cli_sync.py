@@ -22,6 +22,7 @@ from pushsync.cli_common import (
 )
 from pushsync.errors import PushsyncError
 from pushsync.logs import configure_logging
+from pushsync.room_status import RoomStatus, room_statuses
 from pushsync.runtime import (
     build_clients,
     build_graph_client,
@@ -33,7 +34,7 @@ from pushsync.runtime import (
     run_sync,
 )
 from pushsync.settings import Settings
-from pushsync.store.connector import Connector, Row
+from pushsync.store.connector import Connector
 from pushsync.subscriptions import Subscriptions
 
 commands = typer.Typer()
@@ -220,25 +221,34 @@ def _delete_at_graph(settings: Settings, subscription_id: str) -> str:
 
 
 @subscription_commands.command("list")
-def subscriptions_list(config: ConfigOption = None, database_url: DatabaseOption = None) -> None:
-    """Each room's subscription, sync state and last error."""
+def subscriptions_list(
+    config: ConfigOption = None,
+    database_url: DatabaseOption = None,
+    problems: Annotated[bool, typer.Option("--problems", help="only rooms out of sync")] = False,
+) -> None:
+    """Each room's subscription and sync status: which rooms are out of sync, and why."""
     settings = settings_or_exit(config, database_url=database_url)
 
-    async def fetch(connector: Connector) -> list[Row]:
-        return await Subscriptions(connector).overview()
+    async def fetch(connector: Connector) -> list[RoomStatus]:
+        return await room_statuses(connector, datetime.now(UTC))
 
-    table = Table("room", "proto", "subscription", "state", "last heard", "resync", "last error")
-    for row in with_connector(settings, fetch):
+    statuses = with_connector(settings, fetch)
+    table = Table("room", "proto", "subscription", "state", "last heard", "waiting", "problem")
+    for status in statuses:
+        if problems and status.problem is None:
+            continue
         table.add_row(
-            row["mailbox"],
-            row["protocol"],
-            _short(row["subscription_id"]),
-            row["state"] or "none",
-            _time(row["last_event_at"]),
-            row["resync_reason"] or "" if row["needs_resync"] else "",
-            row["subscription_error"] or row["last_error"] or "",
+            status.mailbox,
+            status.protocol,
+            _short(status.subscription_id),
+            status.subscription_state or "none",
+            _time(status.last_heard),
+            str(status.pending) if status.pending else "",
+            status.problem or "[green]in sync[/green]",
         )
     console.print(table)
+    in_sync = sum(1 for s in statuses if s.problem is None)
+    console.print(f"{in_sync} of {len(statuses)} rooms in sync")
 
 
 def _short(value: str | None, width: int = 14) -> str:

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+from datetime import UTC, datetime
+
 import httpx
 
 from pushsync.settings import Settings
+from pushsync.store import connect
+from pushsync.subscriptions import Subscriptions
 from tests.acceptance.conftest import CALLBACK_TOKEN, EWS_HEADERS, EWS_PATH, ServerProcess
 from tests.acceptance.hardening import metric, notification
 
-ADMIN_PATHS = ("/healthz", "/readyz", "/metrics", "/status")
+ADMIN_PATHS = ("/healthz", "/readyz", "/metrics", "/status", "/rooms", "/")
 
 
 def admin(server: ServerProcess, path: str) -> httpx.Response:
@@ -63,3 +68,32 @@ def test_metrics_are_summed_over_worker_processes(server_factory) -> None:
     assert metric(server, "pushsync_notifications_answered_total") == 20
     assert metric(server, "pushsync_requests_rejected_total", reason="token_invalid") == 3
     assert len(server.rows()) == 20
+
+
+def test_the_status_page_says_which_room_is_out_of_sync_and_why(server: ServerProcess) -> None:
+    async def rooms() -> None:
+        connector = connect(server.database_url)
+        await connector.open()
+        try:
+            subscriptions = Subscriptions(connector)
+            now = datetime.now(UTC)
+            await subscriptions.ensure_rooms(["room-1@contoso.example"], "ews", now)
+            error = "subscribe: ErrorNonExistentMailbox <script>alert(1)</script>"
+            await subscriptions.room_error("room-1@contoso.example", error, now)
+        finally:
+            await connector.close()
+
+    assert "0 of 0 rooms in sync" in admin(server, "/").text
+    asyncio.run(rooms())
+
+    page = admin(server, "/")
+    listing = admin(server, "/rooms").json()
+
+    assert page.headers["content-type"].startswith("text/html")
+    assert "0 of 1 rooms in sync" in page.text and "1 no subscription" in page.text
+    assert "room-1@contoso.example" in page.text
+    assert "&lt;script&gt;" in page.text and "<script>" not in page.text
+    assert (listing["rooms"], listing["in_sync"]) == (1, 0)
+    (room,) = listing["statuses"]
+    assert room["kind"] == "no subscription" and room["problem"].endswith("</script>")
+    assert httpx.get(server.url + "/").status_code == 404  # never on the public listener

@@ -7,7 +7,10 @@ public application, so none of these paths can answer on the public port.
 - `/readyz`   200 when the database answers with the current schema, the public listener
               accepts connections and the address ranges are loaded; 503 with the reasons if not;
 - `/metrics`  Prometheus text, summed over the worker processes (`pushsync.metrics`);
-- `/status`   JSON: the ranges in use, the authentication mode, the listeners and limits.
+- `/status`   JSON: the ranges in use, the authentication mode, the listeners and limits;
+- `/rooms`    JSON: every room's sync status, those with a problem first (`room_status`);
+- `/`         the same as a page for people: how many rooms are in sync, and why the others
+              are not.
 """
 
 from __future__ import annotations
@@ -15,21 +18,26 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from pushsync.access.address_filter import AddressFilter
+from pushsync.errors import PushsyncError
 from pushsync.metrics import exposition
+from pushsync.room_status import RoomStatus, room_statuses
 from pushsync.settings import Settings
 from pushsync.store import connect
 from pushsync.store.migrations import applied_versions, latest_version
 from pushsync.web.asgi import Receive, Scope, Send, respond
 from pushsync.web.request import Request
+from pushsync.web.status_page import render
 
 log = logging.getLogger("pushsync.admin")
 
 _JSON = b"application/json"
 _PROMETHEUS = b"text/plain; version=0.0.4; charset=utf-8"
+_HTML = b"text/html; charset=utf-8"
 
 
 class AdminApp:
@@ -59,8 +67,28 @@ class AdminApp:
             await respond(send, 200, exposition(self.multiproc_dir), _PROMETHEUS)
         elif request.path == "/status":
             await respond(send, 200, json.dumps(self.status(), indent=1).encode(), _JSON)
+        elif request.path in ("/", "/rooms"):
+            await self._rooms(send, page=request.path == "/")
         else:
             await respond(send, 404, b"not found\n")
+
+    async def _rooms(self, send: Send, *, page: bool) -> None:
+        now = datetime.now(UTC)
+        try:
+            statuses = await _room_statuses(self.settings, now)
+        except PushsyncError as exc:
+            log.warning("status: database", extra={"detail": str(exc)})
+            await respond(send, 503, f"database: {exc}\n".encode())
+            return
+        if page:
+            await respond(send, 200, render(statuses, now), _HTML)
+            return
+        body = {
+            "rooms": len(statuses),
+            "in_sync": sum(1 for s in statuses if s.problem is None),
+            "statuses": [s.as_json() for s in statuses],
+        }
+        await respond(send, 200, json.dumps(body, indent=1).encode(), _JSON)
 
     async def problems(self) -> list[str]:
         problems = []
@@ -105,6 +133,15 @@ async def _database_problems(settings: Settings) -> list[str]:
         log.warning("readiness: database", extra={"detail": str(exc)})
         return [f"database: {type(exc).__name__}"]
     return []
+
+
+async def _room_statuses(settings: Settings, now: datetime) -> list[RoomStatus]:
+    connector = connect(settings.database_url)
+    await connector.open()
+    try:
+        return await room_statuses(connector, now)
+    finally:
+        await connector.close()
 
 
 async def _accepts(host: str, port: int) -> bool:

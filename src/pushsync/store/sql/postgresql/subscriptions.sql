@@ -51,7 +51,7 @@ UPDATE room SET last_error = %(error)s, last_error_at = %(now)s WHERE mailbox = 
 
 -- name: subscription_overview
 SELECT r.mailbox, r.protocol, r.needs_resync, r.resync_reason, r.last_synced_at,
-       r.last_error, r.last_error_at, s.subscription_id, s.state, s.created_at,
+       r.last_error, r.last_error_at, r.paused_until, s.subscription_id, s.state, s.created_at,
        s.last_event_at, s.status_frequency, s.expires_at, s.last_error AS subscription_error
 FROM room r
 LEFT JOIN subscription s ON s.mailbox = r.mailbox AND s.state IN ('active', 'broken')
@@ -81,3 +81,12 @@ WHERE mailbox = %(mailbox)s AND (paused_until IS NULL OR paused_until < %(until)
 
 -- name: paused_rooms
 SELECT mailbox, paused_until FROM room WHERE paused_until > %(now)s;
+
+-- name: queue_by_room
+-- Per room and state, the rows not yet done: how many, the oldest arrival, the last failure.
+SELECT s.mailbox, n.state, count(*) AS row_count, min(n.received_at) AS oldest,
+       max(n.processed_at) AS last_processed
+FROM sync_notification n
+JOIN subscription s ON s.subscription_id = n.subscription_id
+WHERE n.state IN ('pending', 'claimed', 'failed')
+GROUP BY s.mailbox, n.state;
