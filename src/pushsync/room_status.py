@@ -9,7 +9,7 @@ Both `pushsync subscriptions list` and the admin listener's `/rooms` and status 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -17,6 +17,16 @@ from typing import Any
 from pushsync.store.connector import Connector, Row
 from pushsync.subscriptions import DEFAULT_STATUS_FREQUENCY
 
+PROBLEM_KINDS = (
+    "no subscription",
+    "subscription broken",
+    "silent",
+    "notifications failed",
+    "behind",
+    "throttled",
+    "error",
+    "resync waiting",
+)
 BEHIND = timedelta(minutes=5)  # a pending notification older than this: the worker is behind
 
 
@@ -48,15 +58,17 @@ async def room_statuses(connector: Connector, now: datetime) -> list[RoomStatus]
     async with connector.session() as session:
         rooms = await session.fetch_all("subscription_overview")
         queue = await session.fetch_all("queue_by_room")
-    statuses = [verdict(room, _queue_of(queue, room), now) for room in rooms]
+    by_room: dict[str, dict[str, Row]] = defaultdict(dict)
+    for row in queue:
+        by_room[row["mailbox"]][row["state"]] = row
+    statuses = [verdict(room, _queue_of(by_room[room["mailbox"]], room), now) for room in rooms]
     return sorted(statuses, key=lambda s: (s.problem is None, s.mailbox))
 
 
-def _queue_of(queue: Iterable[Row], room: Row) -> dict[str, Any]:
+def _queue_of(mine: dict[str, Row], room: Row) -> dict[str, Any]:
     """The room's rows waiting (and since when), and its failed rows not yet healed by a full
     resync (failed rows stay in the table for weeks; a resync after them repairs what they
-    missed)."""
-    mine = {row["state"]: row for row in queue if row["mailbox"] == room["mailbox"]}
+    missed). `mine`: the room's `queue_by_room` rows by state."""
     waiting = [mine[state] for state in ("pending", "claimed") if state in mine]
     failed, synced = mine.get("failed"), room["last_synced_at"]
     failed_rows = 0

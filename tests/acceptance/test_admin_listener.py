@@ -97,3 +97,7 @@ def test_the_status_page_says_which_room_is_out_of_sync_and_why(server: ServerPr
     (room,) = listing["statuses"]
     assert room["kind"] == "no subscription" and room["problem"].endswith("</script>")
     assert httpx.get(server.url + "/").status_code == 404  # never on the public listener
+    metrics = admin(server, "/metrics").text
+    assert 'pushsync_rooms{status="no subscription"} 1.0' in metrics
+    assert 'pushsync_rooms{status="in sync"} 0.0' in metrics
+    assert "pushsync_oldest_waiting_notification_seconds 0.0" in metrics

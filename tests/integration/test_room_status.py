@@ -7,7 +7,7 @@ from datetime import timedelta
 from pushsync.queue import NotificationQueue, QueuePolicy
 from pushsync.reservation import Plan
 from pushsync.reservations import Reservations
-from pushsync.room_status import room_statuses
+from pushsync.room_status import PROBLEM_KINDS, room_statuses
 from pushsync.store import Connector
 from pushsync.subscriptions import Subscriptions
 from tests.integration.helpers import T0, Clock, add_rows, event
@@ -72,6 +72,7 @@ async def test_each_room_gets_its_first_problem_and_rooms_in_sync_come_last(
         "paused": "throttled",
         "new": "resync waiting",
     }
+    assert set(kinds.values()) - {None} <= set(PROBLEM_KINDS)  # each has its metric label
     by_name = {s.mailbox.split("@")[0]: s for s in statuses}
     assert by_name["unsubscribed"].problem == "no subscription: subscribe: ErrorNonExistentMailbox"
     assert by_name["broken"].problem == "subscription broken: ErrorReadEventsFailed"

@@ -24,7 +24,7 @@ from typing import Any
 
 from pushsync.access.address_filter import AddressFilter
 from pushsync.errors import PushsyncError
-from pushsync.metrics import exposition
+from pushsync.metrics import exposition, rooms_exposition
 from pushsync.room_status import RoomStatus, room_statuses
 from pushsync.settings import Settings
 from pushsync.store import connect
@@ -64,13 +64,23 @@ class AdminApp:
             body = json.dumps({"ready": not problems, "problems": problems}).encode()
             await respond(send, 503 if problems else 200, body, _JSON)
         elif request.path == "/metrics":
-            await respond(send, 200, exposition(self.multiproc_dir), _PROMETHEUS)
+            body = exposition(self.multiproc_dir) + await self._rooms_metrics()
+            await respond(send, 200, body, _PROMETHEUS)
         elif request.path == "/status":
             await respond(send, 200, json.dumps(self.status(), indent=1).encode(), _JSON)
         elif request.path in ("/", "/rooms"):
             await self._rooms(send, page=request.path == "/")
         else:
             await respond(send, 404, b"not found\n")
+
+    async def _rooms_metrics(self) -> bytes:
+        """The rooms' gauges; without them (database down) the receiver's own still answer."""
+        now = datetime.now(UTC)
+        try:
+            return rooms_exposition(await _room_statuses(self.settings, now), now)
+        except PushsyncError as exc:
+            log.warning("metrics: database", extra={"detail": str(exc)})
+            return b""
 
     async def _rooms(self, send: Send, *, page: bool) -> None:
         now = datetime.now(UTC)
