@@ -4,7 +4,9 @@ On a shared box req/s moves by ±30 % between runs, so a change is judged by run
 at `REV` (exported with `git archive` into a temporary folder) and the working tree one after
 the other, several rounds, same load, and comparing CPU per request. Per run it prints req/s,
 the workers' CPU per request split into the event loop thread and the other threads (the
-SQLite writer), and the workers' peak RSS.
+SQLite writer), and the workers' peak RSS. With `--engine postgresql` every run gets a fresh
+database on the server, and the CPU its backends spent per request is printed too ("server"):
+the server shares the cores with the receivers, so its work counts.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ class Run:
     loop_us: float
     other_us: float
     rss_mb: float
+    server_us: float = 0.0
 
     @property
     def cpu_us(self) -> float:
@@ -42,7 +45,14 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--duration", type=float, default=6)
     parser.add_argument("--connections", type=int, default=256)
-    parser.add_argument("--engine-url", default="", help="database URL (default: a fresh SQLite)")
+    parser.add_argument("--engine", choices=["sqlite", "postgresql"], default="sqlite")
+    parser.add_argument(
+        "--postgres-url",
+        default=os.environ.get(
+            "PUSHSYNC_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
+        ),
+        help="server to create a throw-away database on per run (--engine postgresql)",
+    )
     args = parser.parse_args()
     workroot = targets.REPO / "var" / "bench"
     workroot.mkdir(parents=True, exist_ok=True)
@@ -55,7 +65,7 @@ def main() -> None:
             for code, src in trees.items():
                 workdir = Path(tmp) / f"{round_}-{len(runs)}"
                 workdir.mkdir()
-                runs.append(_measure(code, src, workdir, args))
+                runs.append(_measure_on_engine(code, src, workdir, args))
                 _say(runs[-1])
     print()
     for code in trees:
@@ -77,11 +87,23 @@ def _export(revision: str, into: Path) -> None:
         tar.extractall(into, filter="data")
 
 
-def _measure(code: str, src: Path, workdir: Path, args: argparse.Namespace) -> Run:
-    if args.engine_url:
-        target: targets.Target = targets.pushsync_postgresql(workdir, 2, args.engine_url)
-    else:
-        target = targets.pushsync_sqlite(workdir, 2)
+def _measure_on_engine(code: str, src: Path, workdir: Path, args: argparse.Namespace) -> Run:
+    if args.engine == "sqlite":
+        return _measure(code, src, workdir, args, targets.pushsync_sqlite(workdir, 2))
+    name = f"pushsync_compare_{os.getpid()}_{workdir.name.replace('-', '_')}"
+    with targets.FreshPostgreSQLDatabase(args.postgres_url, name) as db:
+        target = targets.pushsync_postgresql(workdir, 2, db.url)
+        return _measure(code, src, workdir, args, target, server=(args.postgres_url, name))
+
+
+def _measure(
+    code: str,
+    src: Path,
+    workdir: Path,
+    args: argparse.Namespace,
+    target: targets.Target,
+    server: tuple[str, str] | None = None,
+) -> Run:
     target.env["PYTHONPATH"] = os.pathsep.join([str(src), str(targets.REPO)])
     target.start()
     assert target.process is not None
@@ -91,14 +113,35 @@ def _measure(code: str, src: Path, workdir: Path, args: argparse.Namespace) -> R
             run_wrk(target.url, seconds=2, run_id=f"{workdir.name}w", **load)
             pids = workers(target.process.pid)
             before = [_thread_cpu(p) for p in pids]
+            server_before = _backends_cpu(*server) if server else {}
             peak = run_wrk(target.url, seconds=args.duration, run_id=f"{workdir.name}p", **load)
+            server_after = _backends_cpu(*server) if server else {}
             after = [_thread_cpu(p) for p in pids]
     finally:
         target.stop()
     loop = sum(a[0] - b[0] for a, b in zip(after, before, strict=True))
     other = sum(a[1] - b[1] for a, b in zip(after, before, strict=True))
+    backends = sum(cpu - server_before.get(pid, 0.0) for pid, cpu in server_after.items())
     per = 1e6 / max(1, peak.requests)
-    return Run(code, peak.rate, peak.p99_ms, loop * per, other * per, rss.peak_workers / 2**20)
+    rss_mb = rss.peak_workers / 2**20
+    return Run(code, peak.rate, peak.p99_ms, loop * per, other * per, rss_mb, backends * per)
+
+
+def _backends_cpu(server_url: str, database: str) -> dict[int, float]:
+    """CPU seconds of each PostgreSQL backend connected to `database` (server on this host)."""
+    import psycopg
+
+    with psycopg.connect(server_url, autocommit=True) as admin:
+        rows = admin.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = %s", [database]
+        ).fetchall()
+    found = {}
+    for (pid,) in rows:
+        try:
+            found[pid] = sum(_thread_cpu(pid))
+        except OSError:
+            continue
+    return found
 
 
 def _thread_cpu(pid: int) -> tuple[float, float]:
@@ -121,7 +164,8 @@ def _say(run: Run) -> None:
     print(
         f"{run.code:>14}: {run.rate:8,.0f} req/s  p99 {run.p99_ms:6.1f} ms  "
         f"CPU {run.cpu_us:5.0f} us/req (loop {run.loop_us:4.0f}, other threads "
-        f"{run.other_us:4.0f})  RSS {run.rss_mb:5.1f} MB",
+        f"{run.other_us:4.0f})  RSS {run.rss_mb:5.1f} MB"
+        + (f"  server {run.server_us:4.0f} us/req" if run.server_us else ""),
         file=sys.stderr,
         flush=True,
     )
