@@ -14,9 +14,10 @@ not minutes.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
@@ -61,6 +62,9 @@ class PostgreSQLConnector:
     ) -> None:
         self.conninfo = postgresql_conninfo(url)
         self.queries = load_queries(self.dialect)
+        self.column_queries = frozenset(
+            name for name, sql in self.queries.items() if _UNNEST.search(sql)
+        )
         self._pool = AsyncConnectionPool(
             self.conninfo,
             min_size=min_size,
@@ -101,6 +105,7 @@ class PostgreSQLConnector:
 class PostgreSQLSession:
     def __init__(self, connector: PostgreSQLConnector, connection: psycopg.AsyncConnection[Any]):
         self._queries = connector.queries
+        self._column_queries = connector.column_queries
         self._connection = connection
 
     async def execute(self, query: str, params: Params | None = None) -> int:
@@ -108,8 +113,14 @@ class PostgreSQLSession:
         return cursor.rowcount
 
     async def execute_many(self, query: str, params: Sequence[Params] | Sequence[Values]) -> None:
+        sql = self._queries[query]
+        if params and query in self._column_queries and not isinstance(params[0], Mapping):
+            # one execution: the rows as one array per column (see insert_notification)
+            columns = [list(column) for column in zip(*cast(Sequence[Values], params), strict=True)]
+            await self._connection.execute(sql, columns)
+            return
         async with self._connection.cursor() as cursor:
-            await cursor.executemany(self._queries[query], params)
+            await cursor.executemany(sql, params)
 
     async def execute_script(self, script: str) -> None:
         # without parameters psycopg sends the simple query protocol: several statements at once
@@ -123,3 +134,8 @@ class PostgreSQLSession:
         cursor = await self._connection.execute(self._queries[query], params)
         row: Row | None = await cursor.fetchone()
         return row
+
+
+# A statement that reads its rows `FROM unnest(…)` takes one array per column: execute_many sends
+# all its parameter sets in one execution, where executemany would run the statement per row.
+_UNNEST = re.compile(r"\bFROM\s+unnest\s*\(", re.IGNORECASE)
