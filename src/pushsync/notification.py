@@ -49,7 +49,17 @@ class Notification(NamedTuple):
         return params
 
     def event_key(self) -> bytes | None:
-        """What makes a redelivered event the same event: protocol, subscription, watermark."""
+        """What makes a redelivered event the same event. EWS: protocol, subscription and
+        watermark. Graph has no watermark; a change is its subscription, change type, item and
+        the item's version (`@odata.etag`, kept as the change key), so Graph's duplicate and
+        redelivered notifications of one change add one row (none without an etag)."""
+        if self.protocol == "graph":
+            if self.item_change_key is None:
+                return None
+            change = (
+                f"{self.event_type}\x00{self.item_id or self.resource}\x00{self.item_change_key}"
+            )
+            return event_key("graph", self.subscription_id, change)
         return event_key(self.protocol, self.subscription_id, self.watermark)
 
 

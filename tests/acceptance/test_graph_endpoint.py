@@ -103,6 +103,22 @@ def test_resource_rows_carry_the_event_id(graph_server: ServerProcess) -> None:
     assert row["resource"] == "Users/room-001@contoso.example/Events/AAMkAG=+/x"
 
 
+def test_a_redelivered_change_adds_no_row_and_a_new_version_does(
+    graph_server: ServerProcess,
+) -> None:
+    first = _item(STATE)
+    first["resourceData"]["@odata.etag"] = 'W/"DwAAABYAAAB1"'
+    newer = json.loads(json.dumps(first))
+    newer["resourceData"]["@odata.etag"] = 'W/"DwAAABYAAAB2"'
+
+    answers = [_post(graph_server, batch).status_code for batch in ([first, first], [first])]
+    answers.append(_post(graph_server, [newer]).status_code)
+
+    assert answers == [202, 202, 202]  # Graph is answered as usual: nothing to retry
+    rows = graph_server.rows()
+    assert [row["item_change_key"] for row in rows] == ['W/"DwAAABYAAAB1"', 'W/"DwAAABYAAAB2"']
+
+
 def test_forged_client_state_is_403_and_writes_nothing(graph_server: ServerProcess) -> None:
     for state in ("guess", "s3cr3t-statf", "", None):
         response = _post(graph_server, [_item(state)])

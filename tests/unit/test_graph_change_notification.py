@@ -31,6 +31,21 @@ def test_every_sample_produces_exactly_its_rows(sample: Path) -> None:
     assert {r.subscription_id for r in batch.rows} == {expected["subscription_id"]}
     assert {r.protocol for r in batch.rows} == {"graph"}
     assert all(r.watermark is None for r in batch.rows)
+    assert all(r.item_change_key for r in batch.rows if r.event_type in ("created", "updated"))
+
+
+def test_the_redelivery_key_is_the_change_and_the_version_of_the_item() -> None:
+    def key(
+        change: str = "updated", etag: str | None = 'W/"v1"', item: str = "AAA"
+    ) -> bytes | None:
+        data: dict = {"id": item} | ({"@odata.etag": etag} if etag else {})
+        body = {"value": [_item("s3cr3t-state", change=change) | {"resourceData": data}]}
+        (row,) = parse_change_notifications(json.dumps(body).encode(), GENUINE).rows
+        return row.event_key()
+
+    assert key() == key() is not None  # the same change, delivered twice
+    assert len({key(), key(etag='W/"v2"'), key(change="deleted"), key(item="BBB")}) == 4
+    assert key(etag=None) is None  # nothing to tell a redelivery from a new change by
 
 
 def _item(state: str | None, subscription: str = "SUB-1", change: str = "updated") -> dict:

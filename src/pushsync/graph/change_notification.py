@@ -97,14 +97,16 @@ def _row(item: dict[str, Any], remote_addr: str | None) -> Notification:
     change_type = _required_str(item, "changeType")
     if change_type not in CHANGE_TYPES:
         raise MalformedNotification(f"unknown changeType {change_type!r}")
-    resource_data = item.get("resourceData")
-    item_id = _optional_str(resource_data, "id") if isinstance(resource_data, dict) else None
+    data = item.get("resourceData")
+    item_id = _optional_str(data, "id") if isinstance(data, dict) else None
+    etag = _optional_str(data, "@odata.etag") if isinstance(data, dict) else None
     return Notification(
         protocol="graph",
         subscription_id=subscription_id,
         event_type=change_type,
         resource=_required_str(item, "resource"),
         item_id=item_id,
+        item_change_key=etag,  # the event's version: with it a redelivery adds no row
         remote_addr=remote_addr,
     )
 
