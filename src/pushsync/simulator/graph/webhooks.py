@@ -191,10 +191,12 @@ class GraphWebhooks:
             return
         for subscription in self.active(calendar.mailbox):
             if kind in subscription.change_types:
-                subscription.queue.append(self._item(subscription, kind, item))
+                subscription.queue.append(self._item(subscription, kind, item, event.change_key))
                 subscription.wake.set()
 
-    def _item(self, subscription: GraphSubscription, kind: str, ews_item: str) -> dict[str, Any]:
+    def _item(
+        self, subscription: GraphSubscription, kind: str, ews_item: str, change_key: str | None
+    ) -> dict[str, Any]:
         event_id = graph_id(ews_item)
         resource = f"Users/{subscription.calendar.mailbox}/Events/{event_id}"
         return {
@@ -207,7 +209,7 @@ class GraphWebhooks:
             "resourceData": {
                 "@odata.type": "#Microsoft.Graph.Event",
                 "@odata.id": resource,
-                "@odata.etag": 'W/"sim"',
+                "@odata.etag": f'W/"{change_key or ""}"',  # the item's version, as Graph's
                 "id": event_id,
             },
         }
