@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from pushsync.inbox import Inbox, UnknownSubscriptions, Verdict
 from pushsync.notification import Notification
 from pushsync.store import Connector, connect
 from pushsync.store.migrations import upgrade
@@ -127,6 +128,27 @@ async def test_a_key_twice_in_one_batch_is_stored_once(
         ("WM-SUB-1-3", "ITEM-3"),
         ("WM-SUB-1-4", "ITEM-4"),
     ]
+
+
+async def test_rows_of_retired_subscriptions_are_not_stored(
+    connector: Connector, database_url: str
+) -> None:
+    async with connector.session() as session:
+        params = {"subscription_id": "SUB-OLD", "protocol": "ews", "now": T0}
+        await session.execute("retire_subscription", params)
+    inbox = Inbox(connector, unknown_subscriptions=UnknownSubscriptions.ACCEPT)
+    await inbox.start()
+    try:
+        verdicts = [
+            await inbox.append([event(1, "SUB-OLD"), event(2, "SUB-OLD")], T0),
+            await inbox.append([event(3, "SUB-NEW"), event(4, "SUB-OLD")], T0),
+        ]
+    finally:
+        await inbox.stop()
+
+    assert verdicts == [Verdict.UNSUBSCRIBE, Verdict.STORED]
+    rows = query(database_url, "SELECT watermark FROM sync_notification ORDER BY id")
+    assert [row["watermark"] for row in rows] == ["WM-SUB-NEW-3"]
 
 
 def _same_types(row: dict[str, Any]) -> dict[str, Any]:
