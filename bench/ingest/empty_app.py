@@ -25,3 +25,12 @@ async def app(scope, receive, send):
         more = message.get("more_body", False)
     await send({"type": "http.response.start", "status": 200, "headers": _HEADERS})
     await send({"type": "http.response.body", "body": _OK})
+
+
+async def rsgi_app(scope, protocol):
+    """The same for granian's RSGI interface (bench/ingest/servers.py): read the body, answer."""
+    await protocol()
+    protocol.response_bytes(200, _RSGI_HEADERS, _OK)
+
+
+_RSGI_HEADERS = [(name.decode(), value.decode()) for name, value in _HEADERS]
