@@ -153,18 +153,33 @@ class Subscriptions:
             row = await session.fetch_one("room_resync_generation", {"mailbox": mailbox})
         return int(row["resync_generation"]) if row else 0
 
-    async def rooms_needing_resync(
+    async def claim_resyncs(
         self,
         limit: int,
         *,
+        protocols: Iterable[str],
+        now: datetime,
+        lease: timedelta,
         synced_before: datetime | None = None,
-        failed_before: datetime | None = None,
     ) -> list[Row]:
-        """Rooms that asked for a resync, then those last synced before `synced_before` (their
-        periodic one; `due` is false for them), oldest first. A room whose last failure came
-        after `failed_before` waits, so a room that keeps failing is not called every round."""
-        params = {"limit": limit, "synced_before": synced_before, "failed_before": failed_before}
-        return await self._fetch("rooms_needing_resync", params)
+        """Rooms to resync now, leased to the caller until now + lease: those that asked for one
+        (`due`), then, given `synced_before`, those last synced before it (their periodic
+        read). Rooms inside Exchange's back-off or leased by another worker are left out."""
+        params = {
+            "limit": limit,
+            "protocols": sorted(protocols),
+            "now": now,
+            "lease_until": now + lease,
+            "periodic": synced_before is not None,
+            "synced_before": synced_before,
+        }
+        async with self._connector.session() as session:
+            rows = await session.fetch_all("claim_resyncs", params)
+        return sorted(rows, key=lambda row: (not row["due"], row["mailbox"]))
+
+    async def release_resync(self, mailbox: str) -> None:
+        """Give a claimed room back before its lease ends (its resync was throttled)."""
+        await self._execute("release_resync", {"mailbox": mailbox})
 
     async def watermark_seen(self, subscription_id: str, watermark: str) -> bool:
         """Whether an event with this watermark of this subscription is in the table."""

@@ -100,7 +100,7 @@ class Worker:
         debounce: timedelta = timedelta(milliseconds=500),
         idle_sleep: float = 0.2,
         resync_every: timedelta | None = None,
-        resync_retry: timedelta = timedelta(minutes=1),
+        resync_lease: timedelta = timedelta(minutes=10),
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self._queue = queue
@@ -111,7 +111,7 @@ class Worker:
         self._debounce = debounce
         self._idle_sleep = idle_sleep
         self._resync_every = resync_every
-        self._resync_retry = resync_retry
+        self._resync_lease = resync_lease  # a read's longest time; also the wait after a failure
         self._clock = clock
         self._paused: dict[str, datetime] = {}  # mailbox -> end of the server's back-off
         self.stats = WorkerStats()
@@ -130,7 +130,8 @@ class Worker:
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
             worked = await self.run_once()
-            worked += await self.resync_pending(limit=2)
+            # periodic reads only when no notification waits, so they never delay one
+            worked += await self.resync_pending(limit=2, periodic=not worked)
             if not worked:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), self._idle_sleep)
@@ -178,32 +179,38 @@ class Worker:
             await asyncio.sleep(period)
             await self._queue.extend(ids)
 
-    async def resync_pending(self, limit: int) -> int:
+    async def resync_pending(self, limit: int, *, periodic: bool = True) -> int:
         """Resync rooms that asked for one, then rooms due for their periodic full resync (a
         series' occurrences entering the window's far end are notified by nothing), a few per
         round so that they are staggered."""
         done = 0
         now = self._clock()
-        await self._learn_pauses()
-        rooms = await self._subscriptions.rooms_needing_resync(
-            limit + len(self._paused),
-            synced_before=now - self._resync_every if self._resync_every else None,
-            failed_before=now - self._resync_retry,
+        periodic = periodic and self._resync_every is not None
+        rooms = await self._subscriptions.claim_resyncs(
+            limit,
+            protocols=self._sources,
+            now=now,
+            lease=self._resync_lease,
+            synced_before=now - self._resync_every if periodic and self._resync_every else None,
         )
-        for room in [r for r in rooms if self.paused_until(r["mailbox"]) is None][:limit]:
+        for room in rooms:
             done += await self.resync(room["mailbox"], room["protocol"], full=not room["due"])
         return done
 
     async def resync(self, mailbox: str, protocol: str = "ews", *, full: bool = False) -> int:
         """Bring a room up to date: from its stored cursor when the source keeps one (unless
         `full`), else by reading the whole window."""
-        source = self._sources[protocol]
+        source = self._sources.get(protocol)
+        if source is None:
+            log.warning("no source for this room", extra={"mailbox": mailbox, "protocol": protocol})
+            return 0
         calls = source.calls
         try:
             generation = await self._subscriptions.resync_generation(mailbox)
             how = await self._resync(mailbox, source, full, generation)
         except Throttled as exc:
             await self._pause(mailbox, exc)  # the room keeps its resync request
+            await self._subscriptions.release_resync(mailbox)
             return 0
         except ExchangeError as exc:
             await self._subscriptions.room_error(mailbox, f"resync: {exc}", self._clock())

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from pushsync.reservation import Plan, Reservation
 from pushsync.reservations import Reservations
 from pushsync.store import Connector
-from pushsync.store.connector import Row
 from pushsync.subscriptions import Subscriptions
 from tests.integration.helpers import add_rows, event
 
@@ -60,57 +60,79 @@ async def test_plans_round_trip_exactly(connector: Connector) -> None:
     assert not room["needs_resync"] and room["last_synced_at"] == NOW
 
 
+async def claim(subscriptions: Subscriptions, **options: Any) -> list[tuple[str, bool]]:
+    options = {"protocols": ["ews"], "now": NOW, "lease": timedelta(minutes=10)} | options
+    rows = await subscriptions.claim_resyncs(10, **options)
+    return [(row["mailbox"], bool(row["due"])) for row in rows]
+
+
 async def test_a_resync_request_made_during_a_resync_outlives_it(connector: Connector) -> None:
     subscriptions, reservations = Subscriptions(connector), Reservations(connector)
     await subscriptions.ensure_rooms([ROOM], "ews", NOW)  # a new room: resync requested
+    assert await claim(subscriptions) == [(ROOM, True)]
     started_under = await subscriptions.resync_generation(ROOM)
     await subscriptions.request_resync(ROOM, "watermark gap")  # while the resync reads
 
     await reservations.reconcile_room(ROOM, lambda _stored: Plan(), NOW, resynced=started_under)
 
-    (room,) = await subscriptions.rooms_needing_resync(10)
-    assert room["resync_reason"] == "watermark gap"
-    assert room["resync_generation"] == started_under + 1
     (room,) = await subscriptions.rooms()
+    assert room["needs_resync"] and room["resync_reason"] == "watermark gap"
+    assert room["resync_generation"] == started_under + 1
     assert room["last_synced_at"] == NOW  # the read itself counts as a sync
+    assert await claim(subscriptions) == [(ROOM, True)]  # the lease ended with the read
 
     again = room["resync_generation"]
     await reservations.reconcile_room(ROOM, lambda _stored: Plan(), NOW, resynced=again)
-    assert await subscriptions.rooms_needing_resync(10) == []
+    assert await claim(subscriptions) == []
 
 
 async def test_requested_resyncs_come_first_then_the_least_recently_synced_rooms(
     connector: Connector,
 ) -> None:
     subscriptions, reservations = Subscriptions(connector), Reservations(connector)
-    rooms = ["a@example.org", "b@example.org", "c@example.org"]
+    rooms = ["a@example.org", "b@example.org", "c@example.org", "new@example.org"]
     await subscriptions.ensure_rooms(rooms, "ews", NOW)
-    for room, hours_ago in zip(rooms, (2, 30, 26), strict=True):
+    for room, hours_ago in zip(rooms[:3], (2, 30, 26), strict=True):
         synced_at = NOW - timedelta(hours=hours_ago)
         await reservations.reconcile_room(room, lambda _stored: Plan(), synced_at, resynced=0)
     await subscriptions.request_resync("a@example.org", "watermark gap")
-
-    def names(rows: list[Row]) -> list[tuple[str, bool]]:
-        return [(row["mailbox"], bool(row["due"])) for row in rows]
-
-    assert names(await subscriptions.rooms_needing_resync(10)) == [("a@example.org", True)]
     day_ago = NOW - timedelta(hours=24)
-    due = await subscriptions.rooms_needing_resync(10, synced_before=day_ago)
-    assert names(due) == [
-        ("a@example.org", True),
-        ("b@example.org", False),
-        ("c@example.org", False),
-    ]
 
-    await subscriptions.room_error("b@example.org", "resync: ErrorMailboxMoveInProgress", NOW)
-    waiting = await subscriptions.rooms_needing_resync(
-        10, synced_before=day_ago, failed_before=NOW - timedelta(minutes=1)
+    first = await claim(subscriptions, synced_before=day_ago)
+    again = await claim(subscriptions, synced_before=day_ago)  # another worker, meanwhile
+    later = await claim(subscriptions, synced_before=day_ago, now=NOW + timedelta(minutes=11))
+
+    requested = [("a@example.org", True), ("new@example.org", True)]
+    periodic = [("b@example.org", False), ("c@example.org", False)]
+    assert first == requested + periodic
+    assert again == []  # leased: no room is read by two workers at once
+    assert later == requested + periodic  # nothing cleared them: the leases ran out
+    assert await claim(subscriptions, protocols=["graph"], now=NOW + timedelta(hours=1)) == []
+
+
+async def test_the_oldest_rooms_are_claimed_first_never_synced_ones_before_all(
+    connector: Connector,
+) -> None:
+    subscriptions, reservations = Subscriptions(connector), Reservations(connector)
+    await subscriptions.ensure_rooms(["old@example.org", "new@example.org"], "ews", NOW)
+    await reservations.reconcile_room(
+        "old@example.org", lambda _stored: Plan(), NOW - timedelta(days=2), resynced=0
     )
-    assert names(waiting) == [("a@example.org", True), ("c@example.org", False)]
-    retried = await subscriptions.rooms_needing_resync(
-        10, synced_before=day_ago, failed_before=NOW + timedelta(seconds=1)
+    await subscriptions.request_resync("old@example.org", "watermark gap")
+    rows = await subscriptions.claim_resyncs(
+        1, protocols=["ews"], now=NOW, lease=timedelta(minutes=10)
     )
-    assert [name for name, _ in names(retried)] == rooms
+    assert [row["mailbox"] for row in rows] == ["new@example.org"]
+
+
+async def test_a_throttled_or_paused_room_is_not_claimed(connector: Connector) -> None:
+    subscriptions = Subscriptions(connector)
+    await subscriptions.ensure_rooms([ROOM], "ews", NOW)
+    await subscriptions.pause(ROOM, NOW + timedelta(seconds=30))
+    assert await claim(subscriptions) == []
+    assert await claim(subscriptions, now=NOW + timedelta(seconds=31)) == [(ROOM, True)]
+    await subscriptions.release_resync(ROOM)  # its read was throttled: give it back at once
+    assert await claim(subscriptions, now=NOW + timedelta(seconds=31)) == [(ROOM, True)]
 
 
 async def test_a_rooms_back_off_is_shared_and_only_ever_lengthened(connector: Connector) -> None:

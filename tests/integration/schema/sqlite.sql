@@ -42,6 +42,7 @@ CREATE INDEX sync_notification_leased
     ON sync_notification (lease_expires_at) WHERE state = 'claimed';
 CREATE INDEX sync_notification_processed
     ON sync_notification (processed_at) WHERE state IN ('done', 'failed');
+CREATE INDEX sync_notification_failed ON sync_notification (processed_at) WHERE state = 'failed';
 
 CREATE TABLE subscription (
     subscription_id   TEXT PRIMARY KEY,
@@ -73,7 +74,8 @@ CREATE TABLE room (
     last_error_at    TIMESTAMP,
     created_at       TIMESTAMP NOT NULL,
     resync_generation INTEGER NOT NULL DEFAULT 0,
-    paused_until     TIMESTAMP
+    paused_until     TIMESTAMP,
+    resync_lease_until TIMESTAMP
 );
 
 CREATE TABLE reservation (

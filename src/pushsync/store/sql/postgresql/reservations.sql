@@ -41,17 +41,31 @@ WHERE mailbox = %(mailbox)s AND uid = %(uid)s AND original_start = %(original_st
 UPDATE room
 SET needs_resync = needs_resync AND resync_generation <> %(generation)s,
     resync_reason = CASE WHEN resync_generation = %(generation)s THEN NULL ELSE resync_reason END,
-    last_synced_at = %(now)s, last_error = NULL
+    last_synced_at = %(now)s, last_error = NULL, resync_lease_until = NULL
 WHERE mailbox = %(mailbox)s;
 
--- name: rooms_needing_resync
--- Requested ones first (`due`), then periodic ones, least recently synced first; a room that
--- failed since failed_before waits.
-SELECT mailbox, protocol, resync_reason, resync_generation, needs_resync AS due FROM room
-WHERE (needs_resync OR last_synced_at < %(synced_before)s)
-  AND (last_error_at IS NULL OR CAST(%(failed_before)s AS TIMESTAMPTZ) IS NULL OR last_error_at < %(failed_before)s)
-ORDER BY needs_resync DESC, last_synced_at, mailbox
-LIMIT %(limit)s;
+-- name: claim_resyncs
+-- Rooms to resync now, leased to this worker so that no other reads them at the same time:
+-- requested ones (`due`) first, then, if `periodic`, those last synced before synced_before,
+-- never synced first of all; not a room inside Exchange's back-off, nor one leased (being
+-- read, or whose last read failed: the lease spaces out its retries), nor one of a protocol
+-- this worker cannot read.
+UPDATE room SET resync_lease_until = %(lease_until)s
+WHERE mailbox IN (
+    SELECT mailbox FROM room
+    WHERE (needs_resync OR (%(periodic)s AND last_synced_at < %(synced_before)s))
+      AND protocol = ANY(%(protocols)s)
+      AND (resync_lease_until IS NULL OR resync_lease_until <= %(now)s)
+      AND (paused_until IS NULL OR paused_until <= %(now)s)
+    ORDER BY needs_resync DESC, last_synced_at NULLS FIRST, mailbox
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
+)
+RETURNING mailbox, protocol, resync_reason, resync_generation, needs_resync AS due;
+
+-- name: release_resync
+-- A resync that was throttled gives its room back at once (the back-off is paused_until's).
+UPDATE room SET resync_lease_until = NULL WHERE mailbox = %(mailbox)s;
 
 -- name: demo_counts
 SELECT (SELECT count(*) FROM sync_notification) AS notifications,

@@ -84,9 +84,24 @@ SELECT mailbox, paused_until FROM room WHERE paused_until > :now;
 
 -- name: queue_by_room
 -- Per room and state, the rows not yet done: how many, the oldest arrival, the last failure.
+-- One part per state, so that each reads its own partial index, never the whole table.
 SELECT s.mailbox, n.state, count(*) AS row_count, min(n.received_at) AS oldest,
        max(n.processed_at) AS last_processed
 FROM sync_notification n
 JOIN subscription s ON s.subscription_id = n.subscription_id
-WHERE n.state IN ('pending', 'claimed', 'failed')
+WHERE n.state = 'pending'
+GROUP BY s.mailbox, n.state
+UNION ALL
+SELECT s.mailbox, n.state, count(*) AS row_count, min(n.received_at) AS oldest,
+       max(n.processed_at) AS last_processed
+FROM sync_notification n
+JOIN subscription s ON s.subscription_id = n.subscription_id
+WHERE n.state = 'claimed'
+GROUP BY s.mailbox, n.state
+UNION ALL
+SELECT s.mailbox, n.state, count(*) AS row_count, min(n.received_at) AS oldest,
+       max(n.processed_at) AS last_processed
+FROM sync_notification n
+JOIN subscription s ON s.subscription_id = n.subscription_id
+WHERE n.state = 'failed'
 GROUP BY s.mailbox, n.state;
