@@ -25,6 +25,7 @@ from pushsync.subscriptions import Subscriptions
 log = logging.getLogger(__name__)
 
 NOT_FOLDER_EVENTS = frozenset({"Status", "Error"})
+UNPAIRED_ITEM_EVENTS = frozenset({"FreeBusyChanged", "NewMail"})
 
 
 @runtime_checkable
@@ -46,13 +47,17 @@ def folder_events(rows: Sequence[Claimed]) -> set[str]:
     Each item change comes with one ModifiedEvent of its folder (of both folders for a move):
     that pair counts once, as the item's fetch covers it. Only folder events beyond the item
     events of their folder say that Exchange coalesced changes into the folder event alone.
+    FreeBusyChanged and NewMail come without a folder event of their own, so they pair with
+    none. Were Exchange to merge the folder events of several item changes, a change reported
+    by its folder event alone could pass unseen here; the next unpaired folder event catches it
+    up from the cursor, and the daily full resync at the latest.
     """
     folder_changes: Counter[str] = Counter()
     item_changes: Counter[str] = Counter()
     for r in rows:
         if r.event_type in NOT_FOLDER_EVENTS:
             continue
-        if r.row["item_id"]:
+        if r.row["item_id"] and r.event_type not in UNPAIRED_ITEM_EVENTS:
             folders = {r.row["parent_folder_id"], r.row["old_parent_folder_id"]} - {None}
             item_changes.update(folders)
         elif r.row["folder_id"]:

@@ -44,5 +44,11 @@ def test_folder_events_beyond_the_item_events_name_their_folder() -> None:
     assert folder_events([item("Modified", parent="SUB"), folder()]) == {CALENDAR}
 
 
+def test_free_busy_changes_come_without_a_folder_event_to_pair_with() -> None:
+    assert folder_events([item("Modified"), item("FreeBusyChanged"), folder(), folder()]) == {
+        CALENDAR
+    }
+
+
 def test_status_and_error_rows_are_not_changes() -> None:
     assert folder_events([row("Status", folder_id=CALENDAR), row("Error")]) == set()
