@@ -225,8 +225,8 @@ class ItemsOnly:
     async def observe(self, mailbox: str, item_ids: Sequence[str]) -> list[Observation]:
         return await self._source.observe(mailbox, item_ids)
 
-    async def observe_room(self, mailbox: str) -> RoomSnapshot:
-        return await self._source.observe_room(mailbox)
+    async def observe_room(self, mailbox: str, cursor: str | None = None) -> RoomSnapshot:
+        return await self._source.observe_room(mailbox, cursor)
 
 
 def naive_worker(

@@ -49,7 +49,8 @@ class CalendarSource(Protocol):
 
     async def observe(self, mailbox: str, item_ids: Sequence[str]) -> list[Observation]: ...
 
-    async def observe_room(self, mailbox: str) -> RoomSnapshot: ...
+    async def observe_room(self, mailbox: str, cursor: str | None = None) -> RoomSnapshot:
+        """The whole window; `cursor`, the room's stored one, may make the new one cheaper."""
 
 
 @runtime_checkable
@@ -232,7 +233,8 @@ class Worker:
                 await self._subscriptions.save_sync_state(mailbox, changes.cursor)
                 self.stats.incremental_resyncs += 1
                 return "from cursor"
-        snapshot = await source.observe_room(mailbox)
+        cursor = await self._subscriptions.sync_state(mailbox)
+        snapshot = await source.observe_room(mailbox, cursor)
         await self._reservations.reconcile_room(
             mailbox, lambda stored: plan(stored, [snapshot]), self._clock(), resynced=generation
         )

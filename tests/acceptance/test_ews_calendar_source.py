@@ -42,7 +42,7 @@ class DeletesAfterTheView:
         return found
 
 
-def calendar(thread: SimulatorThread, uid: str) -> tuple[EwsCalendar, DeletesAfterTheView]:
+def ews_client(thread: SimulatorThread) -> EwsClient:
     config = thread.sim.config
     settings = Settings(
         ews_url=thread.sim.ews_url,
@@ -50,7 +50,11 @@ def calendar(thread: SimulatorThread, uid: str) -> tuple[EwsCalendar, DeletesAft
         ews_username=config.username,
         ews_password=config.password,
     )
-    client = DeletesAfterTheView(build_ews_client(settings), thread, uid)
+    return build_ews_client(settings)
+
+
+def calendar(thread: SimulatorThread, uid: str) -> tuple[EwsCalendar, DeletesAfterTheView]:
+    client = DeletesAfterTheView(ews_client(thread), thread, uid)
     source = EwsCalendar(
         client,  # type: ignore[arg-type]
         past=timedelta(days=1),
@@ -95,3 +99,45 @@ def test_expanding_a_series_deleted_meanwhile_empties_it() -> None:
         assert isinstance(snapshot, Snapshot)
         assert snapshot.uid == "DAILY" and snapshot.occurrences == ()
         assert snapshot.window is not None  # so it empties the stored rows of the series
+
+
+class RecordsSyncStates:
+    """Wraps the client: notes the state each SyncFolderItems round starts from."""
+
+    def __init__(self, client: EwsClient) -> None:
+        self._client = client
+        self.started_from: list[str | None] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
+
+    async def sync_calendar(self, mailbox: str, state: str | None, **options: Any) -> Any:
+        self.started_from.append(state)
+        return await self._client.sync_calendar(mailbox, state, **options)
+
+
+def test_a_full_read_moves_the_stored_cursor_on_and_starts_afresh_only_without_one() -> None:
+    with running() as thread:
+        book_series(thread)
+        client = RecordsSyncStates(ews_client(thread))
+        source = EwsCalendar(
+            client,  # type: ignore[arg-type]
+            past=timedelta(days=1),
+            future=timedelta(days=30),
+            clock=thread.sim.clock.now,
+        )
+
+        async def rounds() -> list[str | None]:
+            await source.observe_room(ROOM)  # no stored cursor: from the start
+            first = source.cursor(ROOM)
+            await source.observe_room(ROOM, first)  # a stored one: moved on
+            thread.call(thread.sim.exchange.expire_sync_states, ROOM)
+            await source.observe_room(ROOM, source.cursor(ROOM))  # expired: afresh
+            return [first, source.cursor(ROOM)]
+
+        first, last = asyncio.run(rounds())
+
+    assert first and last
+    assert client.started_from[0] is None and client.started_from[1] == first
+    assert client.started_from[-1] is None  # the expired state was tried, then dropped
+    assert len(client.started_from) == 4

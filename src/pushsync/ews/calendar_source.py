@@ -18,6 +18,7 @@ https://learn.microsoft.com/exchange/client-developer/exchange-web-services/how-
 
 from __future__ import annotations
 
+import contextlib
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
@@ -25,7 +26,7 @@ from typing import Any
 
 from pushsync.errors import SyncStateExpired
 from pushsync.ews.calendar_items import is_series_master, to_reservation
-from pushsync.ews.client import EwsClient
+from pushsync.ews.client import EwsClient, FolderChanges
 from pushsync.reservation import Changes, Gone, Observation, RoomSnapshot, Snapshot, Window
 
 MAX_VIEW_ITEMS = 1000
@@ -105,10 +106,13 @@ class EwsCalendar:
         self._cursors[mailbox] = changes.sync_state
         return Changes(observations, changes.sync_state)
 
-    async def observe_room(self, mailbox: str) -> RoomSnapshot:
+    async def observe_room(self, mailbox: str, cursor: str | None = None) -> RoomSnapshot:
         """Everything in the room's calendar inside the sync window (a full resync). The
-        cursor is taken first: paging through every item id from an empty state, ignored."""
-        start = await self._client.sync_calendar(mailbox, None)
+        cursor is taken first, so nothing between it and the view is lost: the stored one moved
+        on (one short SyncFolderItems) when there is one, else from an empty state (paging
+        through every item id the calendar ever held). The changes themselves are ignored: the
+        view that follows holds them."""
+        start = await self._start_cursor(mailbox, cursor)
         window = self.window()
         taken_at = self._clock()
         items = await self._view(mailbox, window)
@@ -133,6 +137,12 @@ class EwsCalendar:
         )
         self._cursors[mailbox] = start.sync_state
         return RoomSnapshot(mailbox, rows, window, taken_at)
+
+    async def _start_cursor(self, mailbox: str, cursor: str | None) -> FolderChanges:
+        if cursor:
+            with contextlib.suppress(SyncStateExpired):
+                return await self._client.sync_calendar(mailbox, cursor)
+        return await self._client.sync_calendar(mailbox, None)
 
     async def _expand(self, mailbox: str, masters: list[Any]) -> list[Observation]:
         window = self.window()

@@ -83,8 +83,9 @@ class GraphCalendar:
             observations.append(await self._expand(mailbox, master))
         return observations
 
-    async def observe_room(self, mailbox: str) -> RoomSnapshot:
-        """Everything in the room's calendar inside the window: one full delta round."""
+    async def observe_room(self, mailbox: str, cursor: str | None = None) -> RoomSnapshot:
+        """Everything in the room's calendar inside the window: one full delta round (a new
+        delta, whatever `cursor` held)."""
         nominal = self.window()
         window = Window(nominal.start, nominal.end + self._margin)
         taken_at = self._clock()
