@@ -122,11 +122,16 @@ def exposition(multiproc_dir: Path | None) -> bytes:
     return generate_latest(registry)
 
 
-def rooms_exposition(statuses: Sequence[RoomStatus], now: datetime) -> bytes:
+def rooms_exposition(statuses: Sequence[RoomStatus] | None, now: datetime) -> bytes:
     """Gauges of the rooms' sync status, read from the database at each scrape: they hold for
-    every worker process at once, wherever it runs. Alert on `pushsync_rooms{status!="in sync"}`
-    and on `pushsync_oldest_waiting_notification_seconds`."""
+    every worker process at once, wherever it runs. Alert on `pushsync_rooms{status!="in sync"}`,
+    on `pushsync_oldest_waiting_notification_seconds`, and on `pushsync_room_status_up` 0 (the
+    database could not be read: None here), so that the alerts never just go quiet."""
     registry = CollectorRegistry()
+    up = Gauge("pushsync_room_status_up", "1 if the rooms' status could be read", registry=registry)
+    up.set(0 if statuses is None else 1)
+    if statuses is None:
+        return generate_latest(registry)
     rooms = Gauge(
         "pushsync_rooms",
         "Rooms by sync status (their problem's kind)",

@@ -27,7 +27,10 @@ PROBLEM_KINDS = (
     "error",
     "resync waiting",
 )
-BEHIND = timedelta(minutes=5)  # a pending notification older than this: the worker is behind
+BEHIND = timedelta(minutes=5)
+# A room's last error counts for this long: later calls for the room mostly succeeded (only a
+# resync clears last_error), and one that keeps failing keeps it fresh.
+RECENT_ERROR = timedelta(hours=1)  # a pending notification older than this: the worker is behind
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,7 +64,12 @@ async def room_statuses(connector: Connector, now: datetime) -> list[RoomStatus]
     by_room: dict[str, dict[str, Row]] = defaultdict(dict)
     for row in queue:
         by_room[row["mailbox"]][row["state"]] = row
-    statuses = [verdict(room, _queue_of(by_room[room["mailbox"]], room), now) for room in rooms]
+    first: dict[str, Row] = {}  # a room moving between protocols has two live subscriptions
+    for room in rooms:
+        first.setdefault(room["mailbox"], room)
+    statuses = [
+        verdict(room, _queue_of(by_room[mailbox], room), now) for mailbox, room in first.items()
+    ]
     return sorted(statuses, key=lambda s: (s.problem is None, s.mailbox))
 
 
@@ -113,7 +121,7 @@ Problem = tuple[str, str]  # (kind, what an operator reads)
 
 def problem(room: Row, queue: dict[str, Any], now: datetime) -> Problem | None:
     """The first thing wrong with the room, in words an operator can act on."""
-    for check in (_subscription_problem, _queue_problem, _room_problem):
+    for check in (_subscription_problem, _paused_problem, _queue_problem, _room_problem):
         found = check(room, queue, now)
         if found:
             return found
@@ -145,11 +153,16 @@ def _queue_problem(room: Row, queue: dict[str, Any], now: datetime) -> Problem |
     return None
 
 
-def _room_problem(room: Row, _queue: dict[str, Any], now: datetime) -> Problem | None:
+def _paused_problem(room: Row, _queue: dict[str, Any], now: datetime) -> Problem | None:
     paused = room["paused_until"]
-    if paused is not None and paused > now:
+    if paused is not None and paused > now:  # before "behind": it is why rows wait
         return "throttled", f"Exchange asked to back off until {paused:%H:%M:%S} UTC"
-    if room["last_error"]:
+    return None
+
+
+def _room_problem(room: Row, _queue: dict[str, Any], now: datetime) -> Problem | None:
+    failed_at = room["last_error_at"]
+    if room["last_error"] and (failed_at is None or now - failed_at < RECENT_ERROR):
         return "error", f"last error: {room['last_error']}"
     if room["needs_resync"]:
         return "resync waiting", f"resync waiting: {room['resync_reason'] or 'requested'}"

@@ -105,3 +105,39 @@ async def test_a_resync_after_failed_rows_heals_them(connector: Connector) -> No
 
     (status,) = await room_statuses(connector, NOW)
     assert status.failed == 0 and status.problem is None
+
+
+async def test_an_old_error_stops_counting_and_a_throttled_room_is_not_called_behind(
+    connector: Connector,
+) -> None:
+    subscriptions = Subscriptions(connector)
+    await subscriptions.ensure_rooms([mailbox("flaky"), mailbox("paused")], "ews", T0)
+    for name in ("flaky", "paused"):
+        await synced(connector, name)
+        await subscribe(subscriptions, name)
+    await subscriptions.room_error(mailbox("flaky"), "ErrorServerBusy once", T0)
+    await subscriptions.pause(mailbox("paused"), T0 + timedelta(hours=1))
+    await add_rows(connector, [event(1, "SUB-paused")])
+    soon, later = T0 + timedelta(minutes=10), T0 + timedelta(minutes=61)
+
+    kinds = {s.mailbox: s.kind for s in await room_statuses(connector, soon)}
+    assert kinds == {mailbox("flaky"): "error", mailbox("paused"): "throttled"}
+    await subscriptions.heard("SUB-flaky", later, "W2")  # still hearing from Exchange
+    later_kinds = {s.mailbox: s.kind for s in await room_statuses(connector, later)}
+    assert later_kinds[mailbox("flaky")] is None  # an hour-old error, nothing since
+
+
+async def test_a_room_with_two_live_subscriptions_is_listed_once(connector: Connector) -> None:
+    subscriptions = Subscriptions(connector)
+    await subscriptions.ensure_rooms([mailbox("moving")], "graph", T0)
+    await subscribe(subscriptions, "moving")  # its old EWS one
+    await subscriptions.record(
+        mailbox("moving"),
+        "SUB-graph",
+        protocol="graph",
+        watermark=None,
+        status_frequency=None,
+        now=T0,
+    )
+    (status,) = await room_statuses(connector, NOW)
+    assert status.subscription_id == "SUB-graph"

@@ -16,6 +16,7 @@ public application, so none of these paths can answer on the public port.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 from datetime import UTC, datetime
@@ -23,7 +24,6 @@ from pathlib import Path
 from typing import Any
 
 from pushsync.access.address_filter import AddressFilter
-from pushsync.errors import PushsyncError
 from pushsync.metrics import exposition, rooms_exposition
 from pushsync.room_status import RoomStatus, room_statuses
 from pushsync.settings import Settings
@@ -77,18 +77,19 @@ class AdminApp:
         """The rooms' gauges; without them (database down) the receiver's own still answer."""
         now = datetime.now(UTC)
         try:
-            return rooms_exposition(await _room_statuses(self.settings, now), now)
-        except PushsyncError as exc:
+            statuses = await _room_statuses(self.settings, now)
+        except Exception as exc:  # the receiver's own metrics must still answer
             log.warning("metrics: database", extra={"detail": str(exc)})
-            return b""
+            return rooms_exposition(None, now)
+        return rooms_exposition(statuses, now)
 
     async def _rooms(self, send: Send, *, page: bool) -> None:
         now = datetime.now(UTC)
         try:
             statuses = await _room_statuses(self.settings, now)
-        except PushsyncError as exc:
+        except Exception as exc:
             log.warning("status: database", extra={"detail": str(exc)})
-            await respond(send, 503, f"database: {exc}\n".encode())
+            await respond(send, 503, f"database: {type(exc).__name__}: {exc}\n".encode())
             return
         if page:
             await respond(send, 200, render(statuses, now), _HTML)
@@ -146,12 +147,13 @@ async def _database_problems(settings: Settings) -> list[str]:
 
 
 async def _room_statuses(settings: Settings, now: datetime) -> list[RoomStatus]:
-    connector = connect(settings.database_url)
-    await connector.open()
+    connector = connect(settings.database_url, **settings.connector_options())
     try:
+        await connector.open()
         return await room_statuses(connector, now)
     finally:
-        await connector.close()
+        with contextlib.suppress(Exception):  # an open that failed half-way
+            await connector.close()
 
 
 async def _accepts(host: str, port: int) -> bool:

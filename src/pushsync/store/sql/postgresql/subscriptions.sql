@@ -55,7 +55,9 @@ SELECT r.mailbox, r.protocol, r.needs_resync, r.resync_reason, r.last_synced_at,
        s.last_event_at, s.status_frequency, s.expires_at, s.last_error AS subscription_error
 FROM room r
 LEFT JOIN subscription s ON s.mailbox = r.mailbox AND s.state IN ('active', 'broken')
-ORDER BY r.mailbox;
+-- A room moving between protocols may have two live subscriptions: the one of its protocol
+-- comes first (the status shows that one), then "active" before "broken".
+ORDER BY r.mailbox, (s.protocol = r.protocol) DESC, s.state;
 
 -- name: watermark_seen
 SELECT 1 AS seen FROM sync_notification WHERE event_key = %(event_key)s LIMIT 1;
