@@ -11,6 +11,8 @@ import asyncio
 from datetime import datetime, timedelta
 from typing import Any
 
+import pytest
+
 from pushsync.ews.calendar_source import EwsCalendar
 from pushsync.ews.client import EwsClient
 from pushsync.reservation import Snapshot
@@ -23,12 +25,20 @@ ROOM = "room-001@contoso.example"
 
 
 class DeletesAfterTheView:
-    """Wraps the client: the first CalendarView answer is followed by the series' deletion."""
+    """Wraps the client: the first CalendarView answer is followed by the series' deletion
+    (or, given `occurrence`, by the deletion of that one occurrence)."""
 
-    def __init__(self, client: EwsClient, thread: SimulatorThread, uid: str) -> None:
+    def __init__(
+        self,
+        client: EwsClient,
+        thread: SimulatorThread,
+        uid: str,
+        occurrence: datetime | None = None,
+    ) -> None:
         self._client = client
         self._thread = thread
         self._uid = uid
+        self._occurrence = occurrence
         self.deleted = False
 
     def __getattr__(self, name: str) -> Any:
@@ -37,7 +47,11 @@ class DeletesAfterTheView:
     async def calendar_view(self, *args: Any, **kwargs: Any) -> list[Any]:
         found = await self._client.calendar_view(*args, **kwargs)
         if not self.deleted:
-            self._thread.call(self._thread.sim.exchange.delete, self._uid)
+            exchange = self._thread.sim.exchange
+            if self._occurrence is None:
+                self._thread.call(exchange.delete, self._uid)
+            else:
+                self._thread.call(exchange.delete_occurrence, self._uid, self._occurrence)
             self.deleted = True
         return found
 
@@ -81,6 +95,31 @@ def test_a_resync_leaves_out_a_series_deleted_during_its_read() -> None:
 
         assert client.deleted
         assert [row for row in snapshot.occurrences if row.uid == "DAILY"] == []
+
+
+@pytest.mark.parametrize("day", [0, 4], ids=["first", "last"])
+def test_a_resync_keeps_a_series_whose_looked_up_occurrence_was_deleted_meanwhile(
+    day: int,
+) -> None:
+    """The master is looked up through an occurrence, then through another if that one went."""
+    with running() as thread:
+        start = book_series(thread)
+        gone = start + timedelta(days=day)
+        deleting = DeletesAfterTheView(ews_client(thread), thread, "DAILY", occurrence=gone)
+        source = EwsCalendar(
+            deleting,  # type: ignore[arg-type]
+            past=timedelta(days=1),
+            future=timedelta(days=30),
+            clock=thread.sim.clock.now,
+        )
+        master = thread.call(thread.sim.exchange.calendar(ROOM).by_uid, "DAILY")
+
+        snapshot = asyncio.run(source.observe_room(ROOM))
+
+    assert deleting.deleted
+    series = [row for row in snapshot.occurrences if row.uid == "DAILY"]
+    assert len(series) == 5  # as the view read them; the deletion's own notification follows
+    assert {row.series_master_id for row in series} == {master.item_id}
 
 
 def test_expanding_a_series_deleted_meanwhile_empties_it() -> None:

@@ -116,20 +116,15 @@ class EwsCalendar:
         window = self.window()
         taken_at = self._clock()
         items = await self._view(mailbox, window)
-        occurrence_ids = {
-            item.uid: item.id for item in items if item.type in ("Occurrence", "Exception")
-        }
-        master_ids = {}
-        if occurrence_ids:
-            uids, ids = zip(*occurrence_ids.items(), strict=True)
-            found = await self._client.masters(mailbox, ids, chunk_size=self._fetch_chunk)
-            master_ids = {
-                uid: f.item.id for uid, f in zip(uids, found, strict=True) if f.item is not None
-            }
+        occurrences: dict[str, list[str]] = defaultdict(list)  # uid -> its occurrences' ids
+        for item in items:
+            if item.type in ("Occurrence", "Exception"):
+                occurrences[item.uid].append(item.id)
+        master_ids = await self._series_masters(mailbox, occurrences)
         # A series deleted between the view and the lookup has no master any more: its
         # occurrences are gone too, and rows stored without the master's id could never be
         # matched by the deletion's notification.
-        gone = {uid for uid in occurrence_ids if uid not in master_ids}
+        gone = {uid for uid in occurrences if uid not in master_ids}
         rows = tuple(
             to_reservation(mailbox, item, series_master_id=master_ids.get(item.uid))
             for item in items
@@ -137,6 +132,29 @@ class EwsCalendar:
         )
         self._cursors[mailbox] = start.sync_state
         return RoomSnapshot(mailbox, rows, window, taken_at)
+
+    async def _series_masters(
+        self, mailbox: str, occurrences: dict[str, list[str]]
+    ) -> dict[str, str]:
+        """uid -> its series master's id, looked up through one occurrence of each series. An
+        occurrence deleted since the view hides its master: another of the series (the last
+        one) is tried, and only a series whose second lookup fails too counts as deleted."""
+        found: dict[str, str] = {}
+        for pick in (0, -1):
+            ask = {
+                uid: ids[pick]
+                for uid, ids in occurrences.items()
+                if uid not in found and (pick == 0 or len(ids) > 1)
+            }
+            if not ask:
+                break
+            answers = await self._client.masters(
+                mailbox, list(ask.values()), chunk_size=self._fetch_chunk
+            )
+            found |= {
+                uid: a.item.id for uid, a in zip(ask, answers, strict=True) if a.item is not None
+            }
+        return found
 
     async def _start_cursor(self, mailbox: str, cursor: str | None) -> FolderChanges:
         if cursor:
