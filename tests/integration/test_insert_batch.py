@@ -52,7 +52,7 @@ def full(n: int) -> Notification:
 
 
 def graph(n: int) -> Notification:
-    """A Graph row: no watermark, so no redelivery key, and never a conflict."""
+    """A Graph row without an etag (item_change_key): no redelivery key, never a conflict."""
     return Notification(
         protocol="graph",
         subscription_id="G-SUB",
