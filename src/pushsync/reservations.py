@@ -93,18 +93,45 @@ class Reservations:
         async with self._connector.session() as session:
             await _write(session, plan, now)
 
+    async def changes(self, after: int = 0, limit: int = 1000) -> list[Row]:
+        """The writes after change `after`, oldest first (id, changed_at, mailbox, uid,
+        original_start, change: upsert | delete): what a system following the table reads."""
+        async with self._connector.session() as session:
+            return await session.fetch_all("reservation_changes", {"after": after, "limit": limit})
+
+    async def purge_changes(self, before: datetime, batch: int = 5000) -> int:
+        """Delete changes older than `before`, in batches; returns how many."""
+        purged = 0
+        while True:
+            async with self._connector.session() as session:
+                n = await session.execute(
+                    "purge_reservation_changes", {"before": before, "limit": batch}
+                )
+            purged += n
+            if n < batch:
+                return purged
+
     async def _load(self, query: str, params: dict[str, Any]) -> list[Reservation]:
         async with self._connector.session() as session:
             return [_reservation(row) for row in await session.fetch_all(query, params)]
 
 
 async def _write(session: Session, plan: Plan, now: datetime) -> None:
+    """The plan's writes, each also recorded in `reservation_change` in the same transaction."""
+    changes = []
     for mailbox, uid, original_start in plan.deletes:
-        await session.execute(
-            "delete_reservation", {"mailbox": mailbox, "uid": uid, "original_start": original_start}
-        )
+        key = {"mailbox": mailbox, "uid": uid, "original_start": original_start}
+        await session.execute("delete_reservation", key)
+        changes.append(key | {"change": "delete", "changed_at": now})
     if plan.upserts:
         await session.execute_many("upsert_reservation", [_params(r, now) for r in plan.upserts])
+        changes += [
+            {"mailbox": r.mailbox, "uid": r.uid, "original_start": r.original_start}
+            | {"change": "upsert", "changed_at": now}
+            for r in plan.upserts
+        ]
+    if changes:
+        await session.execute_many("record_reservation_change", changes)
 
 
 def _params(row: Reservation, now: datetime) -> dict[str, Any]:

@@ -272,5 +272,8 @@ async def _purge_forever(connector: Connector, settings: Settings, stop: asyncio
         purged = await queue.purge(retention, failed_after=4 * retention)
         if purged:
             log.info("purged processed notifications", extra={"rows": purged})
+        changes = await Reservations(connector).purge_changes(datetime.now(UTC) - retention)
+        if changes:
+            log.info("purged reservation changes", extra={"rows": changes})
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), 3600)

@@ -145,6 +145,36 @@ async def test_a_rooms_back_off_is_shared_and_only_ever_lengthened(connector: Co
     assert await subscriptions.paused(NOW + timedelta(seconds=30)) == {}
 
 
+async def test_every_write_is_in_the_change_log_in_order_and_old_changes_are_purged(
+    connector: Connector,
+) -> None:
+    store = Reservations(connector)
+    first, second = _row("A", NOW + timedelta(days=1)), _row("B", NOW + timedelta(days=2))
+    await store.reconcile(ROOM, ["A", "B"], [], lambda _s: Plan(upserts=[first, second]), NOW)
+    later = NOW + timedelta(minutes=5)
+    moved = replace(first, start=first.start + timedelta(hours=1))
+    await store.reconcile(
+        ROOM, ["A", "B"], [], lambda _s: Plan(upserts=[moved], deletes=[second.key]), later
+    )
+    await store.reconcile(ROOM, ["A"], [], lambda _s: Plan(), later)  # nothing changed
+
+    changes = await store.changes()
+    assert [(c["uid"], c["change"], c["changed_at"]) for c in changes] == [
+        ("A", "upsert", NOW),
+        ("B", "upsert", NOW),
+        ("B", "delete", later),
+        ("A", "upsert", later),
+    ]
+    assert changes[2]["original_start"] == second.original_start
+    ids = [c["id"] for c in changes]
+    assert ids == sorted(ids)
+    assert [c["uid"] for c in await store.changes(after=ids[1])] == ["B", "A"]
+    assert await store.changes(after=ids[-1]) == []
+
+    assert await store.purge_changes(later, batch=1) == 2  # the two at NOW, one per batch
+    assert [c["id"] for c in await store.changes()] == ids[2:]
+
+
 async def test_subscription_lifecycle(connector: Connector) -> None:
     subscriptions = Subscriptions(connector)
     await subscriptions.ensure_rooms([ROOM], "ews", NOW)

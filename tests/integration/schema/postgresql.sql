@@ -103,3 +103,13 @@ CREATE TABLE reservation (
 
 CREATE INDEX reservation_item ON reservation (mailbox, item_id);
 CREATE INDEX reservation_series ON reservation (mailbox, series_master_id);
+
+CREATE TABLE reservation_change (
+    id              BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    changed_at      TIMESTAMPTZ NOT NULL,
+    mailbox         TEXT NOT NULL,
+    uid             TEXT NOT NULL,
+    original_start  TIMESTAMPTZ NOT NULL,
+    change          TEXT NOT NULL CHECK (change IN ('upsert', 'delete'))
+);
+CREATE INDEX reservation_change_at ON reservation_change (changed_at);

@@ -103,3 +103,13 @@ CREATE TABLE reservation (
 
 CREATE INDEX reservation_item ON reservation (mailbox, item_id);
 CREATE INDEX reservation_series ON reservation (mailbox, series_master_id);
+
+CREATE TABLE reservation_change (
+    id              INTEGER PRIMARY KEY AUTOINCREMENT,
+    changed_at      TIMESTAMP NOT NULL,
+    mailbox         TEXT NOT NULL,
+    uid             TEXT NOT NULL,
+    original_start  TIMESTAMP NOT NULL,
+    change          TEXT NOT NULL CHECK (change IN ('upsert', 'delete'))
+);
+CREATE INDEX reservation_change_at ON reservation_change (changed_at);

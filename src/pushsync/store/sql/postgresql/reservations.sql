@@ -75,3 +75,18 @@ SELECT (SELECT count(*) FROM sync_notification) AS notifications,
 -- name: lock_room_reservations
 -- Serialises load-decide-write of one room's reservations between workers, until commit.
 SELECT pg_advisory_xact_lock(hashtextextended(%(mailbox)s, 0));
+
+-- name: record_reservation_change
+INSERT INTO reservation_change (changed_at, mailbox, uid, original_start, change)
+VALUES (%(changed_at)s, %(mailbox)s, %(uid)s, %(original_start)s, %(change)s);
+
+-- name: reservation_changes
+-- The changes after `after` (an id), oldest first: what a system following the table reads.
+SELECT id, changed_at, mailbox, uid, original_start, change FROM reservation_change
+WHERE id > %(after)s ORDER BY id LIMIT %(limit)s;
+
+-- name: purge_reservation_changes
+DELETE FROM reservation_change
+WHERE id IN (
+    SELECT id FROM reservation_change WHERE changed_at < %(before)s ORDER BY id LIMIT %(limit)s
+);

@@ -75,3 +75,18 @@ SELECT (SELECT count(*) FROM sync_notification) AS notifications,
 -- name: lock_room_reservations
 -- Every session already holds SQLite's one writer lock (BEGIN IMMEDIATE): nothing to add.
 SELECT :mailbox AS mailbox;
+
+-- name: record_reservation_change
+INSERT INTO reservation_change (changed_at, mailbox, uid, original_start, change)
+VALUES (:changed_at, :mailbox, :uid, :original_start, :change);
+
+-- name: reservation_changes
+-- The changes after `after` (an id), oldest first: what a system following the table reads.
+SELECT id, changed_at, mailbox, uid, original_start, change FROM reservation_change
+WHERE id > :after ORDER BY id LIMIT :limit;
+
+-- name: purge_reservation_changes
+DELETE FROM reservation_change
+WHERE id IN (
+    SELECT id FROM reservation_change WHERE changed_at < :before ORDER BY id LIMIT :limit
+);
