@@ -100,3 +100,13 @@ def test_seeded_random_activity_converges(server_factory, seed: int) -> None:
     for kind in ("book", "move", "cancel", "delete", "edit one occurrence", "change the pattern"):
         assert kind in actions, f"the activity never did {kind!r}"
     assert stats.notifications > 0 and stats.calls_per_notification < 0.5
+    # A follower replaying the change log ends with exactly the table's rows.
+    followed: set[tuple[str, str, str]] = set()
+    for change in server.rows("SELECT * FROM reservation_change ORDER BY id"):
+        key = (change["mailbox"], change["uid"], change["original_start"])
+        if change["change"] == "upsert":
+            followed.add(key)
+        else:
+            followed.discard(key)
+    table = server.rows("SELECT mailbox, uid, original_start FROM reservation")
+    assert followed == {tuple(row) for row in table} and followed
