@@ -120,6 +120,13 @@ class Subscriptions:
             {"subscription_id": subscription_id, "at": at, "watermark": watermark},
         )
 
+    async def heard_many(self, heard: Iterable[tuple[str, datetime, str | None]]) -> None:
+        """`heard` for many subscriptions in one transaction: (id, at, watermark) each."""
+        params = [{"subscription_id": s, "at": at, "watermark": w} for s, at, w in heard]
+        if params:
+            async with self._connector.session() as session:
+                await session.execute_many("subscription_heard", params)
+
     async def mark_broken(self, subscription_id: str, error: str) -> None:
         await self._execute(
             "subscription_broken", {"subscription_id": subscription_id, "error": error}
@@ -195,6 +202,11 @@ class Subscriptions:
 
     async def save_sync_state(self, mailbox: str, state: str | None) -> None:
         await self._execute("save_room_sync_state", {"mailbox": mailbox, "state": state})
+
+    async def by_ids(self, subscription_ids: Iterable[str]) -> dict[str, Row]:
+        """The records of these subscriptions (one query), by id; unknown ids are left out."""
+        rows = await self._fetch("subscriptions_by_ids", {"ids": sorted(set(subscription_ids))})
+        return {row["subscription_id"]: row for row in rows}
 
     async def by_id(self, subscription_id: str) -> Row | None:
         async with self._connector.session() as session:

@@ -175,6 +175,23 @@ async def test_every_write_is_in_the_change_log_in_order_and_old_changes_are_pur
     assert [c["id"] for c in await store.changes()] == ids[2:]
 
 
+async def test_many_subscriptions_are_read_and_heard_at_once(connector: Connector) -> None:
+    subscriptions = Subscriptions(connector)
+    for n in (1, 2):
+        await subscriptions.record(
+            ROOM, f"S{n}", protocol="ews", watermark="W0", status_frequency=15, now=NOW
+        )
+    later = NOW + timedelta(minutes=3)
+
+    await subscriptions.heard_many([("S1", later, "W7"), ("S2", later, None)])
+
+    records = await subscriptions.by_ids(["S1", "S2", "unknown"])
+    assert sorted(records) == ["S1", "S2"]
+    assert (records["S1"]["last_event_at"], records["S1"]["last_watermark"]) == (later, "W7")
+    assert (records["S2"]["last_event_at"], records["S2"]["last_watermark"]) == (later, "W0")
+    await subscriptions.heard_many([])  # nothing to write, no error
+
+
 async def test_subscription_lifecycle(connector: Connector) -> None:
     subscriptions = Subscriptions(connector)
     await subscriptions.ensure_rooms([ROOM], "ews", NOW)

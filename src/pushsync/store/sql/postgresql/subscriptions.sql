@@ -38,6 +38,9 @@ WHERE subscription_id = %(subscription_id)s AND state = 'active';
 -- name: subscription_by_id
 SELECT * FROM subscription WHERE subscription_id = %(subscription_id)s;
 
+-- name: subscriptions_by_ids
+SELECT * FROM subscription WHERE subscription_id = ANY(%(ids)s);
+
 -- name: request_resync
 UPDATE room
 SET needs_resync = TRUE, resync_reason = %(reason)s, resync_generation = resync_generation + 1

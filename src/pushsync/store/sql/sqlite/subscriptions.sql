@@ -38,6 +38,9 @@ WHERE subscription_id = :subscription_id AND state = 'active';
 -- name: subscription_by_id
 SELECT * FROM subscription WHERE subscription_id = :subscription_id;
 
+-- name: subscriptions_by_ids
+SELECT * FROM subscription WHERE subscription_id IN (SELECT value FROM json_each(:ids));
+
 -- name: request_resync
 UPDATE room
 SET needs_resync = TRUE, resync_reason = :reason, resync_generation = resync_generation + 1
