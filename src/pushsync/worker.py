@@ -39,6 +39,10 @@ FETCHED_EVENTS = frozenset(
     {"Created", "Modified", "Copied", "Moved", "FreeBusyChanged", "created", "updated"}
 )
 GONE_EVENTS = frozenset({"Deleted", "deleted"})
+# Rows that report no calendar change: nothing to settle for, no lag to a reservation.
+NO_CHANGE_EVENTS = frozenset(
+    {"Status", "Error", "reauthorizationRequired", "subscriptionRemoved", "missed"}
+)
 
 
 class CalendarSource(Protocol):
@@ -68,7 +72,9 @@ class IncrementalSource(Protocol):
 @dataclass
 class WorkerStats:
     notifications: int = 0
-    lag_seconds: list[float] = field(default_factory=list)  # received -> applied, per row
+    # received -> applied, per row that reports a change (heartbeats and error notifications
+    # lead to no reservation, so they have no lag to report)
+    lag_seconds: list[float] = field(default_factory=list)
     calls: int = 0  # requests to Exchange / Graph while working on notification rows
     resync_calls: int = 0  # requests spent on full resyncs
     resyncs: int = 0
@@ -83,7 +89,11 @@ class WorkerStats:
 
     def record_lag(self, rows: Sequence[Claimed], applied_at: datetime) -> None:
         self.notifications += len(rows)
-        self.lag_seconds += [(applied_at - c.row["received_at"]).total_seconds() for c in rows]
+        self.lag_seconds += [
+            (applied_at - c.row["received_at"]).total_seconds()
+            for c in rows
+            if c.event_type not in NO_CHANGE_EVENTS
+        ]
 
 
 def utcnow() -> datetime:
@@ -146,8 +156,9 @@ class Worker:
         ids = [row.id for row in claimed]
         heartbeat = asyncio.create_task(self._heartbeat(ids))
         try:
-            if len(claimed) < self._batch_size and self._debounce:
-                await asyncio.sleep(self._settle_seconds(claimed))  # let the burst finish
+            changes = [row for row in claimed if row.event_type not in NO_CHANGE_EVENTS]
+            if changes and len(claimed) < self._batch_size and self._debounce:
+                await asyncio.sleep(self._settle_seconds(changes))  # let the burst finish
                 claimed += await self._queue.claim(self._batch_size - len(claimed))
                 ids[:] = [row.id for row in claimed]
             await self._work(claimed)
