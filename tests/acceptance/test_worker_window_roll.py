@@ -46,6 +46,14 @@ async def roll(thread: SimulatorThread, database: Path) -> list[tuple[int, list,
         await upgrade(connector)
         subscriptions = Subscriptions(connector)
         await subscriptions.ensure_rooms([ROOM], "ews", sim.clock.now())
+        await subscriptions.record(  # a live subscription: the room is being kept in sync
+            ROOM,
+            "SUB-1",
+            protocol="ews",
+            watermark="W0",
+            status_frequency=15,
+            now=sim.clock.now(),
+        )
         future = 3 * DAY
         calendar = EwsCalendar(client, past=DAY, future=future, clock=sim.clock.now)
         worker = Worker(

@@ -97,6 +97,16 @@ async def test_requested_resyncs_come_first_then_the_least_recently_synced_rooms
         await reservations.reconcile_room(room, lambda _stored: Plan(), synced_at, resynced=0)
     await subscriptions.request_resync("a@example.org", "watermark gap")
     day_ago = NOW - timedelta(hours=24)
+    assert await claim(subscriptions, synced_before=day_ago, now=NOW - timedelta(hours=1)) == [
+        ("a@example.org", True),
+        ("new@example.org", True),
+    ]  # without a live subscription a room is not kept in sync, nor read each day
+    for room in rooms[:3]:
+        await subscriptions.record(
+            room, f"SUB-{room}", protocol="ews", watermark="W0", status_frequency=15, now=NOW
+        )
+    await subscriptions.release_resync("a@example.org")
+    await subscriptions.release_resync("new@example.org")
 
     first = await claim(subscriptions, synced_before=day_ago)
     again = await claim(subscriptions, synced_before=day_ago)  # another worker, meanwhile

@@ -47,14 +47,18 @@ WHERE mailbox = :mailbox;
 
 -- name: claim_resyncs
 -- Rooms to resync now, leased to this worker so that no other reads them at the same time:
--- requested ones (`due`) first, then, if `periodic`, those last synced before synced_before,
--- never synced first of all; not a room inside Exchange's back-off, nor one leased (being
+-- requested ones (`due`) first, then, if `periodic`, those last synced before synced_before
+-- that still have a live subscription (a room without one is not being kept in sync, e.g. one
+-- taken out of the configuration), never synced first of all; not a room inside Exchange's back-off, nor one leased (being
 -- read, or whose last read failed: the lease spaces out its retries), nor one of a protocol
 -- this worker cannot read.
 UPDATE room SET resync_lease_until = :lease_until
 WHERE mailbox IN (
     SELECT mailbox FROM room
-    WHERE (needs_resync OR (:periodic AND last_synced_at < :synced_before))
+    WHERE (needs_resync
+           OR (:periodic AND last_synced_at < :synced_before AND EXISTS (
+               SELECT 1 FROM subscription s
+               WHERE s.mailbox = room.mailbox AND s.state IN ('active', 'broken'))))
       AND protocol IN (SELECT value FROM json_each(:protocols))
       AND (resync_lease_until IS NULL OR resync_lease_until <= :now)
       AND (paused_until IS NULL OR paused_until <= :now)
