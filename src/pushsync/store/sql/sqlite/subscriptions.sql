@@ -89,24 +89,18 @@ SELECT mailbox, paused_until FROM room WHERE paused_until > :now;
 
 -- name: queue_by_room
 -- Per room and state, the rows not yet done: how many, the oldest arrival, the last failure.
--- One part per state, so that each reads its own partial index, never the whole table.
+-- One SELECT per state, so that each reads its own partial index, never the whole table.
 SELECT s.mailbox, n.state, count(*) AS row_count, min(n.received_at) AS oldest,
        max(n.processed_at) AS last_processed
-FROM sync_notification n
+FROM (
+    SELECT subscription_id, state, received_at, processed_at
+    FROM sync_notification WHERE state = 'pending'
+    UNION ALL
+    SELECT subscription_id, state, received_at, processed_at
+    FROM sync_notification WHERE state = 'claimed'
+    UNION ALL
+    SELECT subscription_id, state, received_at, processed_at
+    FROM sync_notification WHERE state = 'failed'
+) AS n
 JOIN subscription s ON s.subscription_id = n.subscription_id
-WHERE n.state = 'pending'
-GROUP BY s.mailbox, n.state
-UNION ALL
-SELECT s.mailbox, n.state, count(*) AS row_count, min(n.received_at) AS oldest,
-       max(n.processed_at) AS last_processed
-FROM sync_notification n
-JOIN subscription s ON s.subscription_id = n.subscription_id
-WHERE n.state = 'claimed'
-GROUP BY s.mailbox, n.state
-UNION ALL
-SELECT s.mailbox, n.state, count(*) AS row_count, min(n.received_at) AS oldest,
-       max(n.processed_at) AS last_processed
-FROM sync_notification n
-JOIN subscription s ON s.subscription_id = n.subscription_id
-WHERE n.state = 'failed'
 GROUP BY s.mailbox, n.state;
