@@ -40,6 +40,25 @@ def pushsync_command(*args: str) -> list[str]:
     return [sys.executable, "-m", "pushsync", *args]
 
 
+def run_pushsync(
+    *args: str, env: dict[str, str] | None = None, cwd: Path | None = None, timeout: float = 60
+) -> str:
+    """Run the real CLI to the end; the test fails with its output unless it exits 0.
+    Returns what it printed (stdout and stderr)."""
+    result = subprocess.run(
+        pushsync_command(*args),
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    return output
+
+
 @dataclass
 class ServerProcess:
     database: Path

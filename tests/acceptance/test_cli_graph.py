@@ -16,7 +16,7 @@ import pytest
 
 from pushsync.simulator import SimulatorThread
 from pushsync.simulator.graph.api import GRAPH_TOKEN
-from tests.acceptance.conftest import CALLBACK_TOKEN, ServerProcess, pushsync_command
+from tests.acceptance.conftest import CALLBACK_TOKEN, ServerProcess, pushsync_command, run_pushsync
 from tests.acceptance.simulated_exchange import meeting, running, wait_for
 
 STATE = "cli-graph-client-state"
@@ -51,12 +51,7 @@ def rig(server_factory) -> Iterator[tuple[SimulatorThread, ServerProcess, dict[s
 
 
 def cli(env: dict[str, str], *args: str) -> str:
-    result = subprocess.run(
-        pushsync_command(*args), env=env, capture_output=True, text=True, timeout=60, check=False
-    )
-    output = result.stdout + result.stderr
-    assert result.returncode == 0, output
-    return output
+    return run_pushsync(*args, env=env)
 
 
 def booked(server: ServerProcess) -> set[tuple[str, str]]:

@@ -3,23 +3,15 @@
 from __future__ import annotations
 
 import re
-import subprocess
 from pathlib import Path
 
-from tests.acceptance.conftest import pushsync_command
+from tests.acceptance.conftest import run_pushsync
 
 
 def test_demo_runs_the_whole_loop_and_its_consistency_check_passes(tmp_path: Path) -> None:
-    result = subprocess.run(
-        pushsync_command("demo", "--rooms", "4", "--duration", "6", "--activity", "30"),
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
+    output = run_pushsync(
+        "demo", "--rooms", "4", "--duration", "6", "--activity", "30", cwd=tmp_path, timeout=180
     )
-    output = result.stdout + result.stderr
-    assert result.returncode == 0, output
     assert "PASS" in output
     notifications = int(re.search(r"notifications received\s*│\s*(\d+)", output).group(1))
     reservations = int(re.search(r"reservations\s*│\s*(\d+)", output).group(1))

@@ -7,24 +7,25 @@ import sqlite3
 import subprocess
 from pathlib import Path
 
-from tests.acceptance.conftest import pushsync_command
+from tests.acceptance.conftest import pushsync_command, run_pushsync
 
 
 def test_demo_over_graph_passes_its_consistency_check_with_graph_rows_only(
     tmp_path: Path,
 ) -> None:
-    result = subprocess.run(
-        pushsync_command(
-            "demo", "--protocol", "graph", "--rooms", "4", "--duration", "6", "--activity", "30"
-        ),
+    output = run_pushsync(
+        "demo",
+        "--protocol",
+        "graph",
+        "--rooms",
+        "4",
+        "--duration",
+        "6",
+        "--activity",
+        "30",
         cwd=tmp_path,
-        capture_output=True,
-        text=True,
         timeout=180,
-        check=False,
     )
-    output = result.stdout + result.stderr
-    assert result.returncode == 0, output
     assert "PASS" in output
     notifications = int(re.search(r"notifications received\s*│\s*(\d+)", output).group(1))
     reservations = int(re.search(r"reservations\s*│\s*(\d+)", output).group(1))

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import subprocess
 
 import pytest
 from exchangelib.errors import ErrorNameResolutionNoResults
@@ -16,7 +15,7 @@ from pushsync.runtime import build_ews_client, room_plan
 from pushsync.settings import Settings
 from pushsync.simulator import SimulatorThread, generated_rooms
 from pushsync.simulator.config import ALL_ROOMS, RoomList
-from tests.acceptance.conftest import CALLBACK_TOKEN, pushsync_command
+from tests.acceptance.conftest import CALLBACK_TOKEN, run_pushsync
 from tests.acceptance.simulated_exchange import running
 
 ROOMS = generated_rooms(5)
@@ -108,16 +107,8 @@ def test_subscriptions_sync_subscribes_every_room_of_the_list(server) -> None:
             "PUSHSYNC_ROOM_LISTS": BUILDING_A.email,
         }
         env.pop("PUSHSYNC_ROOMS", None)
-        result = subprocess.run(
-            pushsync_command("subscriptions", "sync"),
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
-        assert result.returncode == 0, result.stdout + result.stderr
-        assert "subscribed 2, failed 0" in result.stdout
+        output = run_pushsync("subscriptions", "sync", env=env)
+        assert "subscribed 2, failed 0" in output
         subscribed = {r["mailbox"] for r in server.rows("SELECT mailbox FROM subscription")}
         assert subscribed == {ROOMS[0].email, ROOMS[3].email}
         assert {s.mailbox for s in thread.call(sim.push.active)} == subscribed

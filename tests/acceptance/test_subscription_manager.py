@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import logging
 import os
-import subprocess
 from datetime import timedelta
 
 import pytest
 
 from pushsync.simulator import generated_rooms
-from tests.acceptance.conftest import pushsync_command
+from tests.acceptance.conftest import run_pushsync
 from tests.acceptance.manager_checks import (
     active_ids,
     deliveries,
@@ -204,15 +203,7 @@ def test_a_subscription_retired_by_hand_is_replaced_and_its_room_resynced(server
             assert loop.worker is not None
             resyncs = loop.worker.stats.resyncs
             env = {**os.environ, "PUSHSYNC_DATABASE_URL": server.database_url}
-            result = subprocess.run(
-                pushsync_command("subscriptions", "retire", old),
-                env=env,
-                capture_output=True,
-                text=True,
-                timeout=60,
-                check=False,
-            )
-            assert result.returncode == 0, result.stdout + result.stderr
+            run_pushsync("subscriptions", "retire", old, env=env)
 
             new = wait_for(lambda: active_ids(server).get(room))
             assert new != old

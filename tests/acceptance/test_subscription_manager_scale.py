@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import os
-import subprocess
 
 from pushsync.runtime import build_ews_client, build_manager, open_store
 from pushsync.settings import Settings
 from pushsync.simulator import generated_rooms
 from pushsync.subscription_manager import Outcome
-from tests.acceptance.conftest import CALLBACK_TOKEN, ServerProcess, pushsync_command
+from tests.acceptance.conftest import CALLBACK_TOKEN, ServerProcess, run_pushsync
 from tests.acceptance.manager_checks import active_ids
 from tests.acceptance.simulated_exchange import running
 from tests.acceptance.sync_loop import sync_settings
@@ -77,15 +76,6 @@ def test_500_rooms_under_throttling_stay_under_the_concurrency_cap(server: Serve
             "PUSHSYNC_STATUS_FREQUENCY_MINUTES": "30",
         }
         thread.call(lambda: exchange.max_in_flight_by_operation.clear())
-        result = subprocess.run(
-            pushsync_command("subscriptions", "sync"),
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
-        output = result.stdout + result.stderr
-        assert result.returncode == 0, output
+        output = run_pushsync("subscriptions", "sync", env=env, timeout=120)
         assert f"subscribed {ROOMS}, failed 0" in output
         assert thread.call(lambda: exchange.max_in_flight_by_operation["Subscribe"]) <= CAP
