@@ -199,13 +199,13 @@ class Worker:
         round so that they are staggered."""
         done = 0
         now = self._clock()
-        periodic = periodic and self._resync_every is not None
+        every = self._resync_every if periodic else None
         rooms = await self._subscriptions.claim_resyncs(
             limit,
             protocols=self._sources,
             now=now,
             lease=self._resync_lease,
-            synced_before=now - self._resync_every if periodic and self._resync_every else None,
+            synced_before=now - every if every else None,
         )
         for room in rooms:
             done += await self.resync(room["mailbox"], room["protocol"], full=not room["due"])
