@@ -175,15 +175,26 @@ def _resynced(server, mailbox: str):
 
 
 def _logged(caplog, message: str, mailbox: str, after: int = -1) -> int:
-    """Index of the first record with `message` about `mailbox` after index `after`."""
-    for index, record in enumerate(caplog.records):
-        if (
-            index > after
-            and record.getMessage() == message
-            and record.__dict__.get("mailbox") == mailbox
-        ):
-            return index
-    raise AssertionError(f"no log record {message!r} for {mailbox} after record {after}")
+    """Index of the first record with `message` about `mailbox` after index `after`, waiting a
+    little for it: the worker logs "room resynced" once the resync returns, a moment after the
+    room's row says so (it stores the room's sync state in between)."""
+
+    def find() -> int | None:
+        for index, record in enumerate(list(caplog.records)):
+            if (
+                index > after
+                and record.getMessage() == message
+                and record.__dict__.get("mailbox") == mailbox
+            ):
+                return index + 1  # truthy for wait_for, even for the first record
+        return None
+
+    try:
+        return wait_for(find, timeout=10) - 1
+    except AssertionError:
+        raise AssertionError(
+            f"no log record {message!r} for {mailbox} after record {after}"
+        ) from None
 
 
 def test_a_subscription_retired_by_hand_is_replaced_and_its_room_resynced(server_factory) -> None:
