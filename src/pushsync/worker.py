@@ -208,19 +208,33 @@ class Worker:
             synced_before=now - every if every else None,
         )
         for room in rooms:
-            done += await self.resync(room["mailbox"], room["protocol"], full=not room["due"])
+            done += await self.resync(
+                room["mailbox"],
+                room["protocol"],
+                full=not room["due"],
+                generation=room["resync_generation"],
+            )
         return done
 
-    async def resync(self, mailbox: str, protocol: str = "ews", *, full: bool = False) -> int:
+    async def resync(
+        self,
+        mailbox: str,
+        protocol: str = "ews",
+        *,
+        full: bool = False,
+        generation: int | None = None,
+    ) -> int:
         """Bring a room up to date: from its stored cursor when the source keeps one (unless
-        `full`), else by reading the whole window."""
+        `full`), else by reading the whole window. `generation`: the room's resync generation
+        when it was claimed (read here when not given)."""
         source = self._sources.get(protocol)
         if source is None:
             log.warning("no source for this room", extra={"mailbox": mailbox, "protocol": protocol})
             return 0
         calls = source.calls
         try:
-            generation = await self._subscriptions.resync_generation(mailbox)
+            if generation is None:
+                generation = await self._subscriptions.resync_generation(mailbox)
             how = await self._resync(mailbox, source, full, generation)
         except Throttled as exc:
             await self._pause(mailbox, exc)  # the room keeps its resync request
