@@ -23,9 +23,7 @@ from datetime import UTC, datetime, timedelta
 from enum import Enum
 from importlib import resources
 from pathlib import Path
-from typing import Any
-
-import httpx
+from typing import TYPE_CHECKING, Any
 
 from pushsync.access.networks import Network, NetworkSet, parse_network
 from pushsync.errors import ConfigError, PushsyncError
@@ -38,6 +36,12 @@ MAX_NETWORKS = 20_000
 # A feed entry broader than these would open the listener to a large part of the internet; the
 # broadest Exchange prefixes Microsoft has published are /13 (IPv4) and /36 (IPv6).
 MIN_PREFIX = {4: 8, 6: 16}
+
+if TYPE_CHECKING:
+    # Only `Refresher` (the CLI's `ipranges refresh`) talks HTTP. The receiver imports this
+    # module to read the stored list, and httpx at import cost each worker 7 MB (its CLI pulls
+    # in rich and click): the receiver's RSS target is 120 MB for two workers.
+    import httpx
 _VERSION = re.compile(r"^\d{10}$")
 
 
@@ -211,6 +215,8 @@ class Refresher:
         return latest
 
     def _get_json(self, path: str, client_request_id: str) -> Any:
+        import httpx  # already loaded by whoever made the client (see the import note above)
+
         url = f"{self._service}/{path}"
         try:
             response = self._client.get(url, params={"clientrequestid": client_request_id})
