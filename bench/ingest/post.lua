@@ -94,10 +94,19 @@ function request()
 end
 
 if BENCH_DELAY_MS > 0 then
-  -- closed loop with think time: each connection waits this long before its next request
+  -- Paced: each connection waits a think time before its next request, drawn uniformly from
+  -- 0 to twice BENCH_DELAY_MS. A constant think time keeps the connections in step: they all
+  -- start together, their answers come back within a few ms of each other, so they all send
+  -- again at once, and the server sees waves of every connection each think time (measured:
+  -- the empty handler's p99 at half its peak rate was 8-12 ms, 2.1 ms with this).
+  -- Random think times spread the arrivals the way independent mailboxes do.
   function delay()
-    return BENCH_DELAY_MS
+    return math.random(0, 2 * BENCH_DELAY_MS)
   end
+end
+
+function init(args)
+  math.randomseed(thread_number * 7919 + os.time())  -- each thread its own sequence
 end
 
 function done(summary, latency, requests)
