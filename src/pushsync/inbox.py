@@ -115,6 +115,9 @@ class Inbox:
     async def _commit(self, batch: list[_Pending]) -> None:
         try:
             verdicts = await self._write(batch)
+        except asyncio.CancelledError:  # stopped mid-batch: its requests get 503, not silence
+            _fail(batch, StorageError("the inbox is shutting down"))
+            raise
         except RowRejected as exc:
             if len(batch) == 1:
                 _fail(batch, exc)

@@ -3,7 +3,8 @@
 A `Connector` owns the connections to one database. Work happens in a `Session`, which is one
 transaction: it commits when the `async with` block ends normally and rolls back otherwise.
 `transaction(work)` is the same as a function: what the hot path uses, so each engine can run
-the whole transaction the cheapest way it has (SQLite: one trip to its thread).
+the whole transaction the cheapest way it has (SQLite: on the event loop's thread, for short
+writes such as the receiver's group commit).
 Engines translate their own exceptions into `StorageError` (and `RowRejected` for data the
 database refused) so callers never see sqlite3 or psycopg errors.
 """
@@ -51,7 +52,7 @@ class Connector(Protocol):
 
     async def transaction(self, work: Callable[[Session], Awaitable[T]]) -> T:
         """`work` in one transaction, durable when this returns. `work` must await nothing but
-        the session it is given (SQLite runs it on its database thread)."""
+        the session it is given, and be short: SQLite runs it on the event loop's thread."""
 
 
 def connect(url: str, **options: Any) -> Connector:

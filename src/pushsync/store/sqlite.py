@@ -144,27 +144,57 @@ class SQLiteConnector:
             await self._run(self._commit, connection)
 
     async def transaction(self, work: Callable[[Session], Awaitable[T]]) -> T:
-        """Run `work` as one transaction in a single trip to the SQLite thread.
+        """Run `work` as one short write transaction on the event loop's own thread.
 
-        A `session()` returns to the event loop after every statement, and under load each
-        return waits behind the loop's queue of HTTP work while the writer lock is held: two
-        receivers spent most of their time waiting for each other's lock (measured in
-        bench/ingest, docs/benchmarks.md). Here `work` runs on the thread from BEGIN to
-        COMMIT; its statements execute at once, so it must await nothing but the session.
+        This is the receiver's group commit. Only waiting for another process's writer lock
+        goes to the SQLite thread; the statements and COMMIT run here. On the thread, every
+        statement of a batch was a hand-over: the thread waited for the loop to give up the GIL
+        and for a core, while holding the lock that the other receivers queue on. With the
+        two-worker receiver that lock was held nearly all the time and the cores sat 20 % idle
+        (docs/benchmarks.md, fifth round). Here the loop stops for the batch's SQL and the
+        COMMIT's flush (~1-2 ms per group commit), while the other worker parses. `work` must
+        await nothing but the session. Pushsync's writers all take the lock first, so BEGIN
+        IMMEDIATE waits on the busy timeout only if a program outside pushsync writes.
         """
         async with self._lock:
             connection = self._open_connection()
-            return await self._run(self._transact, connection, work)
+            await self._lock_writer()
+            try:
+                connection.execute("BEGIN IMMEDIATE")
+                try:
+                    session = SQLiteSession(self, connection, _at_once)
+                    result = _run_to_completion(cast(Coroutine[Any, Any, T], work(session)))
+                    connection.execute("COMMIT")
+                except BaseException:
+                    if connection.in_transaction:
+                        connection.execute("ROLLBACK")
+                    raise
+            except sqlite3.IntegrityError as exc:
+                raise RowRejected(f"SQLite refused the rows: {exc}") from exc
+            except sqlite3.Error as exc:
+                raise StorageError(f"SQLite: {exc}") from exc
+            finally:
+                self._unlock()
+            return result
 
-    def _transact(self, connection: sqlite3.Connection, work: Callable[[Session], Any]) -> Any:
-        self._begin(connection)
+    async def _lock_writer(self) -> None:
+        """Take the writers' lock: at once if it is free, else wait for it on the thread."""
+        if self._lock_fd is None:
+            return
         try:
-            result = _run_to_completion(work(SQLiteSession(self, connection, _at_once)))
-        except BaseException:
-            self._rollback(connection)
+            fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            pass
+        if self._executor is None:
+            raise StorageError("the SQLite connector is not open")
+        waiting = self._executor.submit(fcntl.flock, self._lock_fd, fcntl.LOCK_EX)
+        try:
+            await asyncio.wrap_future(waiting)
+        except asyncio.CancelledError:
+            # The thread takes the lock anyway once it is free: give it back then.
+            waiting.add_done_callback(lambda _: self._unlock())
             raise
-        self._commit(connection)
-        return result
 
     def _open_connection(self) -> sqlite3.Connection:
         if self._connection is None:
