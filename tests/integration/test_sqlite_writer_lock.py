@@ -49,7 +49,9 @@ def other_writer(database: Path) -> Iterator[int]:
 
 
 def rows(database: Path) -> int:
-    return int(query(f"sqlite:///{database}", "SELECT count(*) AS n FROM sync_notification")[0]["n"])
+    return int(
+        query(f"sqlite:///{database}", "SELECT count(*) AS n FROM sync_notification")[0]["n"]
+    )
 
 
 async def test_a_commit_waits_for_the_other_writer_and_then_goes_through(
