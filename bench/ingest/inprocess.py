@@ -39,7 +39,7 @@ def body(n: int) -> bytes:
     def event(kind: str, i: int) -> str:
         return (
             f"<t:{kind}Event><t:Watermark>{n}-{i}AQAAAGJb3QAAAAAAAAAAAAA=</t:Watermark>"
-            f"<t:TimeStamp>2026-11-19T15:26:3{i}Z</t:TimeStamp>"
+            f"<t:TimeStamp>{datetime.now(UTC):%Y-%m-%dT%H:%M:%SZ}</t:TimeStamp>"
             f'<t:ItemId Id="{ITEM}{n}" ChangeKey="jhNPdQ=="/>'
             f'<t:ParentFolderId Id="{FOLDER}" ChangeKey="n9CYWg=="/></t:{kind}Event>'
         )

@@ -32,10 +32,11 @@ HEAD = '<?xml version="1.0" encoding="utf-8"?>'
   .. '<m:ResponseMessages><m:SendNotificationResponseMessage ResponseClass="Success">'
   .. '<m:ResponseCode>NoError</m:ResponseCode><m:Notification>'
 
+-- The event's time is now, as Exchange stamps it: the redelivery index is led by it.
 function event(kind, key, n)
   return "<t:" .. kind .. "Event>"
     .. "<t:Watermark>" .. key .. "-" .. n .. "AQAAAGJb3QAAAAAAAAAAAAA=</t:Watermark>"
-    .. "<t:TimeStamp>2026-11-19T15:26:3" .. n .. "Z</t:TimeStamp>"
+    .. "<t:TimeStamp>" .. os.date("!%Y-%m-%dT%H:%M:%SZ") .. "</t:TimeStamp>"
     .. '<t:ItemId Id="' .. ITEM .. key .. '" ChangeKey="jhNPdQ=="/>'
     .. '<t:ParentFolderId Id="' .. FOLDER .. '" ChangeKey="n9CYWg=="/>'
     .. "</t:" .. kind .. "Event>"
