@@ -17,6 +17,9 @@ from pushsync.notification import event_key
 from pushsync.store.connector import Connector, Row
 
 DEFAULT_STATUS_FREQUENCY = 15  # minutes; Exchange retries a failed delivery for this long
+# How far before an event its subscription's previous event is looked for first; further back
+# the search reads the whole redelivery index (watermark_seen).
+WATERMARK_SEARCH_WINDOW = timedelta(minutes=DEFAULT_STATUS_FREQUENCY)
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,11 +191,21 @@ class Subscriptions:
         """Give a claimed room back before its lease ends (its resync was throttled)."""
         await self._execute("release_resync", {"mailbox": mailbox})
 
-    async def watermark_seen(self, subscription_id: str, watermark: str) -> bool:
-        """Whether an event with this watermark of this subscription is in the table."""
-        key = event_key("ews", subscription_id, watermark)
+    async def watermark_seen(
+        self, subscription_id: str, watermark: str, *, before: datetime | None = None
+    ) -> bool:
+        """Whether an event with this watermark of this subscription is in the table.
+
+        `before` is the time of the event that names it: the search starts with the minutes
+        before then, where the redelivery index finds it at once (migration 0008).
+        """
+        params = {
+            "event_key": event_key("ews", subscription_id, watermark),
+            "since": None if before is None else before - WATERMARK_SEARCH_WINDOW,
+            "until": before,
+        }
         async with self._connector.session() as session:
-            return await session.fetch_one("watermark_seen", {"event_key": key}) is not None
+            return await session.fetch_one("watermark_seen", params) is not None
 
     async def sync_state(self, mailbox: str) -> str | None:
         """The room's stored cursor (a Graph room's delta link), if any."""

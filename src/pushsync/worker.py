@@ -416,8 +416,11 @@ class Worker:
         """
         known = {record["start_watermark"], record["last_watermark"]} if record else set()
         for previous, group in groupby(rows, key=lambda r: r.row["previous_watermark"]):
-            unknown = previous and previous not in known
-            if unknown and not await self._subscriptions.watermark_seen(subscription_id, previous):
-                return True
-            known.update(r.row["watermark"] for r in group)
+            members = list(group)
+            if previous and previous not in known:
+                before = members[0].row["event_time"]
+                seen = self._subscriptions.watermark_seen(subscription_id, previous, before=before)
+                if not await seen:
+                    return True
+            known.update(r.row["watermark"] for r in members)
         return False

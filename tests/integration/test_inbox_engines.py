@@ -39,6 +39,17 @@ async def test_a_redelivered_event_adds_no_row(inbox: Inbox, database_url: str) 
     assert watermarks(database_url) == ["WM-SUB-1-1", "WM-SUB-1-2", "WM-SUB-1-3"]
 
 
+async def test_a_redelivery_is_one_row_with_or_without_an_event_time(
+    inbox: Inbox, database_url: str
+) -> None:
+    """The key is unique together with the event's time (migration 0008); a StatusEvent has
+    none, and its redelivery is still one row."""
+    status = event(2)._replace(event_type="Status", event_time=None, item_id=None)
+    await inbox.append([event(1), status], T0)
+    await inbox.append([status, event(1), event(3)], T0)
+    assert watermarks(database_url) == ["WM-SUB-1-1", "WM-SUB-1-2", "WM-SUB-1-3"]
+
+
 async def test_concurrent_requests_share_commits(inbox: Inbox, database_url: str) -> None:
     verdicts = await asyncio.gather(*(inbox.append([event(n)], T0) for n in range(200)))
 

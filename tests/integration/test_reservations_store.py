@@ -10,7 +10,7 @@ from pushsync.reservation import Plan, Reservation
 from pushsync.reservations import Reservations
 from pushsync.store import Connector
 from pushsync.subscriptions import Subscriptions
-from tests.integration.helpers import add_rows, event
+from tests.integration.helpers import T0, add_rows, event
 
 NOW = datetime(2026, 11, 24, 12, tzinfo=UTC)
 ROOM = "room-1@example.org"
@@ -245,6 +245,24 @@ async def test_watermark_seen_finds_stored_events_only(connector: Connector) -> 
     assert await subscriptions.watermark_seen("SUB-1", event(1).watermark)
     assert not await subscriptions.watermark_seen("SUB-1", "never-sent")
     assert not await subscriptions.watermark_seen("SUB-2", event(1).watermark)
+
+
+async def test_watermark_seen_looks_near_the_naming_event_then_everywhere(
+    connector: Connector,
+) -> None:
+    """The redelivery index is led by the event's time (migration 0008): an untimed
+    StatusEvent, an event of the minutes before, and one from days before are all found."""
+    status = event(1)._replace(event_type="Status", event_time=None, item_id=None)
+    recent = event(2)._replace(event_time=T0 - timedelta(minutes=3))
+    old = event(3)._replace(event_time=T0 - timedelta(days=3))
+    await add_rows(connector, [status, recent, old])
+    subscriptions = Subscriptions(connector)
+
+    for found in (status, recent, old):
+        assert await subscriptions.watermark_seen("SUB-1", str(found.watermark), before=T0)
+        assert await subscriptions.watermark_seen("SUB-1", str(found.watermark))
+    assert not await subscriptions.watermark_seen("SUB-1", "never-sent", before=T0)
+    assert not await subscriptions.watermark_seen("SUB-2", str(recent.watermark), before=T0)
 
 
 async def test_a_rooms_cursor_is_kept_and_an_incremental_reconcile_clears_its_resync(

@@ -36,7 +36,8 @@ CREATE TABLE sync_notification (
     processed_at              TIMESTAMP
 );
 
-CREATE UNIQUE INDEX sync_notification_event_key ON sync_notification (event_key);
+CREATE UNIQUE INDEX sync_notification_event_key
+    ON sync_notification (coalesce(event_time, ''), event_key);
 CREATE INDEX sync_notification_pending ON sync_notification (id) WHERE state = 'pending';
 CREATE INDEX sync_notification_leased
     ON sync_notification (lease_expires_at) WHERE state = 'claimed';

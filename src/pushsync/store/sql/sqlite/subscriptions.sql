@@ -63,7 +63,19 @@ LEFT JOIN subscription s ON s.mailbox = r.mailbox AND s.state IN ('active', 'bro
 ORDER BY r.mailbox, (s.protocol = r.protocol) DESC, s.state;
 
 -- name: watermark_seen
-SELECT 1 AS seen FROM sync_notification WHERE event_key = :event_key LIMIT 1;
+-- The redelivery index is led by the event's time (migration 0008), so the key is looked for
+-- first where it is cheap: among rows without a time (StatusEvent), then among events of the
+-- minutes before the one that names it (`since` .. `until`; the event just before it in its
+-- subscription's stream is almost always there), and only then in the whole index: that last
+-- scan runs when the watermark is truly missing, before a resync that costs far more.
+SELECT 1 AS seen FROM sync_notification
+WHERE coalesce(event_time, '') = '' AND event_key = :event_key
+UNION ALL
+SELECT 1 FROM sync_notification
+WHERE coalesce(event_time, '') BETWEEN :since AND :until AND event_key = :event_key
+UNION ALL
+SELECT 1 FROM sync_notification WHERE event_key = :event_key
+LIMIT 1;
 
 -- name: subscription_renewed
 UPDATE subscription SET state = 'active', expires_at = :expires_at, last_error = NULL

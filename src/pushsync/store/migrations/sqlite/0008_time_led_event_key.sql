@@ -1,0 +1,11 @@
+-- The redelivery key is unique together with the event's own time, and indexed in that order.
+-- A digest alone is random: every row landed on another leaf of its index, so a group commit of
+-- ~120 rows dirtied ~120 index pages, and the WAL and its checkpoints carried them all (insert
+-- 20.5 -> 7.8-10.4 us CPU a row, docs/benchmarks.md, fifth round). Events arrive close to the
+-- order of their times, so new keys now land on the last few leaves. A redelivery repeats the
+-- event's time with its watermark. Rows without a time (StatusEvent, Graph) share '' and stay
+-- unique by key alone, as before.
+DROP INDEX sync_notification_event_key;
+CREATE UNIQUE INDEX sync_notification_event_key
+    ON sync_notification (coalesce(event_time, ''), event_key);
+
