@@ -85,3 +85,20 @@ async def test_a_writer_stopped_while_waiting_gives_the_lock_back_once_it_gets_i
     with pytest.raises(StorageError):
         append.result()
     assert rows(database) == 0
+
+
+async def test_requests_that_arrive_while_waiting_for_the_lock_join_that_commit(
+    inbox: Inbox, database: Path, other_writer: int
+) -> None:
+    fcntl.flock(other_writer, fcntl.LOCK_EX)
+    first = asyncio.ensure_future(inbox.append([event(1)], T0))
+    await asyncio.sleep(0.2)  # the writer has taken `first` and waits for the lock
+    later = [asyncio.ensure_future(inbox.append([event(n)], T0)) for n in (2, 3)]
+    await asyncio.sleep(0.1)
+
+    fcntl.flock(other_writer, fcntl.LOCK_UN)
+    verdicts = await asyncio.wait_for(asyncio.gather(first, *later), 5)
+
+    assert verdicts == [Verdict.STORED] * 3
+    assert rows(database) == 3
+    assert inbox.commits == 1  # not two: the later ones did not wait for a second turn
