@@ -124,8 +124,12 @@ class Inbox:
                 return
             # One request's rows poisoned the batch: write each alone so the others go through.
             log.warning("batch refused (%s); retrying its %d requests one by one", exc, len(batch))
-            for pending in batch:
-                await self._commit([pending])
+            try:
+                for pending in batch:
+                    await self._commit([pending])
+            except asyncio.CancelledError:  # stopped mid-retry: the rest get 503 too
+                _fail(batch, StorageError("the inbox is shutting down"))
+                raise
             return
         except StorageError as exc:
             log.error("storage failed, %d requests answered 503: %s", len(batch), exc)

@@ -50,6 +50,26 @@ async def test_a_redelivery_is_one_row_with_or_without_an_event_time(
     assert watermarks(database_url) == ["WM-SUB-1-1", "WM-SUB-1-2", "WM-SUB-1-3"]
 
 
+async def test_stopping_during_the_one_by_one_retry_answers_every_request(
+    inbox: Inbox, database_url: str
+) -> None:
+    """A refused row makes the writer retry its batch request by request; stopping the inbox
+    meanwhile must answer the requests not retried yet, not leave them waiting."""
+    bad = Notification(protocol="carrier-pigeon", subscription_id="S", event_type="x")  # type: ignore[arg-type]
+    requests = [asyncio.ensure_future(inbox.append([bad], T0))]
+    requests += [asyncio.ensure_future(inbox.append([event(n)], T0)) for n in range(200)]
+    first_answer = asyncio.Event()  # the batch failed and the retry began
+    for r in requests:
+        r.add_done_callback(lambda _: first_answer.set())
+    await asyncio.wait_for(first_answer.wait(), 10)
+
+    await inbox.stop()
+
+    assert all(r.done() for r in requests)
+    for r in requests:
+        assert r.cancelled() or r.exception() is None or isinstance(r.exception(), StorageError)
+
+
 async def test_concurrent_requests_share_commits(inbox: Inbox, database_url: str) -> None:
     verdicts = await asyncio.gather(*(inbox.append([event(n)], T0) for n in range(200)))
 
