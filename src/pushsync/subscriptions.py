@@ -17,9 +17,11 @@ from pushsync.notification import event_key
 from pushsync.store.connector import Connector, Row
 
 DEFAULT_STATUS_FREQUENCY = 15  # minutes; Exchange retries a failed delivery for this long
-# How far before an event its subscription's previous event is looked for first; further back
-# the search reads the whole redelivery index (watermark_seen).
-WATERMARK_SEARCH_WINDOW = timedelta(minutes=DEFAULT_STATUS_FREQUENCY)
+# How far before an event its subscription's previous event is looked for first (the search
+# reads every key of that stretch of the redelivery index); further back it reads the whole
+# index (watermark_seen). The lookup runs when rows of one subscription are processed out of
+# order, so the previous event is seconds old.
+WATERMARK_SEARCH_WINDOW = timedelta(minutes=2)
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,7 +199,7 @@ class Subscriptions:
         """Whether an event with this watermark of this subscription is in the table.
 
         `before` is the time of the event that names it: the search starts with the minutes
-        before then, where the redelivery index finds it at once (migration 0008).
+        before then, a short stretch of the redelivery index (migration 0008).
         """
         params = {
             "event_key": event_key("ews", subscription_id, watermark),

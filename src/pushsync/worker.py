@@ -418,7 +418,8 @@ class Worker:
         for previous, group in groupby(rows, key=lambda r: r.row["previous_watermark"]):
             members = list(group)
             if previous and previous not in known:
-                before = members[0].row["event_time"]
+                first = members[0].row  # a StatusEvent has no time: Exchange's, else ours
+                before = first["event_time"] or first["received_at"]
                 seen = self._subscriptions.watermark_seen(subscription_id, previous, before=before)
                 if not await seen:
                     return True

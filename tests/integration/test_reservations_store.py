@@ -253,7 +253,7 @@ async def test_watermark_seen_looks_near_the_naming_event_then_everywhere(
     """The redelivery index is led by the event's time (migration 0008): an untimed
     StatusEvent, an event of the minutes before, and one from days before are all found."""
     status = event(1)._replace(event_type="Status", event_time=None, item_id=None)
-    recent = event(2)._replace(event_time=T0 - timedelta(minutes=3))
+    recent = event(2)._replace(event_time=T0 - timedelta(minutes=1))
     old = event(3)._replace(event_time=T0 - timedelta(days=3))
     await add_rows(connector, [status, recent, old])
     subscriptions = Subscriptions(connector)

@@ -64,10 +64,11 @@ ORDER BY r.mailbox, (s.protocol = r.protocol) DESC, s.state;
 
 -- name: watermark_seen
 -- The redelivery index is led by the event's time (migration 0008), so the key is looked for
--- first where it is cheap: among rows without a time (StatusEvent), then among events of the
--- minutes before the one that names it (`since` .. `until`; the event just before it in its
--- subscription's stream is almost always there), and only then in the whole index: that last
--- scan runs when the watermark is truly missing, before a resync that costs far more.
+-- first where it is cheap: among rows without a time (StatusEvent, one seek), then among the
+-- keys of the minutes before the event that names it (`since` .. `until`, read through; the
+-- event just before it in its subscription's stream is almost always there), and only then in
+-- the whole index: that scan runs when the watermark is truly missing, before a resync that
+-- costs far more.
 SELECT 1 AS seen FROM sync_notification
 WHERE coalesce(event_time, '-infinity'::timestamptz) = '-infinity' AND event_key = %(event_key)s
 UNION ALL
