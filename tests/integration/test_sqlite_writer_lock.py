@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import fcntl
+import itertools
 import os
+import sqlite3
+import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -102,3 +105,24 @@ async def test_requests_that_arrive_while_waiting_for_the_lock_join_that_commit(
     assert verdicts == [Verdict.STORED] * 3
     assert rows(database) == 3
     assert inbox.commits == 1  # not two: the later ones did not wait for a second turn
+
+
+async def test_a_writer_outside_pushsync_makes_the_commit_wait_off_the_event_loop(
+    inbox: Inbox, database: Path
+) -> None:
+    outside = sqlite3.connect(database, isolation_level=None)  # takes no writer lock
+    outside.execute("BEGIN IMMEDIATE")
+    append = asyncio.ensure_future(inbox.append([event(1)], T0))
+    ticks = [time.monotonic()]
+    for _ in range(30):
+        await asyncio.sleep(0.01)
+        ticks.append(time.monotonic())
+
+    assert not append.done()
+    # the event loop never sat in SQLite's busy wait (5 s by default)
+    assert max(b - a for a, b in itertools.pairwise(ticks)) < 0.2
+
+    outside.execute("COMMIT")
+    outside.close()
+    assert await asyncio.wait_for(append, 5) is Verdict.STORED
+    assert rows(database) == 1

@@ -13,14 +13,16 @@ https://www.sqlite.org/wal.html, https://www.sqlite.org/pragma.html#pragma_synch
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fcntl
 import functools
 import json
 import os
 import re
 import sqlite3
+import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -80,6 +82,7 @@ class SQLiteConnector:
         self._connection: sqlite3.Connection | None = None
         self._lock = asyncio.Lock()
         self._lock_fd: int | None = None
+        self._given_up: Future[None] | None = None  # a lock wait whose task was cancelled
 
     async def open(self) -> None:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite")
@@ -153,14 +156,15 @@ class SQLiteConnector:
         two-worker receiver that lock was held nearly all the time and the cores sat 20 % idle
         (docs/benchmarks.md, fifth round). Here the loop stops for the batch's SQL and the
         COMMIT's flush (~1-2 ms per group commit), while the other worker parses. `work` must
-        await nothing but the session. Pushsync's writers all take the lock first, so BEGIN
-        IMMEDIATE waits on the busy timeout only if a program outside pushsync writes.
+        await nothing but the session. Pushsync's writers all take the lock first; a program
+        outside pushsync that writes makes BEGIN wait, and that wait goes to the thread too.
         """
         async with self._lock:
             connection = self._open_connection()
             await self._lock_writer()
             try:
-                connection.execute("BEGIN IMMEDIATE")
+                if not self._begin_at_once(connection):
+                    await self._run(connection.execute, "BEGIN IMMEDIATE")
                 try:
                     session = SQLiteSession(self, connection, _at_once)
                     result = _run_to_completion(cast(Coroutine[Any, Any, T], work(session)))
@@ -177,10 +181,30 @@ class SQLiteConnector:
                 self._unlock()
             return result
 
+    def _begin_at_once(self, connection: sqlite3.Connection) -> bool:
+        """BEGIN IMMEDIATE if SQLite's write lock is free now; False if a writer outside
+        pushsync holds it, rather than sitting on the event loop in SQLite's busy wait."""
+        connection.execute("PRAGMA busy_timeout = 0")
+        try:
+            connection.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            if exc.sqlite_errorcode != sqlite3.SQLITE_BUSY:
+                raise
+            return False
+        finally:
+            connection.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_ms)}")
+        return True
+
     async def _lock_writer(self) -> None:
         """Take the writers' lock: at once if it is free, else wait for it on the thread."""
         if self._lock_fd is None:
             return
+        if self._given_up is not None:
+            # A wait given up before may still be taking the lock on this same file, where a
+            # LOCK_NB would succeed and then be undone by that wait letting go: let it finish.
+            with contextlib.suppress(Exception):
+                await asyncio.wrap_future(self._given_up)
+            self._given_up = None
         try:
             fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             return
@@ -188,12 +212,13 @@ class SQLiteConnector:
             pass
         if self._executor is None:
             raise StorageError("the SQLite connector is not open")
-        waiting = self._executor.submit(fcntl.flock, self._lock_fd, fcntl.LOCK_EX)
+        wait = _LockWait(self._lock_fd)
+        waiting = self._executor.submit(wait.run)
         try:
             await asyncio.wrap_future(waiting)
         except asyncio.CancelledError:
-            # The thread takes the lock anyway once it is free: give it back then.
-            waiting.add_done_callback(lambda _: self._unlock())
+            wait.give_up()
+            self._given_up = waiting
             raise
 
     def _open_connection(self) -> sqlite3.Connection:
@@ -228,6 +253,31 @@ class SQLiteConnector:
     def _unlock(self) -> None:
         if self._lock_fd is not None:
             fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+
+
+class _LockWait:
+    """Waiting for the writers' lock on the connector's thread, which the event loop may give
+    up (its task cancelled): whichever side comes second lets the lock go, never both."""
+
+    def __init__(self, fd: int) -> None:
+        self._fd = fd
+        self._guard = threading.Lock()
+        self._given_up = False
+        self._taken = False
+
+    def run(self) -> None:  # on the thread
+        fcntl.flock(self._fd, fcntl.LOCK_EX)
+        with self._guard:
+            if self._given_up:
+                fcntl.flock(self._fd, fcntl.LOCK_UN)
+            else:
+                self._taken = True
+
+    def give_up(self) -> None:  # on the event loop
+        with self._guard:
+            self._given_up = True
+            if self._taken:
+                fcntl.flock(self._fd, fcntl.LOCK_UN)
 
 
 class Call(Protocol):
