@@ -99,7 +99,12 @@ class Inbox:
             await self._wakeup.wait()
             self._wakeup.clear()
             while self._waiting:
-                await self._commit(self._take_batch(), top_up=True)
+                batch = self._take_batch()
+                try:
+                    await self._commit(batch, top_up=True)
+                except asyncio.CancelledError:  # stopped mid-batch or mid-retry: 503, not silence
+                    _fail(batch, StorageError("the inbox is shutting down"))
+                    raise
 
     def _take_batch(self, rows: int = 0) -> list[_Pending]:
         """The oldest waiting requests, up to the row budget (`rows` of it already used)."""
@@ -115,21 +120,14 @@ class Inbox:
     async def _commit(self, batch: list[_Pending], *, top_up: bool = False) -> None:
         try:
             verdicts = await self._write(batch, top_up=top_up)
-        except asyncio.CancelledError:  # stopped mid-batch: its requests get 503, not silence
-            _fail(batch, StorageError("the inbox is shutting down"))
-            raise
         except RowRejected as exc:
             if len(batch) == 1:
                 _fail(batch, exc)
                 return
             # One request's rows poisoned the batch: write each alone so the others go through.
             log.warning("batch refused (%s); retrying its %d requests one by one", exc, len(batch))
-            try:
-                for pending in batch:
-                    await self._commit([pending])
-            except asyncio.CancelledError:  # stopped mid-retry: the rest get 503 too
-                _fail(batch, StorageError("the inbox is shutting down"))
-                raise
+            for pending in batch:
+                await self._commit([pending])
             return
         except StorageError as exc:
             log.error("storage failed, %d requests answered 503: %s", len(batch), exc)
