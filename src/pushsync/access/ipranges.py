@@ -28,6 +28,12 @@ from typing import TYPE_CHECKING, Any
 from pushsync.access.networks import Network, NetworkSet, parse_network
 from pushsync.errors import ConfigError, PushsyncError
 
+if TYPE_CHECKING:
+    # Only `Refresher` (the CLI's `ipranges refresh`) talks HTTP. The receiver imports this
+    # module to read the stored list, and httpx at import cost each worker 7 MB (its CLI pulls
+    # in rich and click): the receiver's RSS target is 120 MB for two workers.
+    import httpx
+
 INSTANCES = ("Worldwide", "USGovDoD", "USGovGCCHigh", "China")
 SERVICE_AREA = "Exchange"
 MIN_CHECK_INTERVAL = timedelta(hours=1)  # Microsoft asks for no more than one poll an hour
@@ -36,12 +42,6 @@ MAX_NETWORKS = 20_000
 # A feed entry broader than these would open the listener to a large part of the internet; the
 # broadest Exchange prefixes Microsoft has published are /13 (IPv4) and /36 (IPv6).
 MIN_PREFIX = {4: 8, 6: 16}
-
-if TYPE_CHECKING:
-    # Only `Refresher` (the CLI's `ipranges refresh`) talks HTTP. The receiver imports this
-    # module to read the stored list, and httpx at import cost each worker 7 MB (its CLI pulls
-    # in rich and click): the receiver's RSS target is 120 MB for two workers.
-    import httpx
 _VERSION = re.compile(r"^\d{10}$")
 
 
