@@ -14,7 +14,7 @@ from pushsync.store import connect
 from pushsync.store.connector import Session
 from pushsync.store.migrations import upgrade
 from pushsync.store.sqlite import SQLiteConnector
-from tests.integration.helpers import T0, event, query
+from tests.integration.helpers import T0, add_rows, event, query
 
 
 @pytest.fixture
@@ -50,15 +50,13 @@ def _temporary_files() -> list[str]:
 
 @pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="needs Linux's /proc")
 async def test_a_large_batch_keeps_its_statement_journal_in_memory(
-    connector: SQLiteConnector, tmp_path: Path
+    connector: SQLiteConnector,
 ) -> None:
     """A multi-row INSERT inside a transaction journals every page it changes that was there
     before; past 64 KiB SQLite writes that journal to a temporary file unless temp_store is
     MEMORY. Rows of one event time fall on random leaves of the redelivery index, as a busy
     second's do, so a batch after the first changes dozens of existing pages."""
-    earlier = [insert_values(event(n), utc_text(T0)) for n in range(3000)]
-    async with connector.session() as session:
-        await session.execute_many("insert_notification", earlier)
+    await add_rows(connector, [event(n) for n in range(3000)])
     rows = [insert_values(event(n), utc_text(T0)) for n in range(3000, 3600)]
     seen: list[str] = []
 
