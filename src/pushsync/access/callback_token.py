@@ -71,9 +71,10 @@ class CallbackToken:
 
 
 def _find(query: bytes) -> bytes | None:
-    if _PREFIX not in query:
+    if query.find(_PREFIX) == -1:  # not `in`: see pushsync.ews.xml.parse_document
         return None
     for pair in query.split(b"&"):
         if pair.startswith(_PREFIX):
-            return unquote_to_bytes(pair[len(_PREFIX) :])
+            value = pair[len(_PREFIX) :]
+            return unquote_to_bytes(value) if value.find(b"%") != -1 else value
     return None
