@@ -16,6 +16,7 @@ from pushsync.access.ipranges import Ranges, current_path, load_ranges
 from pushsync.access.networks import NetworkSet
 
 log = logging.getLogger("pushsync.access")
+_MAX_DECIDED = 4096  # addresses remembered at most; then forgotten all at once
 
 
 class AddressFilter:
@@ -35,16 +36,25 @@ class AddressFilter:
         self._stamp: tuple[int, int] | None = None
         self.ranges: Ranges | None = None
         self.allowed = extra
+        self._decided: dict[object, bool] = {}  # cleared with every new `allowed`
         if microsoft_ranges:
             self._load()
 
     def __contains__(self, address: object) -> bool:
-        return address in self.allowed
+        # The decisions for the current set, by address: a sender posts again and again, and
+        # a lookup here is a dict hit instead of parsing the address text each time.
+        decided = self._decided.get(address)
+        if decided is None:
+            if len(self._decided) >= _MAX_DECIDED:
+                self._decided = {}
+            decided = self._decided[address] = address in self.allowed
+        return decided
 
     def _load(self) -> None:
         self._stamp = _stamp(self._path)
         ranges = load_ranges(self._state_dir, self._instance)
         self.allowed = ranges.network_set() | self._extra  # one reference swap
+        self._decided = {}
         self.ranges = ranges
 
     def reload_if_changed(self) -> bool:

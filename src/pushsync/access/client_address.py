@@ -19,6 +19,7 @@ _MAX_TEXT = 64  # an unparseable entry is logged; never log more than this of it
 class ClientAddress:
     def __init__(self, trusted_proxies: NetworkSet, header: str = "x-forwarded-for") -> None:
         self._trusted = trusted_proxies
+        self._any_trusted = bool(trusted_proxies)  # none (the default): the peer, unparsed
         self._header = header.lower().encode("latin-1")
         self._parse = _forwarded_for if self._header == b"forwarded" else _x_forwarded_for
 
@@ -27,7 +28,7 @@ class ClientAddress:
         return bool(self._trusted)
 
     def resolve(self, peer: str | None, headers: Iterable[tuple[bytes, bytes]]) -> str | None:
-        if peer is None or peer not in self._trusted:
+        if peer is None or not self._any_trusted or peer not in self._trusted:
             return peer
         chain: list[str] = []
         for name, value in headers:  # a header may be repeated: the values concatenate
