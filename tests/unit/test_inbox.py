@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
 from pushsync.errors import StorageError
 from pushsync.ews.send_notification import parse_send_notification
-from pushsync.inbox import Inbox, UnknownSubscriptions, Verdict
+from pushsync.inbox import Inbox, UnknownSubscriptions, Verdict, insert_values
 from pushsync.notification import Notification
 from pushsync.store import Connector, connect
 from pushsync.store.migrations import upgrade
@@ -136,3 +136,24 @@ async def test_storage_failure_raises_and_writes_nothing(tmp_path) -> None:
 
 async def test_upgrade_is_idempotent(sqlite_connector: Connector) -> None:
     assert await upgrade(sqlite_connector) == []
+
+
+async def test_event_times_are_stored_in_utc_whatever_their_zone(
+    inbox: Inbox, sqlite_url: str
+) -> None:
+    """Times are written as UTC text, remembered per instant: the same instant given in
+    another zone is the same text, so its redelivery is still one row."""
+    paris = timezone(timedelta(hours=1))
+    in_paris = _event("SUB", "W1")._replace(event_time=NOW.astimezone(paris))
+    await inbox.append([_event("SUB", "W1"), _event("SUB", "W2")], NOW)
+    assert await inbox.append([in_paris], NOW) is Verdict.STORED
+    stored = _rows(sqlite_url, "SELECT event_time FROM sync_notification ORDER BY id")
+    assert [r["event_time"] for r in stored] == [NOW.isoformat(), NOW.isoformat()]
+
+
+def test_insert_values_formats_every_time_past_the_remembered_ones() -> None:
+    position = 1 + Notification._fields.index("event_time")  # received_at comes first
+    for second in range(5000):  # more distinct times than are remembered
+        at = (NOW + timedelta(seconds=second)).astimezone(timezone(timedelta(hours=-5)))
+        values = insert_values(_event("SUB", f"W{second}")._replace(event_time=at), "now")
+        assert values[position] == (NOW + timedelta(seconds=second)).isoformat()
