@@ -59,6 +59,12 @@ _EVENT_TYPE = _COLUMN["event_type"]
 _WATERMARK_COLUMN = _COLUMN["watermark"]
 _EVENT_TIME = _COLUMN["event_time"]
 _UNREAD_COUNT_COLUMN = _COLUMN["unread_count"]
+_SUBSCRIPTION_ID_COLUMN = _COLUMN["subscription_id"]
+_PREVIOUS_WATERMARK_COLUMN = _COLUMN["previous_watermark"]
+_MORE_EVENTS_COLUMN = _COLUMN["more_events"]
+_REMOTE_ADDR_COLUMN = _COLUMN["remote_addr"]
+# An EWS row with every column at its default; each event's row starts from a copy.
+_BLANK_ROW: list[Any] = list(Notification(protocol="ews", subscription_id="", event_type=""))
 
 # Id elements of an event: element -> (id column, change key column or None), as positions.
 _ID_COLUMNS: dict[str, tuple[int, int | None]] = {
@@ -147,14 +153,11 @@ def _parse_notification(
     subscription_id = _bounded(subscription_id, "SubscriptionId")
     if not events:
         raise MalformedNotification("Notification holds no event")
-    shared = Notification(
-        protocol="ews",
-        subscription_id=subscription_id,
-        event_type="",
-        previous_watermark=previous,
-        more_events=more_events,
-        remote_addr=remote_addr,
-    )
+    shared = _BLANK_ROW.copy()  # what the Notification element gives every event
+    shared[_SUBSCRIPTION_ID_COLUMN] = subscription_id
+    shared[_PREVIOUS_WATERMARK_COLUMN] = previous
+    shared[_MORE_EVENTS_COLUMN] = more_events
+    shared[_REMOTE_ADDR_COLUMN] = remote_addr
     return [_event_row(event, event_type, shared) for event, event_type in events]
 
 
@@ -178,9 +181,9 @@ def _error_row(
     )
 
 
-def _event_row(event: etree._Element, event_type: str, shared: Notification) -> Notification:
-    """One event's row: `shared` holds what the Notification element gives every event."""
-    values: list[Any] = list(shared)
+def _event_row(event: etree._Element, event_type: str, shared: list[Any]) -> Notification:
+    """One event's row: `shared` holds the columns the Notification element gives every event."""
+    values = shared.copy()
     values[_EVENT_TYPE] = event_type
     for child in event:
         tag = child.tag

@@ -20,5 +20,12 @@ async def respond(
 ) -> None:
     headers = [(b"content-type", content_type), (b"content-length", str(len(body)).encode())]
     headers.extend(extra_headers)
+    await send_response(send, status, headers, body)
+
+
+async def send_response(
+    send: Send, status: int, headers: Iterable[tuple[bytes, bytes]], body: bytes
+) -> None:
+    """The whole response, its headers already built (content-length among them)."""
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})

@@ -14,11 +14,16 @@ from pushsync.ews.send_notification import parse_send_notification
 from pushsync.ews.send_notification_result import ANSWERS, SubscriptionStatus
 from pushsync.inbox import Inbox, Verdict
 from pushsync.metrics import count_answered
-from pushsync.web.asgi import Receive, Send, respond
+from pushsync.web.asgi import Receive, Send, send_response
 from pushsync.web.request import Request, read_body
 
 _XML = b"text/xml; charset=utf-8"
 _XML_TYPES = frozenset({"text/xml", "application/soap+xml", "application/xml"})
+# The answers never vary, nor their headers (what `respond` would build for each request).
+_HEADERS = {
+    status: ((b"content-type", _XML), (b"content-length", b"%d" % len(answer)))
+    for status, answer in ANSWERS.items()
+}
 
 
 class EwsEndpoint:
@@ -39,7 +44,7 @@ class EwsEndpoint:
             SubscriptionStatus.OK if verdict is Verdict.STORED else SubscriptionStatus.UNSUBSCRIBE
         )
         count_answered()
-        await respond(send, 200, ANSWERS[status], _XML)
+        await send_response(send, 200, _HEADERS[status], ANSWERS[status])
 
 
 def check_packet(request: Request) -> None:
