@@ -4,27 +4,20 @@ on the receiver's write path."""
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
 from pushsync.inbox import insert_values, utc_text
-from pushsync.store import connect
-from pushsync.store.connector import Session
-from pushsync.store.migrations import upgrade
+from pushsync.store.connector import Connector, Session
 from pushsync.store.sqlite import SQLiteConnector
 from tests.integration.helpers import T0, add_rows, event, query
 
 
 @pytest.fixture
-async def connector(tmp_path: Path) -> AsyncIterator[SQLiteConnector]:
-    connector = connect(f"sqlite:///{tmp_path / 'pushsync.db'}")
-    assert isinstance(connector, SQLiteConnector)
-    await connector.open()
-    await upgrade(connector)
-    yield connector
-    await connector.close()
+def connector(sqlite_connector: Connector) -> SQLiteConnector:
+    assert isinstance(sqlite_connector, SQLiteConnector)
+    return sqlite_connector
 
 
 async def test_commits_are_durable_in_wal_mode(connector: SQLiteConnector) -> None:

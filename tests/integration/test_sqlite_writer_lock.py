@@ -19,8 +19,7 @@ import pytest
 
 from pushsync.errors import StorageError
 from pushsync.inbox import Inbox, Verdict
-from pushsync.store import connect
-from pushsync.store.migrations import upgrade
+from pushsync.store.connector import Connector
 from pushsync.store.sqlite import SQLiteConnector
 from tests.integration.helpers import T0, event, query
 
@@ -31,16 +30,12 @@ def database(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-async def inbox(database: Path) -> AsyncIterator[Inbox]:
-    connector = connect(f"sqlite:///{database}")
-    assert isinstance(connector, SQLiteConnector)
-    await connector.open()
-    await upgrade(connector)
-    inbox = Inbox(connector)
+async def inbox(sqlite_connector: Connector) -> AsyncIterator[Inbox]:
+    assert isinstance(sqlite_connector, SQLiteConnector)
+    inbox = Inbox(sqlite_connector)
     await inbox.start()
     yield inbox
     await inbox.stop()
-    await connector.close()
 
 
 @pytest.fixture
