@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from pushsync.store import sqlite as sqlite_store
 from pushsync.store.sqlite import SQLiteConnector, _values_head
 
 INSERT = "INSERT INTO t (k, v) VALUES (?, ?) ON CONFLICT DO NOTHING"
@@ -37,6 +39,41 @@ async def test_a_key_twice_in_one_batch_is_stored_once(connector: SQLiteConnecto
     await connector.close()
 
 
+@pytest.mark.parametrize("count", [1, 2, 5, 64, 70])
+async def test_nulls_land_where_they_were_given(connector: SQLiteConnector, count: int) -> None:
+    # Column v is NULL in some rows only, w in every row but the last: each statement binds
+    # what any of its rows fills and writes NULL for the rest, never shifting a value.
+    rows = [
+        (n, None if n % 3 else f"v{n}", f"w{n}" if n == count - 1 else None) for n in range(count)
+    ]
+    await _with_three_columns(connector)
+    async with connector.session() as session:
+        await session.execute_many("insert_t3", rows)
+    assert await _stored_three(connector) == rows
+    await connector.close()
+
+
+async def test_a_column_no_row_fills_is_not_bound(
+    connector: SQLiteConnector, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # pysqlite's per-None adapter lookup is what this saves; SQLite's trace shows bound values
+    # expanded, so the statement text is taken where it is made.
+    statements: list[str] = []
+
+    def recorded(*args: Any) -> str:
+        statements.append(make_statement(*args))
+        return statements[-1]
+
+    make_statement = sqlite_store._rows_statement
+    monkeypatch.setattr(sqlite_store, "_rows_statement", recorded)
+    await _with_three_columns(connector)
+    async with connector.session() as session:
+        await session.execute_many("insert_t3", [(1, None, None), (2, "two", None)])
+    assert statements == ["INSERT INTO t3 (k, v, w) VALUES (?, ?, NULL), (?, ?, NULL)"]
+    assert await _stored_three(connector) == [(1, None, None), (2, "two", None)]
+    await connector.close()
+
+
 def test_only_a_single_values_group_is_repeated() -> None:
     assert _values_head(INSERT) is not None
     assert _values_head("UPDATE t SET v = ? WHERE k = ?") is None
@@ -48,3 +85,16 @@ async def _stored(connector: SQLiteConnector) -> list[tuple[int, str]]:
     async with connector.session() as session:
         rows = await session.fetch_all("all_t")
     return [(row["k"], row["v"]) for row in rows]
+
+
+async def _with_three_columns(connector: SQLiteConnector) -> None:
+    connector.queries["insert_t3"] = "INSERT INTO t3 (k, v, w) VALUES (?, ?, ?)"
+    async with connector.session() as session:
+        await session.execute_script("CREATE TABLE t3 (k INTEGER, v TEXT, w TEXT);")
+
+
+async def _stored_three(connector: SQLiteConnector) -> list[tuple[int, str | None, str | None]]:
+    connector.queries["all_t3"] = "SELECT k, v, w FROM t3 ORDER BY rowid"
+    async with connector.session() as session:
+        rows = await session.fetch_all("all_t3")
+    return [(row["k"], row["v"], row["w"]) for row in rows]

@@ -25,7 +25,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mappi
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
-from itertools import chain
+from itertools import chain, compress, cycle, repeat
+from operator import is_not
 from pathlib import Path
 from typing import Any, Protocol, TypeVar, cast
 from urllib.parse import unquote, urlsplit
@@ -354,8 +355,14 @@ class SQLiteSession:
 # per row, and pysqlite gives up the GIL and takes it back around every step, each time behind
 # a busy event loop thread (15 % of the receiver's CPU per request, measured in bench/ingest).
 # Statements hold a power of two of rows, at most 64 (64 x 22 parameters stay far below
-# SQLite's 32766), so that a connection prepares and caches at most seven of them (one per
-# row count: +6 MB RSS over two workers when every count from 1 to 64 had its own).
+# SQLite's 32766), so that a connection prepares and caches few of them (one per row count and
+# set of NULL columns: +6 MB RSS over two workers when every count from 1 to 64 had its own).
+#
+# A column that is NULL in every row of a statement is written as a literal NULL, not bound:
+# pysqlite looks up an adapter for every None it binds (a key tuple, a dict lookup, two
+# attribute lookups), which cost more than the rest of the row (`bench.ingest.commit`; a
+# notification row has a dozen NULLs). Rows of one statement share the literal NULLs of the
+# columns none of them fills, so mixed rows still go in one statement.
 MAX_ROWS_PER_STATEMENT = 64
 _VALUES = re.compile(r"\bVALUES\s*(\([?,\s]*\))", re.IGNORECASE)
 
@@ -370,11 +377,15 @@ def _values_head(sql: str) -> tuple[str, str, str] | None:
     return sql[: group.start(1)], group.group(1), sql[group.end(1) :]
 
 
-@functools.lru_cache(maxsize=32)
-def _rows_statement(head: tuple[str, str, str], rows: int) -> str:
-    """The statement with its VALUES group repeated for `rows` rows (placeholders only)."""
+@functools.lru_cache(maxsize=256)
+def _rows_statement(head: tuple[str, str, str], rows: int, bound: tuple[bool, ...]) -> str:
+    """The statement with its VALUES group repeated for `rows` rows: a placeholder for each
+    column marked in `bound`, a literal NULL for the others."""
     before, group, after = head
-    return before + ", ".join([group] * rows) + after
+    if group.count("?") != len(bound):
+        raise ValueError(f"{len(bound)} values for the {group.count('?')} columns of {group}")
+    values = "(" + ", ".join(["?" if keep else "NULL" for keep in bound]) + ")"
+    return before + ", ".join([values] * rows) + after
 
 
 def _insert_rows(
@@ -386,8 +397,14 @@ def _insert_rows(
     while start < len(rows):
         count = min(MAX_ROWS_PER_STATEMENT, 1 << ((len(rows) - start).bit_length() - 1))
         chunk = rows[start : start + count]
-        connection.execute(_rows_statement(head, count), list(chain.from_iterable(chunk)))
+        # a column is bound when some row of the chunk has a value in it
+        bound = tuple(map(any, zip(*[map(is_not, row, _NULLS) for row in chunk], strict=True)))
+        params = list(compress(chain.from_iterable(chunk), cycle(bound)))
+        connection.execute(_rows_statement(head, count, bound), params)
         start += count
+
+
+_NULLS = repeat(None)
 
 
 def _split_script(script: str) -> list[str]:
