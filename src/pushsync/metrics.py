@@ -81,10 +81,12 @@ class _Tally:
         self._flush_on: asyncio.AbstractEventLoop | None = None  # where a flush is scheduled
 
     def add(self) -> None:
-        loop = asyncio.get_running_loop()
-        if self._flush_on is not loop:  # none yet, or on a loop that ended before running it
-            self._flush_on = loop
-            loop.call_soon(self.flush)
+        # Asked of the loop already holding the flush, not `get_running_loop()`: on Python 3.11
+        # that makes a getpid() system call, once per request (strace, docs/benchmarks.md).
+        flush_on = self._flush_on
+        if flush_on is None or not flush_on.is_running():  # none yet, or its loop ended first
+            flush_on = self._flush_on = asyncio.get_running_loop()
+            flush_on.call_soon(self.flush)
         self.pending += 1
 
     def flush(self) -> None:
