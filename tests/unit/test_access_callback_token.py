@@ -58,3 +58,18 @@ def test_legacy_mode_accepts_no_token_but_not_a_wrong_one() -> None:
         legacy.check(b"token=wrong")
     CallbackToken([], allow_missing=True).check(b"")
     CallbackToken([], allow_missing=True).check(b"token=from-other-software")
+
+
+def test_accepted_queries_are_remembered_and_wrong_tokens_still_fail() -> None:
+    check = CallbackToken(["s3cret"], allow_missing=False)
+    for _ in range(3):
+        check.check(b"Default&token=s3cret")
+    for query in (b"Default&token=wrong", b"Default&token=s3cre", b"Default", b"Default&"):
+        with pytest.raises(Forbidden):
+            check.check(query)
+    # more distinct accepted queries than are kept: each is still checked and accepted
+    for n in range(3000):
+        check.check(b"n=%d&token=s3cret" % n)
+    check.check(b"Default&token=s3cret")
+    with pytest.raises(Forbidden):
+        check.check(b"n=1&token=wrong")
