@@ -153,3 +153,19 @@ def test_error_notification_without_subscription_id_is_refused() -> None:
     )
     with pytest.raises(MalformedNotification, match="MessageXml"):
         parse_send_notification(body.encode())
+
+
+def test_a_timestamp_read_before_is_the_same_instant_and_bad_ones_fail_every_time() -> None:
+    def event_time(stamp: str) -> datetime | None:
+        event = MODIFIED_FOLDER.replace("2026-11-24T10:00:00Z", stamp)
+        (row,) = parse_send_notification(ENVELOPE.format(messages=_message("S", event)).encode())
+        return row.event_time
+
+    first = event_time("2026-11-24T11:00:00+01:00")
+    again = event_time("2026-11-24T11:00:00+01:00")
+    assert first == again == datetime(2026, 11, 24, 10, tzinfo=UTC)
+    assert again is not None and again.utcoffset() is not None and again.utcoffset().seconds == 3600
+    for bad in ("2026-11-24T11:00:00", "soon"):  # no zone; not a time
+        for _ in range(2):
+            with pytest.raises(MalformedNotification):
+                event_time(bad)

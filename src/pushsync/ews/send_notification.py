@@ -224,13 +224,26 @@ def _bounded(value: str, name: str) -> str:
 
 def _timestamp(element: etree._Element) -> datetime:
     text = _text(element)
+    value = _timestamps.get(text)
+    if value is not None:
+        return value
     try:
         value = datetime.fromisoformat(text or "")
     except ValueError:
         raise MalformedNotification(f"TimeStamp {text!r} is not an xs:dateTime") from None
     if value.tzinfo is None:
         raise MalformedNotification(f"TimeStamp {text!r} has no time zone")
+    if len(_timestamps) >= _MAX_TIMESTAMPS:
+        _timestamps.clear()
+    _timestamps[text] = value
     return value
+
+
+# Exchange stamps events in whole seconds, so a busy second brings the same text many times: it
+# is read once. Equal texts then share one datetime, whose hash is kept in it for the inbox's
+# own memo of its UTC text (pushsync.inbox). Only texts that parsed are kept.
+_timestamps: dict[str | None, datetime] = {}
+_MAX_TIMESTAMPS = 4096
 
 
 def _boolean(element: etree._Element | None) -> bool | None:
