@@ -34,3 +34,24 @@ def test_every_event_loop_gets_its_own_flush() -> None:
     asyncio.run(count(3))
     asyncio.run(count(2))
     assert answered() == before + 5
+
+
+def test_a_flush_left_behind_by_a_stopped_loop_is_taken_over() -> None:
+    loop = asyncio.new_event_loop()
+
+    def count_and_stop() -> None:
+        count_answered()  # schedules the flush on this loop, which stops before running it
+        loop.stop()
+
+    before = answered()
+    loop.call_soon(count_and_stop)
+    loop.run_forever()
+    loop.close()
+    assert answered() == before
+
+    async def count_one_more() -> None:
+        count_answered()
+        await asyncio.sleep(0)
+
+    asyncio.run(count_one_more())
+    assert answered() == before + 2

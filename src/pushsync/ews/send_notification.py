@@ -77,6 +77,7 @@ _ID_COLUMNS: dict[str, tuple[int, int | None]] = {
 }
 
 MAX_ID_LENGTH = 512  # ItemIds can be long; anything beyond this is not from Exchange
+MAX_TIMESTAMP_LENGTH = 40  # 2026-11-24T10:00:00.1234567+01:00 is 33
 
 
 def parse_send_notification(body: bytes, *, remote_addr: str | None = None) -> list[Notification]:
@@ -224,6 +225,9 @@ def _bounded(value: str, name: str) -> str:
 
 def _timestamp(element: etree._Element) -> datetime:
     text = _text(element)
+    if text is not None and len(text) > MAX_TIMESTAMP_LENGTH:
+        # fromisoformat takes any number of fraction digits; such a text would also be kept
+        raise MalformedNotification(f"TimeStamp longer than {MAX_TIMESTAMP_LENGTH} characters")
     value = _timestamps.get(text)
     if value is not None:
         return value

@@ -26,7 +26,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from itertools import chain, compress, cycle, repeat
-from operator import is_not
+from operator import ge, is_not
 from pathlib import Path
 from typing import Any, Protocol, TypeVar, cast
 from urllib.parse import unquote, urlsplit
@@ -355,15 +355,19 @@ class SQLiteSession:
 # per row, and pysqlite gives up the GIL and takes it back around every step, each time behind
 # a busy event loop thread (15 % of the receiver's CPU per request, measured in bench/ingest).
 # Statements hold a power of two of rows, at most 64 (64 x 22 parameters stay far below
-# SQLite's 32766), so that a connection prepares and caches few of them (one per row count and
-# set of NULL columns: +6 MB RSS over two workers when every count from 1 to 64 had its own).
+# SQLite's 32766), so that a connection prepares and caches few of them (+6 MB RSS over two
+# workers when every count from 1 to 64 had its own; a 64-row statement holds ~100 KB).
 #
 # A column that is NULL in every row of a statement is written as a literal NULL, not bound:
-# pysqlite looks up an adapter for every None it binds (a key tuple, a dict lookup, two
-# attribute lookups), which cost more than the rest of the row (`bench.ingest.commit`; a
-# notification row has a dozen NULLs). Rows of one statement share the literal NULLs of the
-# columns none of them fills, so mixed rows still go in one statement.
+# even with the identity adapter above, pysqlite builds a key tuple and calls the adapter for
+# every None it binds, and a notification row has about ten (in memory, rows of 23 columns:
+# 3.2-3.8 -> 1.9-2.3 us a row). Which columns a chunk leaves empty varies with its events
+# (the EWS samples alone give 17 patterns a row, 73 a chunk), and every pattern would be
+# another prepared statement per row count. So each INSERT gets at most `_NULL_PATTERNS`
+# patterns of its own, the first ones met; a chunk whose pattern is not one of them uses the
+# narrowest of them that binds all its values, or binds every column.
 MAX_ROWS_PER_STATEMENT = 64
+_NULL_PATTERNS = 4
 _VALUES = re.compile(r"\bVALUES\s*(\([?,\s]*\))", re.IGNORECASE)
 
 
@@ -383,9 +387,27 @@ def _rows_statement(head: tuple[str, str, str], rows: int, bound: tuple[bool, ..
     column marked in `bound`, a literal NULL for the others."""
     before, group, after = head
     if group.count("?") != len(bound):
-        raise ValueError(f"{len(bound)} values for the {group.count('?')} columns of {group}")
+        raise sqlite3.ProgrammingError(
+            f"{len(bound)} values for the {group.count('?')} columns of {group}"
+        )
     values = "(" + ", ".join(["?" if keep else "NULL" for keep in bound]) + ")"
     return before + ", ".join([values] * rows) + after
+
+
+_patterns: dict[tuple[str, str, str], list[tuple[bool, ...]]] = {}  # per INSERT, first met
+
+
+@functools.lru_cache(maxsize=1024)
+def _bound_columns(head: tuple[str, str, str], filled: tuple[bool, ...]) -> tuple[bool, ...]:
+    """The columns a statement binds for a chunk that has values in the `filled` ones."""
+    patterns = _patterns.setdefault(head, [])
+    if filled in patterns:
+        return filled
+    if len(patterns) < _NULL_PATTERNS:
+        patterns.append(filled)
+        return filled
+    covering = [p for p in patterns if all(map(ge, p, filled))]
+    return min(covering, key=sum) if covering else (True,) * len(filled)
 
 
 def _insert_rows(
@@ -397,8 +419,11 @@ def _insert_rows(
     while start < len(rows):
         count = min(MAX_ROWS_PER_STATEMENT, 1 << ((len(rows) - start).bit_length() - 1))
         chunk = rows[start : start + count]
-        # a column is bound when some row of the chunk has a value in it
-        bound = tuple(map(any, zip(*[map(is_not, row, _NULLS) for row in chunk], strict=True)))
+        try:  # the columns some row of the chunk has a value in
+            filled = tuple(map(any, zip(*[map(is_not, row, _NULLS) for row in chunk], strict=True)))
+        except ValueError:
+            raise sqlite3.ProgrammingError("the rows of one INSERT differ in length") from None
+        bound = _bound_columns(head, filled)
         params = list(compress(chain.from_iterable(chunk), cycle(bound)))
         connection.execute(_rows_statement(head, count, bound), params)
         start += count
