@@ -10,6 +10,7 @@ no timer to tune.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from datetime import UTC, datetime
 from enum import Enum, StrEnum
@@ -194,20 +195,8 @@ def insert_values(row: Notification, received_at: str) -> list[Any]:
     values: list[Any] = [received_at, *row, row.event_key()]
     event_time = values[_EVENT_TIME_VALUE]
     if event_time is not None:
-        text = _event_time_texts.get(event_time)
-        if text is None:
-            if len(_event_time_texts) >= _MAX_EVENT_TIME_TEXTS:
-                _event_time_texts.clear()
-            text = _event_time_texts[event_time] = utc_text(event_time)
-        values[_EVENT_TIME_VALUE] = text
+        values[_EVENT_TIME_VALUE] = _event_time_text(event_time)
     return values
-
-
-# Event times have whole seconds, and a busy second brings many events with the same time: the
-# text of each is kept, not formatted again (`isoformat` is ~1 us). Equal times are one
-# instant, whatever their zone, and so one UTC text.
-_event_time_texts: dict[datetime, str] = {}
-_MAX_EVENT_TIME_TEXTS = 4096
 
 
 _EVENT_TIME_VALUE = 1 + Notification._fields.index("event_time")  # received_at comes first
@@ -220,6 +209,12 @@ def utc_text(value: datetime) -> str:
     if value.tzinfo is None:
         raise ValueError("naive datetimes are not stored; use UTC")
     return value.astimezone(UTC).isoformat()
+
+
+# Event times have whole seconds, and a busy second brings many events with the same time: the
+# text of each is kept, not formatted again (`isoformat` is ~1 us). Equal times are one
+# instant, whatever their zone, and so one UTC text.
+_event_time_text = functools.lru_cache(maxsize=4096)(utc_text)
 
 
 def _fail(batch: list[_Pending], exc: StorageError) -> None:

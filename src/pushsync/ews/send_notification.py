@@ -11,6 +11,7 @@ subscription id taken from MessageXml.
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime
 from typing import Any
 
@@ -228,26 +229,21 @@ def _timestamp(element: etree._Element) -> datetime:
     if text is not None and len(text) > MAX_TIMESTAMP_LENGTH:
         # fromisoformat takes any number of fraction digits; such a text would also be kept
         raise MalformedNotification(f"TimeStamp longer than {MAX_TIMESTAMP_LENGTH} characters")
-    value = _timestamps.get(text)
-    if value is not None:
-        return value
+    return _read_timestamp(text)
+
+
+# Exchange stamps events in whole seconds, so a busy second brings the same text many times: it
+# is read once. Equal texts then share one datetime, whose hash is kept in it for the inbox's
+# own memo of its UTC text (pushsync.inbox). A text that fails raises again; none is kept.
+@functools.lru_cache(maxsize=4096)
+def _read_timestamp(text: str | None) -> datetime:
     try:
         value = datetime.fromisoformat(text or "")
     except ValueError:
         raise MalformedNotification(f"TimeStamp {text!r} is not an xs:dateTime") from None
     if value.tzinfo is None:
         raise MalformedNotification(f"TimeStamp {text!r} has no time zone")
-    if len(_timestamps) >= _MAX_TIMESTAMPS:
-        _timestamps.clear()
-    _timestamps[text] = value
     return value
-
-
-# Exchange stamps events in whole seconds, so a busy second brings the same text many times: it
-# is read once. Equal texts then share one datetime, whose hash is kept in it for the inbox's
-# own memo of its UTC text (pushsync.inbox). Only texts that parsed are kept.
-_timestamps: dict[str | None, datetime] = {}
-_MAX_TIMESTAMPS = 4096
 
 
 def _boolean(element: etree._Element | None) -> bool | None:
