@@ -255,7 +255,7 @@ def _truth(sim: Simulator, start: datetime, end: datetime) -> set[tuple]:
         (
             i.mailbox,
             i.uid,
-            i.original_start or i.start,
+            i.original_start,
             i.start,
             i.end,
             i.cancelled,
