@@ -105,7 +105,12 @@ def build_graph_client(settings: Settings, tokens: TokenProvider | None = None) 
         tokens = static_token(settings.graph_token.get_secret_value())
     if tokens is None:
         tokens = MsalTokens(
-            settings.tenant_id, settings.client_id, settings.client_secret, settings.authority_host
+            settings.tenant_id,
+            settings.client_id,
+            settings.client_secret,
+            settings.authority_host,
+            discovery=settings.authority_discovery,
+            ca_bundle=settings.authority_ca_bundle,
         )
     return GraphClient(tokens, settings.graph_url)
 

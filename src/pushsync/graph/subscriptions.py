@@ -128,12 +128,17 @@ class GraphSubscriptionManager:
         return record is not None and record["state"] == "retired"
 
     async def run(self, stop: asyncio.Event, rooms: Iterable[str], interval_s: float) -> None:
+        """Subscribe, then maintain every `interval_s`; a room whose subscribe failed (Graph or
+        the token authority away at start-up) is tried again every round, or it would never
+        get a subscription."""
+        rooms = list(rooms)
         await self.subscribe_rooms(rooms)
         while not stop.is_set():
             try:
                 await asyncio.wait_for(stop.wait(), interval_s)
             except TimeoutError:
                 await self.maintain()
+                await self.subscribe_rooms(rooms)
 
     async def _graph_live(self) -> list[LiveSubscription]:
         return [s for s in await self._subscriptions.live() if s.protocol == "graph"]
