@@ -5,10 +5,10 @@ token endpoint for a client-credentials token:
 https://learn.microsoft.com/entra/identity-platform/v2-protocols-oidc (openid-configuration)
 https://learn.microsoft.com/entra/identity-platform/v2-oauth2-client-creds-grant-flow
 
-| request | answer |
-|---|---|
-| GET /{tenant}/v2.0/.well-known/openid-configuration | issuer, authorization and token endpoints; 400 for another tenant |
-| POST /{tenant}/oauth2/v2.0/token | `GRAPH_TOKEN` for the configured client id and secret; 401 `invalid_client` otherwise; 503 while `failing` |
+- GET /{tenant}/v2.0/.well-known/openid-configuration: issuer, authorization and token
+  endpoints; 400 for another tenant.
+- POST /{tenant}/oauth2/v2.0/token: `GRAPH_TOKEN` for the configured client id and secret;
+  401 `invalid_client` otherwise; 503 while `failing`.
 
 With `PUSHSYNC_AUTHORITY_HOST` at `url`, `PUSHSYNC_AUTHORITY_DISCOVERY=false` (no instance
 discovery at login.microsoftonline.com) and `PUSHSYNC_AUTHORITY_CA_BUNDLE` at `ca_bundle`, the
@@ -166,7 +166,7 @@ def self_signed_certificate(directory: Path) -> tuple[Path, Path]:
         .add_extension(
             x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(HOST))]),
             critical=False,
-        )  # fmt: skip
+        )
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), critical=False)
         .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(public), critical=False)
