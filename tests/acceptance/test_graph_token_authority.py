@@ -48,7 +48,7 @@ async def test_msal_gets_the_graph_token_from_the_test_authority(
 async def test_a_refused_secret_is_an_authentication_failure_not_a_transient_one(
     authority: AuthorityServer,
 ) -> None:
-    with pytest.raises(AuthenticationFailed, match="invalid_client|Invalid client secret"):
+    with pytest.raises(AuthenticationFailed, match=r"invalid_client|Invalid client secret"):
         await tokens(authority, secret="wrong")()
 
 
