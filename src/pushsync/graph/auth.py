@@ -85,7 +85,9 @@ class MsalTokens:
             result = self._app.acquire_token_for_client(scopes=[GRAPH_SCOPE])
         except (requests.RequestException, msal.exceptions.MsalServiceError) as exc:
             # unreachable, timed out, or 5xx (msal raises its own error for a 5xx it cached)
-            raise TokenUnavailable(f"token authority: {type(exc).__name__}: {exc}") from None
+            raise TokenUnavailable(
+                f"token authority unreachable: {type(exc).__name__}: {exc}"
+            ) from None
         except ValueError as exc:  # msal: the tenant's metadata is not there (4xx)
             raise AuthenticationFailed(f"token authority refused the tenant: {exc}") from None
         token = result.get("access_token") if isinstance(result, dict) else None
