@@ -1,6 +1,7 @@
 """`pushsync worker` over Graph with real msal against the simulator's token authority: while
 the authority cannot be reached the worker keeps running, backs off and shows the rooms as
-unreachable; once it is back the rooms are subscribed and synced, with no restart.
+unreachable; once it is back the rooms are subscribed and synced, with no restart. Later the
+token endpoint answers 503 for a while: the notification rows wait and none is lost.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ def test_the_worker_outlives_an_unreachable_token_authority_and_syncs_once_it_is
     server = server_factory(pushsync_graph_client_state=STATE)
     port = free_port()  # where the authority will listen, once it is back
     authority = AuthorityServer(TokenAuthority(TENANT, CLIENT, SECRET), tmp_path, port)
+    authority.authority.expires_in = 1  # msal asks again at every use: outages show at once
     with running(epoch=datetime.now(UTC), scale=1) as thread:
         sim = thread.sim
         env = {
@@ -74,7 +76,17 @@ def test_the_worker_outlives_an_unreachable_token_authority_and_syncs_once_it_is
             thread.call(sim.exchange.book, meeting("PUSHED", start + timedelta(hours=2)), [ROOM])
             wait_for(lambda: booked(server) == {"BEFORE", "PUSHED"}, 60)
             assert authority.authority.issued >= 1
-            assert "in sync" in run_pushsync("subscriptions", "list", env=env)
+            assert "1 of 1 rooms in sync" in run_pushsync("subscriptions", "list", env=env)
+
+            authority.authority.failing = True  # the token endpoint answers 503 for a while
+            failures = log.read_text().count("token authority unreachable")
+            thread.call(sim.exchange.book, meeting("DURING", start + timedelta(hours=4)), [ROOM])
+            wait_for(lambda: log.read_text().count("token authority unreachable") >= failures + 2)
+            assert worker.poll() is None and "DURING" not in booked(server)
+            authority.authority.failing = False
+            wait_for(lambda: "DURING" in booked(server), 60)  # its rows waited, none was lost
+            states = {r["state"] for r in server.rows()}
+            assert "failed" not in states, states
         finally:
             worker.send_signal(signal.SIGTERM)
             worker.wait(timeout=30)

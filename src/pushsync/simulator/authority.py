@@ -49,6 +49,7 @@ class TokenAuthority:
         self.client_secret = client_secret
         self.base_url = ""  # set once the server knows its port
         self.failing = False  # answer token requests 503, as an authority in trouble
+        self.expires_in = 3599  # seconds a token lasts (Entra: about an hour)
         self.issued = 0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -88,7 +89,11 @@ class TokenAuthority:
         ):
             return 401, _error("invalid_client", "AADSTS7000215: Invalid client secret")
         self.issued += 1
-        return 200, {"token_type": "Bearer", "expires_in": 3599, "access_token": GRAPH_TOKEN}
+        return 200, {
+            "token_type": "Bearer",
+            "expires_in": self.expires_in,
+            "access_token": GRAPH_TOKEN,
+        }
 
 
 class AuthorityServer:
