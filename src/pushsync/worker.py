@@ -11,8 +11,8 @@ the server's back-off has passed, and no call goes to it before then, from any w
 cannot be reached (`TokenUnavailable`) is the installation's outage, not the rows' fault: no
 call of that protocol is made until a growing back-off has passed, its rows are released
 uncounted and its resyncs wait, and each room it stopped shows "unreachable". Any other
-failure counts an attempt against the rows, which end `failed` after the last one. While a batch is
-worked on, its leases are extended (a heartbeat), so only a dead worker's rows expire.
+failure counts an attempt against the rows, which end `failed` after the last one. While a
+batch is worked on, its leases are extended (a heartbeat), so only a dead worker's rows expire.
 """
 
 from __future__ import annotations
@@ -152,10 +152,14 @@ class Worker:
         return found[0] if found and found[0] > self._clock() else None
 
     def _outage(self, protocol: str, exc: TokenUnavailable) -> datetime:
-        """Note the authority failed again: wait twice as long as last time, up to a cap."""
-        last = self._outages.get(protocol)
+        """Note the authority failed again: wait twice as long as last time, up to a cap.
+        Calls that were in flight when the outage began (other mailboxes of the same batch)
+        fail too; they join the current wait rather than lengthen it."""
+        now, last = self._clock(), self._outages.get(protocol)
+        if last is not None and last[0] > now:
+            return last[0]
         wait = min(last[1] * 2, OUTAGE_MAX_WAIT) if last else OUTAGE_FIRST_WAIT
-        until = self._clock() + wait
+        until = now + wait
         self._outages[protocol] = (until, wait)
         self.stats.unavailable += 1
         log.warning(
