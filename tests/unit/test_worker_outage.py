@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 from pushsync.errors import TokenUnavailable
 from pushsync.queue import NotificationQueue
