@@ -224,10 +224,13 @@ class Scenario:
 async def test_ews_and_graph_give_the_same_reservation_table_row_for_row(
     sim: Simulator, ews: Side, graph: Side
 ) -> None:
+    assert sim.graph is not None
     scenario = Scenario(sim)
     scenario.book()
     await ews.resync_all()
+    masters_asked = sim.graph.calls["event"]
     await graph.resync_all()
+    assert sim.graph.calls["event"] - masters_asked == 2  # WEEKLY's and DAILY's, once each
     assert _comparable(await ews.rows()) == _comparable(await graph.rows())
     assert _keys(await graph.rows()) == _truth(sim)
     before = {side.protocol: len(await side.changes()) for side in (ews, graph)}
