@@ -198,7 +198,7 @@ class SubscriptionManager:
                     )
                 except Throttled as exc:
                     wait = self._back_off.defer(mailbox, exc.retry_after)
-                    if wait > SHORT_WAIT:
+                    if exc.retry_after > SHORT_WAIT:  # kept for later rounds, not slept through
                         raise
             log.info("throttled, backing off", extra={"mailbox": mailbox, "seconds": wait})
             await asyncio.sleep(wait)

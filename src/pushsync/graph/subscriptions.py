@@ -36,7 +36,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
-from pushsync.back_off import BackOff, bounded
+from pushsync.back_off import BackOff
 from pushsync.errors import ExchangeError, ExchangeUnavailable, Throttled
 from pushsync.graph import throttling
 from pushsync.graph.client import Conflict, GraphClient, GraphSubscription, NotFound
@@ -88,11 +88,20 @@ class GraphSubscriptionManager:
 
     async def subscribe_missing(self, rooms: Iterable[str]) -> Outcome:
         """Create a subscription for each room without a live one, except for rooms inside a
-        back-off (a later round tries them)."""
+        back-off (a later round tries them).
+
+        A room synced before (refused at the cap, its subscription retired by hand) is resynced
+        once subscribed: what changed while it had none was never pushed.
+        """
         live = {s.mailbox for s in await self._graph_live()}
+        awaiting = {r["mailbox"] for r in await self._subscriptions.rooms() if r["needs_resync"]}
         outcome = Outcome()
-        due = [m for m in rooms if m not in live and not self._held(m)]
-        await asyncio.gather(*(self._create(m, outcome) for m in due))
+
+        async def one(mailbox: str) -> None:
+            if await self._create(mailbox, outcome) and mailbox not in awaiting:
+                await self._subscriptions.request_resync(mailbox, "subscribed again")
+
+        await asyncio.gather(*(one(m) for m in rooms if m not in live and not self._held(m)))
         return outcome
 
     async def maintain(self) -> Outcome:
@@ -291,7 +300,7 @@ class GraphSubscriptionManager:
                 return await call()
             except Throttled as exc:
                 wait = self._defer(mailbox, exc)
-                if bounded(exc.retry_after, self._back_off.bound) > self._short_wait:
+                if exc.retry_after > self._short_wait:  # beyond the bound too: not slept through
                     raise
         raise Throttled(f"still throttled after {MAX_THROTTLED_TRIES} tries", wait)
 
