@@ -92,9 +92,11 @@ def test_a_capped_room_is_reported_while_every_other_room_is_subscribed_renewed_
     rig,
 ) -> None:
     thread, server, env = rig
-    worker = subprocess.Popen(
-        pushsync_command("worker"), env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
-    )
+    log = server.database.with_name("worker.log")  # a file: a full pipe would stall the worker
+    with log.open("wb") as out:
+        worker = subprocess.Popen(
+            pushsync_command("worker"), env=env, stdout=out, stderr=subprocess.STDOUT
+        )
     try:
         wait_for(lambda: all(active_ids(thread, room) for room in OTHERS), timeout=60)
         first = {room: active_ids(thread, room) for room in OTHERS}
@@ -136,7 +138,9 @@ def test_a_capped_room_is_reported_while_every_other_room_is_subscribed_renewed_
         wait_for(lambda: rooms_json(server)["in_sync"] == len(ROOMS), timeout=60)
     finally:
         worker.send_signal(signal.SIGTERM)
-        output = worker.communicate(timeout=30)[0].decode()
+        worker.wait(timeout=30)
+        output = log.read_text()
+        print(output, server.logs())  # shown when the test fails
     assert worker.returncode == 0, output
     assert "Traceback" not in output
     assert "251606135815" not in output  # the year-9999 Retry-After was never slept through
