@@ -68,7 +68,6 @@ class GraphSubscriptionManager:
         renew_before: timedelta = timedelta(days=1),
         max_retry_after: timedelta = timedelta(hours=1),
         clock: Callable[[], datetime] = utcnow,
-        back_off: BackOff | None = None,
     ) -> None:
         self._client = client
         self._subscriptions = subscriptions
@@ -77,7 +76,7 @@ class GraphSubscriptionManager:
         self._lifetime = min(lifetime, MAX_LIFETIME)
         self._renew_before = renew_before
         self._clock = clock
-        self._back_off = back_off or BackOff(max_retry_after.total_seconds())
+        self._back_off = BackOff(max_retry_after.total_seconds())
         self._short_wait = min(SHORT_WAIT, self._back_off.bound)
 
     async def subscribe_rooms(self, mailboxes: Iterable[str]) -> Outcome:
