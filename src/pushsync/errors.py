@@ -108,11 +108,15 @@ class ExchangeError(PushsyncError):
 
 
 class Throttled(ExchangeError):
-    """The server is busy; wait `retry_after` seconds before calling that mailbox again."""
+    """The server is busy; wait `retry_after` seconds before calling that mailbox again.
 
-    def __init__(self, detail: str, retry_after: float) -> None:
+    `retry_after` is what the server said, however far ahead; whoever waits bounds it. `code`
+    names the limit when the server did (Graph: `SubscriptionCountReached`, …)."""
+
+    def __init__(self, detail: str, retry_after: float, code: str | None = None) -> None:
         super().__init__(detail)
         self.retry_after = retry_after
+        self.code = code
 
 
 class ExchangeUnavailable(ExchangeError):

@@ -89,6 +89,7 @@ def build_manager(
         status_frequency=settings.status_frequency_minutes,
         concurrency=settings.ews_max_concurrency,
         minute=minute,
+        max_retry_after=timedelta(seconds=settings.max_retry_after_seconds),
     )
 
 
@@ -130,6 +131,7 @@ def build_graph_manager(
         client_state=settings.graph_client_state.get_secret_value(),
         lifetime=timedelta(minutes=settings.graph_subscription_minutes),
         renew_before=timedelta(minutes=settings.graph_renew_before_minutes),
+        max_retry_after=timedelta(seconds=settings.max_retry_after_seconds),
         clock=clock,
     )
 
@@ -167,6 +169,7 @@ def build_worker(
         batch_size=settings.worker_batch_size,
         debounce=timedelta(milliseconds=settings.worker_debounce_ms),
         resync_every=timedelta(hours=settings.resync_interval_hours) or None,
+        max_pause=timedelta(seconds=settings.max_retry_after_seconds),
     )
 
 

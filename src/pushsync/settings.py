@@ -142,6 +142,13 @@ class Settings(BaseSettings):
     public_url: str | None = Field(None, description="where Exchange reaches the public listener")
     status_frequency_minutes: int = Field(15, ge=1, le=1440)
     subscription_check_seconds: float = Field(60.0, gt=0)
+    max_retry_after_seconds: float = Field(
+        3600.0,
+        gt=0,
+        description="the longest Retry-After waited out for one room; a longer one (Graph's "
+        "1,000-subscription cap answers one of years) is shown as the room's problem and the "
+        "room tried again after this long",
+    )
     # the sync worker
     sync_window_past_days: int = Field(1, ge=0)
     sync_window_future_days: int = Field(365, ge=1, description="at least the booking window")

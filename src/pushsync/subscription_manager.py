@@ -5,7 +5,9 @@ StatusFrequency minutes it stops and drops what it held. The manager replaces a 
 that is broken (error notification, watermark gap) or silent for more than 2 x StatusFrequency,
 resubscribing from the last watermark when Exchange still honours it, and marks the room for a
 full resync because events may have been lost. Throttling is honoured: ErrorServerBusy's back-off
-is waited out for that room, and at most `concurrency` Subscribe calls are in flight.
+is kept for that room alone, and at most `concurrency` Subscribe calls are in flight. A short
+back-off is waited out in the call; a longer one (at most `max_retry_after`) leaves the room to
+a later round, so one room's back-off never holds up replacing the others' dead subscriptions.
 https://learn.microsoft.com/exchange/client-developer/exchange-web-services/notification-subscriptions-mailbox-events-and-ews-in-exchange
 """
 
@@ -17,6 +19,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+from pushsync.back_off import BackOff
 from pushsync.errors import ExchangeError, SubscriptionRefused, Throttled
 from pushsync.ews.client import EwsClient, Subscription
 from pushsync.subscriptions import LiveSubscription, Subscriptions
@@ -25,6 +28,7 @@ log = logging.getLogger(__name__)
 
 WATERMARK_LIFETIME = timedelta(days=29)  # Exchange keeps about 30 days of events
 MAX_THROTTLED_TRIES = 8
+SHORT_WAIT = 10.0  # seconds: a back-off up to this is waited out within the call
 
 Progress = Callable[[str, bool], None]  # (mailbox, subscribed) after each room
 
@@ -51,6 +55,7 @@ class SubscriptionManager:
         concurrency: int = 27,
         minute: timedelta = timedelta(minutes=1),
         clock: Callable[[], datetime] = utcnow,
+        max_retry_after: timedelta = timedelta(hours=1),
     ) -> None:
         self._client = client
         self._subscriptions = subscriptions
@@ -59,6 +64,7 @@ class SubscriptionManager:
         self._slots = asyncio.Semaphore(concurrency)
         self._minute = minute
         self._clock = clock
+        self._back_off = BackOff(max_retry_after.total_seconds())
 
     async def subscribe_rooms(
         self, mailboxes: Iterable[str], progress: Progress | None = None
@@ -81,7 +87,8 @@ class SubscriptionManager:
         outcome = Outcome()
 
         async def one(mailbox: str) -> None:
-            ok = mailbox in live or await self._subscribe(mailbox, outcome)
+            held = self._held(mailbox)  # a later round tries it
+            ok = mailbox in live or (not held and await self._subscribe(mailbox, outcome))
             if mailbox not in live and ok:  # a room moved back from Graph leaves its Graph one
                 await self._subscriptions.retire_other_protocols(mailbox, "ews", self._clock())
             if mailbox not in live and ok and mailbox not in awaiting:
@@ -97,7 +104,9 @@ class SubscriptionManager:
         now = self._clock()
         outcome = Outcome()
         live = [s for s in await self._subscriptions.live() if s.protocol == "ews"]
-        dead = [s for s in live if s.is_dead(now, self._minute)]  # Graph's: graph/subscriptions
+        dead = [  # Graph's: graph/subscriptions
+            s for s in live if s.is_dead(now, self._minute) and not self._held(s.mailbox)
+        ]
         await asyncio.gather(*(self._replace(s, now, outcome) for s in dead))
         return outcome
 
@@ -188,10 +197,16 @@ class SubscriptionManager:
                         watermark=watermark,
                     )
                 except Throttled as exc:
-                    wait = exc.retry_after
+                    wait = self._back_off.defer(mailbox, exc.retry_after)
+                    if exc.retry_after > SHORT_WAIT:  # kept for later rounds, not slept through
+                        raise
             log.info("throttled, backing off", extra={"mailbox": mailbox, "seconds": wait})
             await asyncio.sleep(wait)
         raise Throttled(f"{mailbox}: still throttled after {MAX_THROTTLED_TRIES} tries", wait)
+
+    def _held(self, mailbox: str) -> bool:
+        """Inside a back-off longer than is waited out in a call."""
+        return self._back_off.remaining(mailbox) > SHORT_WAIT
 
     async def _failed(self, mailbox: str, exc: ExchangeError, outcome: Outcome) -> bool:
         log.error("subscribe failed", extra={"mailbox": mailbox, "error": str(exc)})

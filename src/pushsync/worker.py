@@ -27,6 +27,7 @@ from datetime import UTC, datetime, timedelta
 from itertools import groupby
 from typing import Protocol, runtime_checkable
 
+from pushsync.back_off import bounded
 from pushsync.errors import ExchangeError, Throttled, TokenUnavailable
 from pushsync.folder_sync import changes_since_cursor
 from pushsync.graph.lifecycle import note_graph_rows
@@ -122,6 +123,7 @@ class Worker:
         idle_sleep: float = 0.2,
         resync_every: timedelta | None = None,
         resync_lease: timedelta = timedelta(minutes=10),
+        max_pause: timedelta = timedelta(hours=1),
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self._queue = queue
@@ -131,6 +133,7 @@ class Worker:
         self._batch_size = batch_size
         self._debounce = debounce
         self._idle_sleep = idle_sleep
+        self._max_pause = max_pause  # a Retry-After of years would pause the room forever
         self._resync_every = resync_every
         self._resync_lease = resync_lease  # a read's longest time; also the wait after a failure
         self._clock = clock
@@ -348,7 +351,8 @@ class Worker:
         return max(ends, default=None)
 
     async def _pause(self, mailbox: str, exc: Throttled) -> datetime:
-        until = self._clock() + timedelta(seconds=exc.retry_after)
+        wait = bounded(exc.retry_after, self._max_pause.total_seconds())
+        until = self._clock() + timedelta(seconds=wait)
         self._paused[mailbox] = max(until, self._paused.get(mailbox, until))
         self.stats.throttled += 1
         log.warning("throttled", extra={"mailbox": mailbox, "retry_after": exc.retry_after})

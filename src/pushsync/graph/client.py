@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import email.utils
 from collections import defaultdict
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -40,6 +41,7 @@ GRAPH_URL = "https://graph.microsoft.com/v1.0"
 PER_MAILBOX = 4  # concurrent requests per app and mailbox (Outlook limit)
 DEFAULT_RETRY_AFTER = 10.0
 MAX_PAGES = 1000
+SUBSCRIPTION_CAP = "SubscriptionCountReached"  # 1,000 subscriptions on one mailbox, all apps
 
 
 class NotFound(ExchangeError):
@@ -238,7 +240,7 @@ def _answer(method: str, response: httpx.Response) -> dict[str, Any]:
     code, message = _error(response)
     detail = f"Graph {method} answered {status} {code}: {message}"
     if status in (429, 503):
-        raise Throttled(detail, _retry_after(response))
+        raise Throttled(detail, _retry_after(response), _limit(code, message))
     if status in (401, 403):
         raise AuthenticationFailed(detail)
     if status == 404:
@@ -260,12 +262,26 @@ def _error(response: httpx.Response) -> tuple[str, str]:
         return "", response.text[:200]
 
 
+def _limit(code: str, message: str) -> str:
+    """The limit a 429 names. The per-mailbox subscription cap comes as a generic code with
+    "Resource 'SubscriptionCountReached' has reached limit of '1000'" in the message."""
+    return SUBSCRIPTION_CAP if SUBSCRIPTION_CAP in message else code
+
+
 def _retry_after(response: httpx.Response) -> float:
-    value = response.headers.get("retry-after", "")
+    """Retry-After in delta-seconds (what Graph sends) or as an HTTP-date (RFC 9110 §10.2.3)."""
+    value = response.headers.get("retry-after", "").strip()
     try:
         return max(float(value), 0.0)
     except ValueError:
+        pass
+    try:
+        moment = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
         return DEFAULT_RETRY_AFTER
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return max((moment - datetime.now(UTC)).total_seconds(), 0.0)
 
 
 def _subscription(item: dict[str, Any]) -> GraphSubscription:

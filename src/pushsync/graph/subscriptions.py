@@ -11,7 +11,15 @@ less than `renew_before` is left. The worker turns lifecycle notifications into 
 answers by renewing it (renewing reauthorizes too; doing both within 10 minutes is refused);
 `subscriptionRemoved` marks it broken, and it is recreated and the room resynced; `missed` asks
 for a resync only. A 409 on create means one exists already: it is looked up, adopted and
-renewed. 429 is waited out for the server's Retry-After.
+renewed.
+
+A 429's Retry-After holds for what it was answered for (`graph/throttling.py`): one mailbox, or
+the app (the subscription write limit). A short one is waited out in the call; a longer one
+leaves that mailbox (or the app) alone until it passes, and at most `max_retry_after`, so one
+mailbox never holds up the others. A Retry-After beyond that bound, or the 1,000-subscription
+cap, is the room's problem (`room.last_error`, shown by the status page) and the room is tried
+again once the bound has passed. Creating and renewing run as two loops (`run`): a creation
+round that waits for a throttled room never delays a renewal that is due.
 
 A subscription we retire (replaced, the room moved to EWS, `pushsync subscriptions retire`)
 is dead to us, but Graph keeps posting to it until it expires, days later. Each maintenance
@@ -28,7 +36,9 @@ from collections.abc import Awaitable, Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
+from pushsync.back_off import BackOff
 from pushsync.errors import ExchangeError, ExchangeUnavailable, Throttled
+from pushsync.graph import throttling
 from pushsync.graph.client import Conflict, GraphClient, GraphSubscription, NotFound
 from pushsync.subscription_manager import Outcome
 from pushsync.subscriptions import LiveSubscription, Subscriptions
@@ -38,6 +48,7 @@ log = logging.getLogger(__name__)
 MAX_LIFETIME = timedelta(minutes=10080)
 REAUTHORIZE = "reauthorizationRequired"
 MAX_THROTTLED_TRIES = 8
+SHORT_WAIT = 10.0  # seconds: a Retry-After up to this is waited out within the call
 T = TypeVar("T")
 
 
@@ -55,6 +66,7 @@ class GraphSubscriptionManager:
         client_state: str,
         lifetime: timedelta = timedelta(minutes=10000),
         renew_before: timedelta = timedelta(days=1),
+        max_retry_after: timedelta = timedelta(hours=1),
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self._client = client
@@ -64,22 +76,41 @@ class GraphSubscriptionManager:
         self._lifetime = min(lifetime, MAX_LIFETIME)
         self._renew_before = renew_before
         self._clock = clock
+        self._back_off = BackOff(max_retry_after.total_seconds())
+        self._short_wait = min(SHORT_WAIT, self._back_off.bound)
 
     async def subscribe_rooms(self, mailboxes: Iterable[str]) -> Outcome:
         """Give every listed room a Graph subscription unless it has a live one already."""
         rooms = list(mailboxes)
         await self._subscriptions.ensure_rooms(rooms, "graph", self._clock())
+        return await self.subscribe_missing(rooms)
+
+    async def subscribe_missing(self, rooms: Iterable[str]) -> Outcome:
+        """Create a subscription for each room without a live one, except for rooms inside a
+        back-off (a later round tries them).
+
+        A room synced before (refused at the cap, its subscription retired by hand) is resynced
+        once subscribed: what changed while it had none was never pushed.
+        """
         live = {s.mailbox for s in await self._graph_live()}
+        awaiting = {r["mailbox"] for r in await self._subscriptions.rooms() if r["needs_resync"]}
         outcome = Outcome()
-        await asyncio.gather(*(self._create(m, outcome) for m in rooms if m not in live))
+
+        async def one(mailbox: str) -> None:
+            if await self._create(mailbox, outcome) and mailbox not in awaiting:
+                await self._subscriptions.request_resync(mailbox, "subscribed again")
+
+        await asyncio.gather(*(one(m) for m in rooms if m not in live and not self._held(m)))
         return outcome
 
     async def maintain(self) -> Outcome:
         """Renew what expires soon or asked to be reauthorized; recreate what was removed;
-        delete at Graph what we retired."""
+        delete at Graph what we retired. Rooms inside a back-off wait for a later round."""
         outcome = Outcome()
         now = self._clock()
         for subscription in await self._graph_live():
+            if self._held(subscription.mailbox):
+                continue
             if subscription.state == "broken" and not await self._reauthorizing(subscription):
                 await self._recreate(subscription, outcome)
             elif subscription.state == "broken" or self._expiring(subscription, now):
@@ -94,10 +125,16 @@ class GraphSubscriptionManager:
         and not yet recorded it. A throttled or unreachable Graph ends the round early.
         """
         deleted = 0
+        if self._held(None):
+            return 0
         for subscription_id in await self._retired_at_graph():
             try:
                 await self._client.delete_subscription(subscription_id)  # 404: gone, fine
-            except (Throttled, ExchangeUnavailable) as exc:
+            except Throttled as exc:
+                self._defer(None, exc)
+                _not_deleted(subscription_id, exc)
+                break
+            except ExchangeUnavailable as exc:
                 _not_deleted(subscription_id, exc)
                 break
             except ExchangeError as exc:
@@ -128,17 +165,25 @@ class GraphSubscriptionManager:
         return record is not None and record["state"] == "retired"
 
     async def run(self, stop: asyncio.Event, rooms: Iterable[str], interval_s: float) -> None:
-        """Subscribe, then maintain every `interval_s`; a room whose subscribe failed (Graph or
-        the token authority away at start-up) is tried again every round, or it would never
-        get a subscription."""
+        """Until `stop`: a creation loop (rooms still without a subscription, each round) beside
+        a maintenance loop, so that renewals never wait for a creation round."""
         rooms = list(rooms)
-        await self.subscribe_rooms(rooms)
-        while not stop.is_set():
-            try:
-                await asyncio.wait_for(stop.wait(), interval_s)
-            except TimeoutError:
-                await self.maintain()
-                await self.subscribe_rooms(rooms)
+        await self._subscriptions.ensure_rooms(rooms, "graph", self._clock())
+
+        async def create() -> None:
+            await self.subscribe_missing(rooms)
+
+        async def maintain() -> None:
+            await self.maintain()
+
+        await asyncio.gather(
+            _every(stop, interval_s, create, at_once=True),
+            _every(stop, interval_s, maintain, at_once=False),
+        )
+
+    def _held(self, mailbox: str | None) -> bool:
+        """Whether a call about `mailbox` must wait longer than is waited out in a call."""
+        return self._back_off.held(mailbox) > self._short_wait
 
     async def _graph_live(self) -> list[LiveSubscription]:
         return [s for s in await self._subscriptions.live() if s.protocol == "graph"]
@@ -154,17 +199,15 @@ class GraphSubscriptionManager:
     async def _renew(self, subscription: LiveSubscription, outcome: Outcome) -> None:
         expires = self._clock() + self._lifetime
         try:
-            granted = await self._throttled(
-                lambda: self._client.renew_subscription(subscription.subscription_id, expires)
+            granted = await self._call(
+                subscription.mailbox,
+                lambda: self._client.renew_subscription(subscription.subscription_id, expires),
             )
         except NotFound:  # Graph dropped it meanwhile
             await self._recreate(subscription, outcome)
             return
         except ExchangeError as exc:
-            outcome.failed[subscription.mailbox] = str(exc)
-            await self._subscriptions.room_error(
-                subscription.mailbox, f"renew: {exc}", self._clock()
-            )
+            await self._failed(subscription.mailbox, "renew", exc, outcome)
             return
         await self._subscriptions.renewed(subscription.subscription_id, granted)
         log.info(
@@ -187,11 +230,9 @@ class GraphSubscriptionManager:
     async def _create(self, mailbox: str, outcome: Outcome, *, replaces: str | None = None) -> bool:
         expires = self._clock() + self._lifetime
         try:
-            created = await self._throttled(lambda: self._subscribe(mailbox, expires))
+            created = await self._call(mailbox, lambda: self._subscribe(mailbox, expires))
         except ExchangeError as exc:
-            log.error("Graph subscribe failed", extra={"mailbox": mailbox, "error": str(exc)})
-            outcome.failed[mailbox] = str(exc)
-            await self._subscriptions.room_error(mailbox, f"subscribe: {exc}", self._clock())
+            await self._failed(mailbox, "subscribe", exc, outcome)
             return False
         if created.subscription_id == replaces:  # a 409 led back to it: Graph still holds it
             await self._subscriptions.renewed(created.subscription_id, created.expires_at)
@@ -239,16 +280,63 @@ class GraphSubscriptionManager:
                 return subscription
         return None
 
-    async def _throttled(self, call: Callable[[], Awaitable[T]]) -> T:
+    async def _call(self, mailbox: str, call: Callable[[], Awaitable[T]]) -> T:
+        """One Graph call about `mailbox`, honouring Retry-After for it and for the app.
+
+        A back-off up to `_short_wait` is slept through here; a 429 asking for longer is raised
+        at once, its back-off kept for its scope (at most the bound) for later rounds."""
         wait = 0.0
         for _ in range(MAX_THROTTLED_TRIES):
+            held = self._back_off.held(mailbox)
+            if held > self._short_wait:
+                raise Throttled(f"Graph asked to wait {held:.0f} s more", held)
+            if held:
+                log.info(
+                    "Graph throttled, backing off", extra={"mailbox": mailbox, "seconds": held}
+                )
+                await asyncio.sleep(held)
             try:
                 return await call()
             except Throttled as exc:
-                wait = exc.retry_after
-            log.info("Graph throttled, backing off", extra={"seconds": wait})
-            await asyncio.sleep(wait)
+                wait = self._defer(mailbox, exc)
+                if exc.retry_after > self._short_wait:  # beyond the bound too: not slept through
+                    raise
         raise Throttled(f"still throttled after {MAX_THROTTLED_TRIES} tries", wait)
+
+    def _defer(self, mailbox: str | None, exc: Throttled) -> float:
+        """Keep the 429's back-off for what it was answered for; returns the wait."""
+        key = throttling.scope(mailbox, exc, self._back_off.bound)
+        return 0.0 if key is None else self._back_off.defer(key, exc.retry_after)
+
+    async def _failed(
+        self, mailbox: str, action: str, exc: ExchangeError, outcome: Outcome
+    ) -> None:
+        """Note on the room why `action` failed; a throttled room says which limit and when it
+        is tried again."""
+        why = str(exc)
+        if isinstance(exc, Throttled):
+            left = self._back_off.held(mailbox)
+            retry_at = self._clock() + timedelta(seconds=left)
+            why = throttling.problem(exc, retry_at, self._back_off.bound)
+        if isinstance(exc, Throttled) and not throttling.is_room_problem(exc, self._back_off.bound):
+            log.warning(f"Graph {action} throttled", extra={"mailbox": mailbox, "error": why})
+        else:
+            log.error(f"Graph {action} failed", extra={"mailbox": mailbox, "error": why})
+        outcome.failed[mailbox] = why
+        await self._subscriptions.room_error(mailbox, f"{action}: {why}", self._clock())
+
+
+async def _every(
+    stop: asyncio.Event, interval_s: float, job: Callable[[], Awaitable[None]], *, at_once: bool
+) -> None:
+    """Run `job` every `interval_s` seconds (first at once if `at_once`) until `stop`."""
+    if at_once:
+        await job()
+    while not stop.is_set():
+        try:
+            await asyncio.wait_for(stop.wait(), interval_s)
+        except TimeoutError:
+            await job()
 
 
 def _not_deleted(subscription_id: str, exc: ExchangeError) -> None:

@@ -10,10 +10,14 @@
 | GET /users/{room}/calendarView/delta | pages (nextLink), then a deltaLink; 410 SyncStateNotFound |
 
 Every call needs `Authorization: Bearer` with `GRAPH_TOKEN` (what the test's token provider
-gives). The configured share of calls (`busy_rate`, as for EWS) and calls to a mailbox given to
-`throttle()` are answered 429 with Retry-After; so are subscribe and DELETE (for the
-subscription's room).
+gives). Every call about a mailbox (its events, instances and delta; creating, renewing or
+deleting a subscription on it) is answered 429 with Retry-After for the configured share of calls
+(`busy_rate`, as for EWS: a generic "Too many requests") and, after `throttle()`, for that
+mailbox (Outlook's per-mailbox wording, "Application is over its RequestRate limit."). A
+mailbox holding 1,000 subscriptions, ours and other apps' (`hold_subscriptions`), refuses a
+new one with 429 SubscriptionCountReached and a Retry-After that ends in the year 9999.
 https://learn.microsoft.com/graph/api/subscription-post-subscriptions
+https://learn.microsoft.com/graph/throttling-limits#outlook-service-limits
 https://learn.microsoft.com/graph/api/event-delta
 https://learn.microsoft.com/graph/throttling
 """
@@ -46,14 +50,25 @@ _EVENT = re.compile(r"^/users/([^/]+)/events/([^/]+)$")
 _INSTANCES = re.compile(r"^/users/([^/]+)/events/([^/]+)/instances$")
 _DELTA = re.compile(r"^/users/([^/]+)/calendarview/delta$", re.IGNORECASE)
 _RESOURCE = re.compile(r"^/?users/([^/]+)/events$", re.IGNORECASE)
+MAX_SUBSCRIPTIONS_PER_MAILBOX = 1000  # all apps together
+# Graph's answer when the cap is reached, as users report it (docs/simulator.md).
+CAP_RETRY_AT = datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC)
+CAP_MESSAGE = (
+    "Operation: Create; Exception: [Status Code: 429; Reason: Resource"
+    " 'SubscriptionCountReached' has reached limit of '1000'. Please retry after"
+    " '12/31/9999 11:59:59 PM']"
+)
 
 Answer = tuple[int, dict[str, Any] | None, list[tuple[bytes, bytes]]]
 
 
 class GraphError(Exception):
-    def __init__(self, status: int, code: str, message: str) -> None:
+    def __init__(
+        self, status: int, code: str, message: str, retry_after: int | None = None
+    ) -> None:
         super().__init__(message)
         self.status, self.code, self.message = status, code, message
+        self.retry_after = retry_after  # seconds; a 429 without it gets the API's default
 
 
 class GraphApi:
@@ -65,10 +80,19 @@ class GraphApi:
         self.retry_after = 1  # seconds, on every 429
         self.delta_epoch = datetime.min.replace(tzinfo=UTC)  # older delta tokens: 410
         self._throttled: Counter[str] = Counter()  # mailbox -> 429s still to give
+        self._held_elsewhere: Counter[str] = Counter()  # mailbox -> other apps' subscriptions
+        # A test's time compression: subscriptions are granted at most this lifetime (Graph
+        # grants what was asked, up to 10,080 minutes). None: as Graph.
+        self.max_lifetime: timedelta | None = None
 
     def throttle(self, mailbox: str, calls: int = 1) -> None:
         """Answer the next `calls` requests about this mailbox 429."""
         self._throttled[mailbox.lower()] += calls
+
+    def hold_subscriptions(self, mailbox: str, count: int = MAX_SUBSCRIPTIONS_PER_MAILBOX) -> None:
+        """Other apps hold `count` subscriptions on this mailbox (0: none); they count against
+        the per-mailbox cap but are not ours to list, renew or delete."""
+        self._held_elsewhere[mailbox.lower()] = count
 
     def expire_delta_tokens(self) -> None:
         """Every delta token issued so far is answered 410 SyncStateNotFound from now on."""
@@ -89,9 +113,8 @@ class GraphApi:
         try:
             return await self._route(scope["method"], path, query, body)
         except GraphError as exc:
-            headers = (
-                [(b"retry-after", str(self.retry_after).encode())] if exc.status == 429 else []
-            )
+            retry_after = self.retry_after if exc.retry_after is None else exc.retry_after
+            headers = [(b"retry-after", str(retry_after).encode())] if exc.status == 429 else []
             return exc.status, {"error": {"code": exc.code, "message": exc.message}}, headers
 
     async def _route(self, method: str, path: str, query: dict[str, str], body: bytes) -> Answer:
@@ -133,11 +156,16 @@ class GraphApi:
 
     def _admit(self, operation: str, room: str) -> None:
         """Journal one call about a room; 429 if it is throttled or the server is busy."""
-        busy = self._throttled[room] > 0 or self.exchange.busy()
+        mailbox_limit = self._throttled[room] > 0
+        busy = mailbox_limit or self.exchange.busy()
         self.exchange.note(f"graph.{operation}", room, busy)
+        if mailbox_limit:
+            self._throttled[room] -= 1
+            raise GraphError(
+                429, "ApplicationThrottled", "Application is over its RequestRate limit."
+            )
         if busy:
-            self._throttled[room] = max(self._throttled[room] - 1, 0)
-            raise GraphError(429, "ApplicationThrottled", "Too many requests")
+            raise GraphError(429, "TooManyRequests", "Too many requests. Please try again later.")
 
     # -- subscriptions ----------------------------------------------------------------------
 
@@ -162,6 +190,7 @@ class GraphApi:
         url = str(request.get("notificationUrl", ""))
         if self.webhooks.duplicate(resource, url, change_types) is not None:
             raise GraphError(409, "ExtensionError", "a subscription for this resource exists")
+        self._check_cap(room)
         try:
             subscription = await self.webhooks.create(
                 calendar,
@@ -178,6 +207,12 @@ class GraphApi:
             ) from None
         return 201, subscription.as_json(), []
 
+    def _check_cap(self, room: str) -> None:
+        held = len(self.webhooks.active(room)) + self._held_elsewhere[room]
+        if held >= MAX_SUBSCRIPTIONS_PER_MAILBOX:
+            wait = int((CAP_RETRY_AT - self.exchange.clock.now()).total_seconds())
+            raise GraphError(429, "ExtensionError", CAP_MESSAGE, retry_after=max(wait, 0))
+
     def _subscription(self, method: str, subscription_id: str, body: bytes) -> Answer:
         subscription = self.webhooks.subscriptions.get(subscription_id)
         if subscription is None or not subscription.active:
@@ -189,6 +224,7 @@ class GraphApi:
             return 204, None, []
         if method == "PATCH":
             self.calls["renew"] += 1
+            self._admit("renew", subscription.calendar.mailbox)
             subscription.expires = self._expiration(_json(body).get("expirationDateTime"))
             return 200, subscription.as_json(), []
         return self._ok(method, "GET", "subscription", subscription.as_json())
@@ -203,7 +239,7 @@ class GraphApi:
             raise GraphError(
                 400, "InvalidRequest", "expirationDateTime must be within 10080 minutes from now"
             )
-        return expires
+        return expires if self.max_lifetime is None else min(expires, now + self.max_lifetime)
 
     def _subscriptions(self) -> list[dict[str, Any]]:
         return [s.as_json() for s in self.webhooks.active()]
