@@ -45,13 +45,21 @@ def serve(
     workers: Annotated[int | None, typer.Option(help="receiver processes")] = None,
 ) -> None:
     """Run the public notification listener."""
+    from pushsync.web.ports import require_free
     from pushsync.web.server import serve as run_server
 
     settings = settings_or_exit(
         config, database_url=database_url, host=host, port=port, workers=workers
     )
-    if settings.auto_migrate:  # once, here, before worker processes start
-        with_connector(settings, upgrade)
+    try:  # before anything is created or started
+        require_free(settings.host, settings.port, "public listener")
+        require_free(settings.admin_host, settings.admin_port, "admin listener")
+    except PushsyncError as exc:
+        console.print(f"[red]error:[/red] {exc}", highlight=False)
+        raise typer.Exit(2) from None
+    # once, here, before any listener or receiver process starts: a database that cannot be
+    # opened stops the command with its cause and nothing started
+    with_connector(settings, upgrade if settings.auto_migrate else applied_versions)
     try:
         run_server(settings)
     except PushsyncError as exc:
@@ -100,7 +108,7 @@ def db_upgrade(config: ConfigOption = None, database_url: DatabaseOption = None)
 def db_status(config: ConfigOption = None, database_url: DatabaseOption = None) -> None:
     """Show which schema versions are applied."""
     settings = settings_or_exit(config, database_url=database_url)
-    versions = with_connector(settings, applied_versions)
+    versions = with_connector(settings, applied_versions, existing=True)
     console.print(f"applied versions: {versions or 'none'}")
 
 
@@ -108,41 +116,46 @@ def db_status(config: ConfigOption = None, database_url: DatabaseOption = None) 
 def notifications_list(
     config: ConfigOption = None,
     database_url: DatabaseOption = None,
-    limit: int = 50,
+    limit: Annotated[int, typer.Option(help="rows at most")] = 50,
     state: Annotated[
         str | None,
-        typer.Option(help="only rows in this state, newest first: pending, claimed, done, failed"),
+        typer.Option(help="only rows in this state: pending, claimed, done, failed"),
     ] = None,
+    room: Annotated[str | None, typer.Option(help="only this room's rows")] = None,
+    full_ids: Annotated[bool, typer.Option("--full-ids", help="whole ids, not cut")] = False,
 ) -> None:
-    """Show rows of the notification table: the oldest, or the newest in one state."""
-    settings = settings_or_exit(config, database_url=database_url)
+    """Show rows of the notification table, newest first."""
     if state not in (None, "pending", "claimed", "done", "failed"):
         raise typer.BadParameter("state is one of pending, claimed, done, failed")
+    settings = settings_or_exit(config, database_url=database_url)
 
     async def fetch(connector: Connector) -> list[dict[str, Any]]:
+        params = {"state": state, "room": room, "limit": limit}
         async with connector.session() as session:
-            if state is None:
-                return await session.fetch_all("list_notifications", {"limit": limit})
-            params = {"state": state, "limit": limit}
-            return await session.fetch_all("list_notifications_in_state", params)
+            return await session.fetch_all("notifications_newest", params)
 
-    rows = with_connector(settings, fetch)
+    rows = with_connector(settings, fetch, existing=True)
+    cut = (lambda value: value or "") if full_ids else _short
     table = Table(
-        "id", "received", "proto", "subscription", "event", "item", "state", "tries", "last error"
-    )
+        "id", "received", "room", "proto", "subscription", "event", "item", "state", "tries",
+        "last error",
+    )  # fmt: skip
     for row in rows:
         table.add_row(
             str(row["id"]),
             str(row["received_at"])[:19],
+            row["mailbox"] or "",
             row["protocol"],
-            _short(row["subscription_id"]),
+            cut(row["subscription_id"]),
             row["event_type"],
-            _short(row["item_id"]),
+            cut(row["item_id"]),
             row["state"],
             str(row["attempts"]),
             row["last_error"] or "",
         )
     console.print(table)
+    if not rows:
+        console.print("no notifications" + (f" for room {room}" if room else ""))
 
 
 @ipranges_app.command("refresh")
@@ -184,9 +197,10 @@ def ipranges_show(config: ConfigOption = None) -> None:
 
 
 def _short(value: str | None, width: int = 16) -> str:
+    """Ids of one mailbox share their first ~40 characters: keep the end, which differs."""
     if not value:
         return ""
-    return value if len(value) <= width else value[: width - 1] + "…"
+    return value if len(value) <= width else "…" + value[-(width - 1) :]
 
 
 def main() -> None:
