@@ -12,6 +12,7 @@ from pushsync.cli_common import (
     ConfigOption,
     DatabaseOption,
     console,
+    print_error,
     settings_or_exit,
     with_connector,
 )
@@ -55,7 +56,7 @@ def serve(
         require_free(settings.host, settings.port, "public listener")
         require_free(settings.admin_host, settings.admin_port, "admin listener")
     except PushsyncError as exc:
-        console.print(f"[red]error:[/red] {exc}", highlight=False)
+        print_error(exc)
         raise typer.Exit(2) from None
     # once, here, before any listener or receiver process starts: a database that cannot be
     # opened stops the command with its cause and nothing started
@@ -63,7 +64,7 @@ def serve(
     try:
         run_server(settings)
     except PushsyncError as exc:
-        console.print(f"[red]error:[/red] {exc}")
+        print_error(exc)
         raise typer.Exit(2) from None
 
 
@@ -176,7 +177,7 @@ def ipranges_refresh(config: ConfigOption = None) -> None:
             )
             result = refresher.refresh()
     except PushsyncError as exc:
-        console.print(f"[red]error:[/red] {exc}; the last good list stays in use")
+        print_error(f"{exc}; the last good list stays in use")
         raise typer.Exit(1) from None
     console.print(f"{settings.ipranges_instance} {result.version}: {result.outcome.value}")
 
@@ -190,7 +191,7 @@ def ipranges_show(config: ConfigOption = None) -> None:
     try:
         ranges = load_ranges(settings.ipranges_dir, settings.ipranges_instance)
     except PushsyncError as exc:
-        console.print(f"[red]error:[/red] {exc}")
+        print_error(exc)
         raise typer.Exit(1) from None
     for key, value in ranges.describe().items():
         console.print(f"{key}: {value}")

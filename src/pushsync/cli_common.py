@@ -9,6 +9,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from pushsync.errors import ConfigError, PushsyncError
 from pushsync.logs import configure_from
@@ -20,6 +21,13 @@ from pushsync.store.sqlite import require_folder, sqlite_path
 T = TypeVar("T")
 
 console = Console()
+# errors: one line each however narrow the terminal, on stderr, markup in them left as typed
+errors = Console(stderr=True, soft_wrap=True, highlight=False)
+
+
+def print_error(problem: object) -> None:
+    errors.print(f"[red]error:[/red] {escape(str(problem))}")
+
 
 ConfigOption = Annotated[Path | None, typer.Option("--config", help="TOML settings file")]
 DatabaseOption = Annotated[
@@ -31,7 +39,7 @@ def settings_or_exit(config: Path | None, **overrides: Any) -> Settings:
     try:
         settings = load_settings(config, **overrides)
     except PushsyncError as exc:
-        console.print(f"[red]error:[/red] {exc}")
+        print_error(exc)
         raise typer.Exit(2) from None
     configure_from(settings)
     return settings
@@ -42,7 +50,7 @@ def run_or_exit(work: Coroutine[Any, Any, T]) -> T:
     try:
         return asyncio.run(work)
     except PushsyncError as exc:
-        console.print(f"[red]error:[/red] {exc}")
+        print_error(exc)
         raise typer.Exit(1) from None
 
 
