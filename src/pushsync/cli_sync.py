@@ -215,7 +215,8 @@ def subscriptions_retire(
         return ref
 
     ref = with_connector(settings, retire, existing=True)
-    room = f" ({ref.mailbox})" if ref.mailbox else " (known only from its notifications)"
+    room = f" ({ref.mailbox})" if ref.mailbox else ""
+    room = " (known only from its notifications)" if ref.state is None else room
     already = "was already retired" if ref.state == "retired" else "retired"
     console.print(f"{ref.subscription_id}{room} {already}", highlight=False)
     if ref.protocol == Protocol.GRAPH:
