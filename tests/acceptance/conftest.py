@@ -91,7 +91,7 @@ class ServerProcess:
             self.process = subprocess.Popen(
                 pushsync_command("serve"), env=env, stdout=log, stderr=subprocess.STDOUT
             )
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + 60  # a loaded 2-core box imports exchangelib slowly
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"server exited: {self.log.read_text()}")
