@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import typer
@@ -77,9 +78,19 @@ def simulate(
     activity: Annotated[float, typer.Option(help="booking actions per Exchange minute")] = 6.0,
     seed: Annotated[int, typer.Option(help="seed of the random activity")] = 1,
     busy_rate: Annotated[float, typer.Option(help="share of calls answered ErrorServerBusy")] = 0.0,
+    start: Annotated[
+        datetime | None,
+        typer.Option(
+            help="Exchange time at start (default: now, the time a worker's sync window "
+            "follows; with --scale above 1 Exchange time runs ahead of it)",
+            formats=["%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d"],
+        ),
+    ] = None,
 ) -> None:
     """Run the Exchange simulator (a test double) with random booking activity."""
     from pushsync.simulator.cli import run_simulator
+
+    epoch = datetime.now(UTC) if start is None else start.replace(tzinfo=start.tzinfo or UTC)
 
     run_simulator(
         console,
@@ -90,6 +101,7 @@ def simulate(
         activity=activity,
         seed=seed,
         busy_rate=busy_rate,
+        epoch=epoch,
     )
 
 
