@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from pushsync import cli_sync
+from pushsync import cli_help, cli_sync
 from pushsync.cli_common import (
     ConfigOption,
     DatabaseOption,
@@ -35,6 +35,27 @@ app.add_typer(notifications_app, name="notifications")
 ipranges_app = typer.Typer(help="Microsoft 365's published address ranges.", no_args_is_help=True)
 app.add_typer(ipranges_app, name="ipranges")
 app.add_typer(cli_sync.commands)
+assert cli_help  # imported for its help formatting
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        console.print(f"pushsync {version('pushsync')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: Annotated[
+        bool,
+        typer.Option("--version", is_eager=True, callback=_print_version, help="print it, exit"),
+    ] = False,
+) -> None:
+    """Room bookings kept in sync with Exchange by push notifications."""
+
+
 subscriptions_app.add_typer(cli_sync.subscription_commands)
 
 
