@@ -17,4 +17,4 @@ def _value_placeholder(self: TyperOption, ctx: Any) -> Any:
     return _display_type_rich(self, ctx)
 
 
-TyperOption.display_type_rich = _value_placeholder  # type: ignore[method-assign,assignment]
+TyperOption.display_type_rich = _value_placeholder  # type: ignore[method-assign]
