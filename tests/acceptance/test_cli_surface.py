@@ -11,7 +11,8 @@ from datetime import UTC, datetime, timedelta
 from importlib.metadata import version
 from pathlib import Path
 
-from tests.acceptance.conftest import pushsync_command, run_pushsync
+from tests.acceptance.conftest import CALLBACK_TOKEN, free_port, pushsync_command, run_pushsync
+from tests.acceptance.simulated_exchange import wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -70,3 +71,45 @@ def test_simulate_starts_at_the_real_time_unless_told() -> None:
     assert _clock_line("--start", "2026-03-02") - datetime(2026, 3, 2, tzinfo=UTC) < timedelta(
         minutes=2
     )
+
+
+def test_serve_and_worker_against_pushsync_simulate_fill_the_reservation_table(
+    server_factory,
+) -> None:
+    """The docs/operations.md walk-through: three processes, the simulator's clock at the real
+    time, and the worker's window (which follows the real date) holds its bookings."""
+    server = server_factory()
+    port = free_port()
+    simulator = subprocess.Popen(
+        pushsync_command("simulate", "--rooms", "2", "--port", str(port), "--activity", "30"),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    env = {
+        **os.environ,
+        "PUSHSYNC_DATABASE_URL": server.database_url,
+        "PUSHSYNC_PUBLIC_URL": server.url,
+        "PUSHSYNC_CALLBACK_TOKEN": CALLBACK_TOKEN,
+        "PUSHSYNC_EWS_URL": f"http://127.0.0.1:{port}/EWS/Exchange.asmx",
+        "PUSHSYNC_EWS_AUTH": "basic",
+        "PUSHSYNC_EWS_USERNAME": "svc-pushsync@contoso.example",
+        "PUSHSYNC_EWS_PASSWORD": "simulator",
+        "PUSHSYNC_ROOMS": "room-001@contoso.example,room-002@contoso.example",
+    }
+    worker = subprocess.Popen(
+        pushsync_command("worker"), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        wait_for(lambda: server.rows("SELECT * FROM reservation"), timeout=120)
+        upcoming = server.rows("SELECT start_at FROM reservation")
+    finally:
+        for process in (worker, simulator):
+            process.terminate()
+            process.wait(30)
+    now = datetime.now(UTC)
+    assert any(now - timedelta(days=2) < _aware(row["start_at"]) for row in upcoming)
+
+
+def _aware(value: str) -> datetime:
+    stamp = datetime.fromisoformat(value)
+    return stamp if stamp.tzinfo else stamp.replace(tzinfo=UTC)
