@@ -11,6 +11,8 @@ import subprocess
 import time
 from pathlib import Path
 
+import pytest
+
 from tests.acceptance.conftest import EWS_PATH, SOAP_ACTION, ServerProcess, pushsync_command
 from tests.acceptance.simulated_exchange import wait_for
 
@@ -25,8 +27,11 @@ def _refused(port: int) -> bool:
     return False
 
 
-def test_sigterm_exits_0_and_removes_the_metrics_folder(server_factory, tmp_path: Path) -> None:
-    server: ServerProcess = server_factory(tmpdir=str(tmp_path))
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_sigterm_exits_0_and_removes_the_metrics_folder(
+    server_factory, tmp_path: Path, workers: str
+) -> None:
+    server: ServerProcess = server_factory(tmpdir=str(tmp_path), pushsync_workers=workers)
     assert [p.name for p in tmp_path.glob("pushsync-metrics-*")]  # made while serving
 
     server.process.send_signal(signal.SIGTERM)
