@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 
-from pushsync import cli_sync
+from pushsync import cli_help, cli_sync
 from pushsync.cli_common import (
     ConfigOption,
     DatabaseOption,
     console,
+    print_error,
     settings_or_exit,
     with_connector,
 )
@@ -33,6 +35,27 @@ app.add_typer(notifications_app, name="notifications")
 ipranges_app = typer.Typer(help="Microsoft 365's published address ranges.", no_args_is_help=True)
 app.add_typer(ipranges_app, name="ipranges")
 app.add_typer(cli_sync.commands)
+assert cli_help  # imported for its help formatting
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        console.print(f"pushsync {version('pushsync')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: Annotated[
+        bool,
+        typer.Option("--version", is_eager=True, callback=_print_version, help="print it, exit"),
+    ] = False,
+) -> None:
+    """Room bookings kept in sync with Exchange by push notifications."""
+
+
 subscriptions_app.add_typer(cli_sync.subscription_commands)
 
 
@@ -45,17 +68,25 @@ def serve(
     workers: Annotated[int | None, typer.Option(help="receiver processes")] = None,
 ) -> None:
     """Run the public notification listener."""
+    from pushsync.web.ports import require_free
     from pushsync.web.server import serve as run_server
 
     settings = settings_or_exit(
         config, database_url=database_url, host=host, port=port, workers=workers
     )
-    if settings.auto_migrate:  # once, here, before worker processes start
-        with_connector(settings, upgrade)
+    try:  # before anything is created or started
+        require_free(settings.host, settings.port, "public listener")
+        require_free(settings.admin_host, settings.admin_port, "admin listener")
+    except PushsyncError as exc:
+        print_error(exc)
+        raise typer.Exit(2) from None
+    # once, here, before any listener or receiver process starts: a database that cannot be
+    # opened stops the command with its cause and nothing started
+    with_connector(settings, upgrade if settings.auto_migrate else applied_versions)
     try:
         run_server(settings)
     except PushsyncError as exc:
-        console.print(f"[red]error:[/red] {exc}")
+        print_error(exc)
         raise typer.Exit(2) from None
 
 
@@ -68,9 +99,19 @@ def simulate(
     activity: Annotated[float, typer.Option(help="booking actions per Exchange minute")] = 6.0,
     seed: Annotated[int, typer.Option(help="seed of the random activity")] = 1,
     busy_rate: Annotated[float, typer.Option(help="share of calls answered ErrorServerBusy")] = 0.0,
+    start: Annotated[
+        datetime | None,
+        typer.Option(
+            help="Exchange time at start (default: now, the time a worker's sync window "
+            "follows; with --scale above 1 Exchange time runs ahead of it)",
+            formats=["%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d"],
+        ),
+    ] = None,
 ) -> None:
     """Run the Exchange simulator (a test double) with random booking activity."""
     from pushsync.simulator.cli import run_simulator
+
+    epoch = datetime.now(UTC) if start is None else start.replace(tzinfo=start.tzinfo or UTC)
 
     run_simulator(
         console,
@@ -81,6 +122,7 @@ def simulate(
         activity=activity,
         seed=seed,
         busy_rate=busy_rate,
+        epoch=epoch,
     )
 
 
@@ -100,7 +142,7 @@ def db_upgrade(config: ConfigOption = None, database_url: DatabaseOption = None)
 def db_status(config: ConfigOption = None, database_url: DatabaseOption = None) -> None:
     """Show which schema versions are applied."""
     settings = settings_or_exit(config, database_url=database_url)
-    versions = with_connector(settings, applied_versions)
+    versions = with_connector(settings, applied_versions, existing=True)
     console.print(f"applied versions: {versions or 'none'}")
 
 
@@ -108,41 +150,46 @@ def db_status(config: ConfigOption = None, database_url: DatabaseOption = None) 
 def notifications_list(
     config: ConfigOption = None,
     database_url: DatabaseOption = None,
-    limit: int = 50,
+    limit: Annotated[int, typer.Option(help="rows at most")] = 50,
     state: Annotated[
         str | None,
-        typer.Option(help="only rows in this state, newest first: pending, claimed, done, failed"),
+        typer.Option(help="only rows in this state: pending, claimed, done, failed"),
     ] = None,
+    room: Annotated[str | None, typer.Option(help="only this room's rows")] = None,
+    full_ids: Annotated[bool, typer.Option("--full-ids", help="whole ids, not cut")] = False,
 ) -> None:
-    """Show rows of the notification table: the oldest, or the newest in one state."""
-    settings = settings_or_exit(config, database_url=database_url)
+    """Show rows of the notification table, newest first."""
     if state not in (None, "pending", "claimed", "done", "failed"):
         raise typer.BadParameter("state is one of pending, claimed, done, failed")
+    settings = settings_or_exit(config, database_url=database_url)
 
     async def fetch(connector: Connector) -> list[dict[str, Any]]:
+        params = {"state": state, "room": room, "limit": limit}
         async with connector.session() as session:
-            if state is None:
-                return await session.fetch_all("list_notifications", {"limit": limit})
-            params = {"state": state, "limit": limit}
-            return await session.fetch_all("list_notifications_in_state", params)
+            return await session.fetch_all("notifications_newest", params)
 
-    rows = with_connector(settings, fetch)
+    rows = with_connector(settings, fetch, existing=True)
+    cut = (lambda value: value or "") if full_ids else _short
     table = Table(
-        "id", "received", "proto", "subscription", "event", "item", "state", "tries", "last error"
-    )
+        "id", "received", "room", "proto", "subscription", "event", "item", "state", "tries",
+        "last error",
+    )  # fmt: skip
     for row in rows:
         table.add_row(
             str(row["id"]),
             str(row["received_at"])[:19],
+            row["mailbox"] or "",
             row["protocol"],
-            _short(row["subscription_id"]),
+            cut(row["subscription_id"]),
             row["event_type"],
-            _short(row["item_id"]),
+            cut(row["item_id"]),
             row["state"],
             str(row["attempts"]),
             row["last_error"] or "",
         )
     console.print(table)
+    if not rows:
+        console.print("no notifications" + (f" for room {room}" if room else ""))
 
 
 @ipranges_app.command("refresh")
@@ -163,7 +210,7 @@ def ipranges_refresh(config: ConfigOption = None) -> None:
             )
             result = refresher.refresh()
     except PushsyncError as exc:
-        console.print(f"[red]error:[/red] {exc}; the last good list stays in use")
+        print_error(f"{exc}; the last good list stays in use")
         raise typer.Exit(1) from None
     console.print(f"{settings.ipranges_instance} {result.version}: {result.outcome.value}")
 
@@ -177,16 +224,17 @@ def ipranges_show(config: ConfigOption = None) -> None:
     try:
         ranges = load_ranges(settings.ipranges_dir, settings.ipranges_instance)
     except PushsyncError as exc:
-        console.print(f"[red]error:[/red] {exc}")
+        print_error(exc)
         raise typer.Exit(1) from None
     for key, value in ranges.describe().items():
         console.print(f"{key}: {value}")
 
 
 def _short(value: str | None, width: int = 16) -> str:
+    """Ids of one mailbox share their first ~40 characters: keep the end, which differs."""
     if not value:
         return ""
-    return value if len(value) <= width else value[: width - 1] + "…"
+    return value if len(value) <= width else "…" + value[-(width - 1) :]
 
 
 def main() -> None:

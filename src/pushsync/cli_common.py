@@ -9,16 +9,25 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
-from pushsync.errors import PushsyncError
-from pushsync.logs import configure_logging
+from pushsync.errors import ConfigError, PushsyncError
+from pushsync.logs import configure_from
 from pushsync.settings import Settings, load_settings
 from pushsync.store import connect
 from pushsync.store.connector import Connector
+from pushsync.store.sqlite import require_folder, sqlite_path
 
 T = TypeVar("T")
 
 console = Console()
+# errors: one line each however narrow the terminal, on stderr, markup in them left as typed
+errors = Console(stderr=True, soft_wrap=True, highlight=False)
+
+
+def print_error(problem: object) -> None:
+    errors.print(f"[red]error:[/red] {escape(str(problem))}")
+
 
 ConfigOption = Annotated[Path | None, typer.Option("--config", help="TOML settings file")]
 DatabaseOption = Annotated[
@@ -30,9 +39,9 @@ def settings_or_exit(config: Path | None, **overrides: Any) -> Settings:
     try:
         settings = load_settings(config, **overrides)
     except PushsyncError as exc:
-        console.print(f"[red]error:[/red] {exc}")
+        print_error(exc)
         raise typer.Exit(2) from None
-    configure_logging(settings.log_level)
+    configure_from(settings)
     return settings
 
 
@@ -41,12 +50,19 @@ def run_or_exit(work: Coroutine[Any, Any, T]) -> T:
     try:
         return asyncio.run(work)
     except PushsyncError as exc:
-        console.print(f"[red]error:[/red] {exc}")
+        print_error(exc)
         raise typer.Exit(1) from None
 
 
-def with_connector(settings: Settings, work: Callable[[Connector], Awaitable[T]]) -> T:
+def with_connector(
+    settings: Settings, work: Callable[[Connector], Awaitable[T]], *, existing: bool = False
+) -> T:
+    """`work` on an open connector. `existing`: a command that only reads or changes rows
+    refuses to create a SQLite database that is not there (a mistyped path, the wrong folder)."""
+
     async def run() -> T:
+        if existing:
+            require_database(settings.database_url)
         connector = connect(settings.database_url, **settings.connector_options())
         await connector.open()
         try:
@@ -55,3 +71,16 @@ def with_connector(settings: Settings, work: Callable[[Connector], Awaitable[T]]
             await connector.close()
 
     return run_or_exit(run())
+
+
+def require_database(url: str) -> None:
+    if not url.startswith("sqlite:"):
+        return  # PostgreSQL names a missing database itself
+    path = sqlite_path(url)
+    if path == ":memory:":
+        return
+    require_folder(path)
+    if not Path(path).is_file():
+        raise ConfigError(
+            f"no SQLite database at {path} (give --database-url; `pushsync db upgrade` creates one)"
+        )

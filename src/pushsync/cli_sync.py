@@ -22,6 +22,14 @@ from pushsync.cli_common import (
 )
 from pushsync.errors import PushsyncError
 from pushsync.logs import configure_logging
+from pushsync.operator_lookup import (
+    SubscriptionRef,
+    find_room,
+    find_subscription,
+    retire_subscription,
+    room_failure,
+    subscription_prefixes,
+)
 from pushsync.room_status import RoomStatus, room_statuses
 from pushsync.runtime import (
     build_clients,
@@ -35,7 +43,6 @@ from pushsync.runtime import (
 )
 from pushsync.settings import Settings
 from pushsync.store.connector import Connector
-from pushsync.subscriptions import Subscriptions
 
 commands = typer.Typer()
 
@@ -84,25 +91,35 @@ def resync(
         raise typer.BadParameter("name one ROOM or give --all")
     settings = settings_or_exit(config, database_url=database_url)
 
-    async def run() -> int:
+    async def run() -> tuple[int, dict[str, str]]:
         clients = build_clients(settings)
+        failed: dict[str, str] = {}
+        done = 0
         try:
             async with open_store(settings) as connector:
                 plan = await room_plan(settings, clients.ews)
+                rooms = [await find_room(connector, room, plan.all)] if room else plan.all
                 sync = build_worker(settings, connector, clients.ews, graph=clients.graph)
-                done = 0
                 with Progress(console=console) as progress:
-                    rooms = [room] if room else plan.all
                     task = progress.add_task("resync", total=len(rooms))
                     for mailbox in rooms:  # one at a time: a resync is the heaviest load
-                        done += await sync.resync(mailbox, plan.protocol_of(mailbox), full=True)
+                        if await sync.resync(mailbox, plan.protocol_of(mailbox), full=True):
+                            done += 1
+                        else:
+                            failed[mailbox] = await room_failure(
+                                connector, mailbox, datetime.now(UTC)
+                            )
                         progress.advance(task)
         finally:
             await clients.aclose()
-        return done
+        return done, failed
 
-    done = run_or_exit(run())
-    console.print(f"resynced {done} room(s)")
+    done, failed = run_or_exit(run())
+    console.print(f"resynced {done} room(s)" + (f", failed {len(failed)}" if failed else ""))
+    for mailbox, why in sorted(failed.items()):
+        console.print(f"[red]{mailbox}[/red]: {why}", highlight=False)
+    if failed:
+        raise typer.Exit(1)
 
 
 @commands.command()
@@ -133,7 +150,10 @@ def demo(
     console.print(
         f"pushsync demo over {protocol.value}: {rooms} rooms, {duration:.0f} s; logs in {log_file}"
     )
-    if not main(options, console):
+    summary = main(options, console)
+    if summary.interrupted:
+        raise typer.Exit(130)  # the shell's code for "ended by SIGINT", after the summary
+    if not summary.consistent:
         raise typer.Exit(1)
 
 
@@ -178,28 +198,29 @@ async def _subscribe_all(settings: Settings) -> tuple[list[str], dict[str, str]]
 
 @subscription_commands.command("retire")
 def subscriptions_retire(
-    subscription_id: str,
+    subscription_id: Annotated[
+        str, typer.Argument(help="the id, or a prefix of it that names one subscription")
+    ],
     config: ConfigOption = None,
     database_url: DatabaseOption = None,
-    protocol: Annotated[
-        Protocol, typer.Option(help="if the table does not know the id yet")
-    ] = Protocol.EWS,
 ) -> None:
     """Mark a subscription retired: EWS is answered Unsubscribe at its next notification, a
     Graph one is deleted at Graph (now if Graph can be reached, else by the worker's manager)."""
     settings = settings_or_exit(config, database_url=database_url)
 
-    async def retire(connector: Connector) -> str:
-        params = {"subscription_id": subscription_id, "protocol": protocol.value}
-        async with connector.session() as session:
-            await session.execute("retire_subscription", params | {"now": datetime.now(UTC)})
-        record = await Subscriptions(connector).by_id(subscription_id)
-        return str(record["protocol"]) if record else protocol.value
+    async def retire(connector: Connector) -> SubscriptionRef:
+        ref = await find_subscription(connector, subscription_id)
+        if ref.state != "retired":
+            await retire_subscription(connector, ref, datetime.now(UTC))
+        return ref
 
-    retired_protocol = with_connector(settings, retire)
-    console.print(f"retired {subscription_id}")
-    if retired_protocol == Protocol.GRAPH:
-        console.print(_delete_at_graph(settings, subscription_id))
+    ref = with_connector(settings, retire, existing=True)
+    room = f" ({ref.mailbox})" if ref.mailbox else ""
+    room = " (known only from its notifications)" if ref.state is None else room
+    already = "was already retired" if ref.state == "retired" else "retired"
+    console.print(f"{ref.subscription_id}{room} {already}", highlight=False)
+    if ref.protocol == Protocol.GRAPH:
+        console.print(_delete_at_graph(settings, ref.subscription_id))
 
 
 def _delete_at_graph(settings: Settings, subscription_id: str) -> str:
@@ -225,22 +246,26 @@ def subscriptions_list(
     config: ConfigOption = None,
     database_url: DatabaseOption = None,
     problems: Annotated[bool, typer.Option("--problems", help="only rooms out of sync")] = False,
+    full_ids: Annotated[bool, typer.Option("--full-ids", help="whole subscription ids")] = False,
 ) -> None:
     """Each room's subscription and sync status: which rooms are out of sync, and why."""
     settings = settings_or_exit(config, database_url=database_url)
 
-    async def fetch(connector: Connector) -> list[RoomStatus]:
-        return await room_statuses(connector, datetime.now(UTC))
+    async def fetch(connector: Connector) -> tuple[list[RoomStatus], dict[str, str]]:
+        return await room_statuses(connector, datetime.now(UTC)), await subscription_prefixes(
+            connector
+        )
 
-    statuses = with_connector(settings, fetch)
-    table = Table("room", "proto", "subscription", "state", "last heard", "waiting", "problem")
+    statuses, prefixes = with_connector(settings, fetch, existing=True)
+    heading = "subscription" if full_ids else "subscription (id prefix)"
+    table = Table("room", "proto", heading, "state", "last heard", "waiting", "problem")
     for status in statuses:
         if problems and status.problem is None:
             continue
         table.add_row(
             status.mailbox,
             status.protocol,
-            _short(status.subscription_id),
+            _subscription_id(status.subscription_id, prefixes, full_ids),
             status.subscription_state or "none",
             _time(status.last_heard),
             str(status.pending) if status.pending else "",
@@ -251,10 +276,11 @@ def subscriptions_list(
     console.print(f"{in_sync} of {len(statuses)} rooms in sync")
 
 
-def _short(value: str | None, width: int = 14) -> str:
+def _subscription_id(value: str | None, prefixes: dict[str, str], full: bool) -> str:
+    """A prefix that `subscriptions retire` accepts as it is (no ellipsis to paste by mistake)."""
     if not value:
         return ""
-    return value if len(value) <= width else value[: width - 1] + "…"
+    return value if full else prefixes.get(value, value)
 
 
 def _time(value: object) -> str:

@@ -11,8 +11,10 @@ says how it went.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import secrets
+import signal
 import socket
 import statistics
 import time
@@ -27,6 +29,7 @@ from rich.live import Live
 from rich.table import Table
 
 from pushsync.graph.subscriptions import GraphSubscriptionManager
+from pushsync.logs import add_secrets, secret_values
 from pushsync.reservation import Reservation
 from pushsync.reservations import Reservations
 from pushsync.runtime import (
@@ -79,6 +82,8 @@ class DemoSummary:
     consistent: bool
     missing: list[Any]
     extra: list[Any]
+    database: str = ""
+    interrupted: bool = False
 
     @property
     def calls_per_notification(self) -> float:
@@ -131,6 +136,7 @@ async def run_demo(options: DemoOptions, console: Console) -> DemoSummary:
     minute = timedelta(seconds=60 / options.scale)
     async with Simulator(config) as sim:
         settings = demo_settings(options, sim, free_port())
+        add_secrets(secret_values(settings))  # the log file was opened before they existed
         receiver = _receiver(settings)
         serving = asyncio.create_task(receiver.serve())
         while not receiver.started:  # noqa: ASYNC110 - uvicorn has no "started" event
@@ -147,13 +153,18 @@ async def run_demo(options: DemoOptions, console: Console) -> DemoSummary:
                 ),
                 worker.run(stop),
             )
-            await _show_progress(options, sim, connector, worker, console)
+            interrupted = await _show_progress(options, sim, connector, worker, console)
             sim.pause_activity()
-            console.print("\nactivity stopped; waiting for the last changes to arrive …")
+            console.print(
+                "\ninterrupted: " * interrupted + "activity stopped; waiting for the last "
+                "changes to arrive (Ctrl-C again to quit at once) …"
+            )
             missing, extra = await _settle(sim, connector)
             stop.set()
             await running
             summary = await _summary(sim, connector, worker, clients.calls, missing, extra)
+            summary.database = settings.database_url
+            summary.interrupted = interrupted
         await clients.aclose()
         receiver.should_exit = True
         await serving
@@ -186,12 +197,25 @@ def _receiver(settings: Settings) -> uvicorn.Server:
 
 async def _show_progress(
     options: DemoOptions, sim: Simulator, connector: Connector, worker: Worker, console: Console
-) -> None:
+) -> bool:
+    """The live view until the duration is over or Ctrl-C; True if interrupted. The first
+    Ctrl-C ends the activity early and the demo still checks and summarises; a second one
+    stops it at once (the default handler is back)."""
+    interrupted = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGINT, interrupted.set)
     started = time.monotonic()
-    with Live(console=console, refresh_per_second=2) as live:
-        while (elapsed := time.monotonic() - started) < options.duration_s:
-            live.update(await _progress_table(elapsed, options, sim, connector, worker))
-            await asyncio.sleep(1.0)
+    try:
+        with Live(console=console, refresh_per_second=2) as live:
+            while (elapsed := time.monotonic() - started) < options.duration_s:
+                live.update(await _progress_table(elapsed, options, sim, connector, worker))
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(interrupted.wait(), 1.0)
+                if interrupted.is_set():
+                    return True
+    finally:
+        loop.remove_signal_handler(signal.SIGINT)
+    return False
 
 
 async def _progress_table(
@@ -321,14 +345,24 @@ def print_summary(summary: DemoSummary, console: Console) -> None:
     table.add_row("Exchange calls per notification", f"{summary.calls_per_notification:.3f}")
     verdict = "[green]PASS[/green]" if summary.consistent else "[red]FAIL[/red]"
     table.add_row("calendars = reservations", verdict)
+    if summary.interrupted:
+        table.add_row("interrupted", "yes: the activity was cut short by Ctrl-C")
+    table.add_row("database", summary.database)
     console.print(table)
+    console.print(
+        "The CLI against this database: ./scripts/pushsync subscriptions list "
+        f"--database-url {summary.database}",
+        highlight=False,
+        soft_wrap=True,
+    )
     for label, rows in (("missing", summary.missing), ("unexpected", summary.extra)):
         for row in rows[:10]:
             console.print(f"[red]{label}[/red] {row}")
 
 
-def main(options: DemoOptions, console: Console) -> bool:
-    """Run the demo; True when the reservations equal the simulator's calendars."""
+def main(options: DemoOptions, console: Console) -> DemoSummary:
+    """Run the demo and print its summary; `consistent` when the reservations equal the
+    simulator's calendars."""
     summary = asyncio.run(run_demo(options, console))
     print_summary(summary, console)
-    return summary.consistent
+    return summary

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import tomllib
 from ipaddress import ip_network
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -52,6 +54,15 @@ def _mailboxes(value: Any) -> Any:
 
 
 Mailboxes = Annotated[list[str], NoDecode, BeforeValidator(_mailboxes)]
+
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+def _log_level(value: Any) -> Any:
+    if isinstance(value, str) and value.strip().upper() in LOG_LEVELS:
+        return value.strip().upper()
+    raise ValueError(f"{value!r} is not a log level; use one of {', '.join(LOG_LEVELS)}")
 
 
 class Settings(BaseSettings):
@@ -169,7 +180,15 @@ class Settings(BaseSettings):
     unknown_subscriptions: UnknownSubscriptions = UnknownSubscriptions.ACCEPT
     max_batch_rows: int = Field(2000, ge=1, description="rows per group commit at most")
 
-    log_level: str = "INFO"
+    log_level: Annotated[str, BeforeValidator(_log_level)] = Field(
+        "INFO", description="DEBUG, INFO, WARNING, ERROR or CRITICAL"
+    )
+    log_http_requests: bool = Field(
+        False, description="a line per HTTP request httpx makes (the URLs carry tokens: masked)"
+    )
+    log_format: Literal["keyvalue", "json"] = Field(
+        "keyvalue", description="key=value lines, or one JSON object a line"
+    )
 
     @model_validator(mode="after")
     def _one_protocol_per_room(self) -> Settings:
@@ -208,12 +227,24 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
         os.environ[CONFIG_FILE_ENV] = str(config_file)
     try:
         return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(_toml_problem(os.environ.get(CONFIG_FILE_ENV, "?"), exc)) from None
     except ValidationError as exc:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in err['loc']) or 'settings'}: {err['msg']}"
             for err in exc.errors()
         )
         raise ConfigError(f"invalid settings (env prefix PUSHSYNC_): {problems}") from None
+
+
+def _toml_problem(path: str, exc: tomllib.TOMLDecodeError) -> str:
+    """tomllib ends its message with "(at line L, column C)": put the place first."""
+    message = str(exc)
+    place = re.search(r"\(at line (\d+), column (\d+)\)$", message)
+    if place is None:
+        return f"config file {path}: not valid TOML: {message}"
+    what = message[: place.start()].strip()
+    return f"config file {path}, line {place[1]}, column {place[2]}: not valid TOML: {what}"
 
 
 def dump_for_child_process(settings: Settings) -> str:

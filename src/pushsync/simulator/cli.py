@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from dataclasses import replace
+from datetime import datetime
 
 from rich.console import Console
 
@@ -24,8 +25,10 @@ def run_simulator(
     activity: float,
     seed: int,
     busy_rate: float,
+    epoch: datetime,
 ) -> None:
     config = SimulatorConfig(
+        epoch=epoch,
         rooms=generated_rooms(rooms),
         host=host,
         port=port,
@@ -43,6 +46,7 @@ async def _serve(console: Console, config: SimulatorConfig) -> None:
         console.print(f"EWS endpoint: {sim.ews_url}")
         console.print(f"credentials:  {config.username} / {config.password} (Basic)")
         console.print(f"rooms:        {config.rooms[0].email} … {config.rooms[-1].email}")
+        console.print(f"clock:        {sim.clock.now():%Y-%m-%d %H:%M:%S} UTC, x{config.scale:g}")
         while True:
             await asyncio.sleep(REPORT_EVERY_SECONDS)
             _report(console, sim)

@@ -22,7 +22,7 @@ from typing import Any, TypeVar, cast
 import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.rows import dict_row
-from psycopg_pool import AsyncConnectionPool
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from pushsync.errors import ConfigError, RowRejected, StorageError
 from pushsync.store.connector import Params, Row, Session, Values
@@ -54,6 +54,33 @@ def postgresql_conninfo(url: str) -> str:
     return make_conninfo(url, **missing)
 
 
+def one_line(message: str) -> str:
+    """libpq's messages span lines ("connection failed: …\nFATAL:  …"): one line for a log."""
+    return " ".join(message.split())
+
+
+class _LastFailure:
+    """The server's own reason for the pool's last failed connection attempt, kept so that a
+    session that times out waiting for the pool names it ("database … does not exist")."""
+
+    message: str | None = None
+
+
+def _recording_connection(failure: _LastFailure) -> type[psycopg.AsyncConnection[Any]]:
+    class RecordingConnection(psycopg.AsyncConnection[Any]):
+        @classmethod
+        async def connect(cls, *args: Any, **kwargs: Any) -> RecordingConnection:
+            try:
+                connection = await super().connect(*args, **kwargs)
+            except psycopg.Error as exc:
+                failure.message = one_line(str(exc))
+                raise
+            failure.message = None
+            return connection
+
+    return RecordingConnection
+
+
 class PostgreSQLConnector:
     dialect = "postgresql"
 
@@ -65,8 +92,10 @@ class PostgreSQLConnector:
         self.column_queries = frozenset(
             name for name, sql in self.queries.items() if _UNNEST.search(sql)
         )
+        self._last_failure = _LastFailure()
         self._pool = AsyncConnectionPool(
             self.conninfo,
+            connection_class=_recording_connection(self._last_failure),
             min_size=min_size,
             max_size=max_size,
             timeout=timeout_s,
@@ -93,9 +122,12 @@ class PostgreSQLConnector:
         except (psycopg.errors.IntegrityError, psycopg.errors.DataError) as exc:
             # the rows themselves were refused (a constraint, a NUL byte in text, ...)
             raise RowRejected(f"PostgreSQL refused the rows: {exc}") from exc
+        except PoolTimeout as exc:
+            # no working connection within timeout_s: say why the pool's attempts failed
+            cause = self._last_failure.message or str(exc)
+            raise StorageError(f"PostgreSQL: {cause}") from exc
         except psycopg.Error as exc:
-            # includes PoolTimeout: no working connection within timeout_s (server down)
-            raise StorageError(f"PostgreSQL: {exc}") from exc
+            raise StorageError(f"PostgreSQL: {one_line(str(exc))}") from exc
 
     async def transaction(self, work: Callable[[Session], Awaitable[T]]) -> T:
         async with self.session() as session:

@@ -73,6 +73,13 @@ def sqlite_path(url: str) -> str:
     return path
 
 
+def require_folder(path: str) -> None:
+    """The database's folder must exist: a mistyped path creates nothing, it is named."""
+    folder = Path(path).parent
+    if not folder.is_dir():
+        raise ConfigError(f"SQLite database {path}: the folder {folder}/ does not exist")
+
+
 class SQLiteConnector:
     dialect = "sqlite"
 
@@ -103,7 +110,7 @@ class SQLiteConnector:
 
     def _connect(self) -> sqlite3.Connection:
         if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            require_folder(self.path)
             self._lock_fd = os.open(self.path + ".writer-lock", os.O_RDWR | os.O_CREAT, 0o600)
         connection = sqlite3.connect(
             self.path,

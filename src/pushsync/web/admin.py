@@ -142,7 +142,7 @@ async def _database_problems(settings: Settings) -> list[str]:
             await connector.close()
     except Exception as exc:
         log.warning("readiness: database", extra={"detail": str(exc)})
-        return [f"database: {type(exc).__name__}"]
+        return [f"database: {exc}"]  # the cause ("database … does not exist"), not a class
     return []
 
 

@@ -22,7 +22,7 @@ from pushsync.access.networks import NetworkSet
 from pushsync.errors import ConfigError, Forbidden, NotFound, RejectedRequest, StorageError
 from pushsync.graph.change_notification import ClientStateCheck, client_state_matches
 from pushsync.inbox import Inbox
-from pushsync.logs import configure_logging
+from pushsync.logs import configure_from
 from pushsync.metrics import set_allowed_networks
 from pushsync.settings import Settings
 from pushsync.store import connect
@@ -199,5 +199,5 @@ def create_app() -> PublicApp:
     resolved = os.environ.get(SETTINGS_ENV)
     settings = Settings.model_validate_json(resolved) if resolved else Settings()
     if not logging.getLogger().handlers:  # a spawned worker: same log format as the parent
-        configure_logging(settings.log_level)
+        configure_from(settings)
     return build_app(settings)

@@ -1,0 +1,28 @@
+-- Named SQL for the operator's commands (pushsync.operator_lookup): ids and rooms as typed.
+
+-- name: subscriptions_by_prefix
+-- At most a few more than the CLI names when a prefix is ambiguous.
+SELECT subscription_id, protocol, mailbox, state FROM subscription
+WHERE starts_with(subscription_id, %(prefix)s::text)
+ORDER BY subscription_id LIMIT 6;
+
+-- name: notified_protocol
+-- A subscription the table does not hold but whose notifications arrived (an orphan).
+SELECT protocol FROM sync_notification WHERE subscription_id = %(subscription_id)s LIMIT 1;
+
+-- name: retire_known_subscription
+UPDATE subscription SET state = 'retired', retired_at = %(now)s
+WHERE subscription_id = %(subscription_id)s;
+
+-- name: all_subscription_ids
+SELECT subscription_id FROM subscription ORDER BY subscription_id;
+
+-- name: room_by_mailbox
+SELECT * FROM room WHERE lower(mailbox) = lower(%(mailbox)s::text);
+
+-- name: notifications_newest
+SELECT n.*, s.mailbox AS mailbox FROM sync_notification n
+LEFT JOIN subscription s ON s.subscription_id = n.subscription_id
+WHERE (%(state)s::text IS NULL OR n.state = %(state)s::text)
+  AND (%(room)s::text IS NULL OR lower(s.mailbox) = lower(%(room)s::text))
+ORDER BY n.id DESC LIMIT %(limit)s;
