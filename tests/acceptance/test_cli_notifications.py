@@ -6,9 +6,9 @@ import asyncio
 import subprocess
 from pathlib import Path
 
-from pushsync.queue import NotificationQueue, QueuePolicy
 from pushsync.store import connect
 from pushsync.store.migrations import upgrade
+from pushsync.store.notification_queue import NotificationQueue, QueuePolicy
 from tests.acceptance.conftest import pushsync_command
 from tests.integration.helpers import add_rows, event
 

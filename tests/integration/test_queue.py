@@ -7,8 +7,13 @@ from datetime import timedelta
 
 import pytest
 
-from pushsync.queue import Failure, NotificationQueue, QueuePolicy, by_subscription
 from pushsync.store import Connector, connect
+from pushsync.store.notification_queue import (
+    Failure,
+    NotificationQueue,
+    QueuePolicy,
+    by_subscription,
+)
 from tests.integration.helpers import Clock, add_rows, event, query
 
 POLICY = QueuePolicy(

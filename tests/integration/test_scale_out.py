@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from pushsync.queue import NotificationQueue
 from pushsync.store import connect
 from pushsync.store.migrations import latest_version
+from pushsync.store.notification_queue import NotificationQueue
 from tests.integration.helpers import query
 from tests.integration.receiver import Answer, Receiver, send_all
 

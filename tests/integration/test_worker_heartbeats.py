@@ -6,12 +6,12 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from pushsync.notification import Notification
-from pushsync.queue import NotificationQueue
-from pushsync.reservations import Reservations
+from pushsync.model.notification import Notification
 from pushsync.store import Connector
-from pushsync.subscriptions import Subscriptions
-from pushsync.worker import Worker
+from pushsync.store.notification_queue import NotificationQueue
+from pushsync.store.reservation_book import Reservations
+from pushsync.store.subscriptions import Subscriptions
+from pushsync.worker.loop import Worker
 from tests.integration.helpers import T0, add_rows
 
 ROOMS = ["room-1@example.org", "room-2@example.org"]

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from pushsync.access.callback_token import CallbackToken, callback_url, new_token
 from pushsync.errors import Forbidden
+from pushsync.web.access.callback_token import CallbackToken, callback_url, new_token
 
 BASE = "https://rooms.example.com/Webservices/SyncNotification.svc"
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from pushsync.folder_sync import folder_events
-from pushsync.queue import Claimed
+from pushsync.ews.folder_sync import folder_events
+from pushsync.store.notification_queue import Claimed
 
 CALENDAR, DELETED_ITEMS, ROOT = "CAL", "DEL", "ROOT"
 

@@ -27,7 +27,7 @@ from typing import Any
 from pushsync.errors import ConfigError
 from pushsync.graph.client import DeltaExpired, GraphClient
 from pushsync.graph.events import is_series_master, parse_time, to_reservation
-from pushsync.reservation import Changes, Gone, Observation, RoomSnapshot, Snapshot, Window
+from pushsync.model.reservation import Changes, Gone, Observation, RoomSnapshot, Snapshot, Window
 
 MAX_VIEW = timedelta(days=1825)
 CURSOR_MARGIN = timedelta(days=7)  # how long a full round's delta link stays usable

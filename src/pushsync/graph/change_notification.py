@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pushsync.errors import MalformedNotification
-from pushsync.notification import Notification
+from pushsync.model.notification import Notification
 
 CHANGE_TYPES = frozenset({"created", "updated", "deleted"})
 LIFECYCLE_EVENTS = frozenset({"reauthorizationRequired", "subscriptionRemoved", "missed"})

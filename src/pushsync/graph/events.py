@@ -14,7 +14,7 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
-from pushsync.reservation import Reservation
+from pushsync.model.reservation import Reservation
 
 ITEM_TYPES = {
     "singleInstance": "single",

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from pushsync.subscriptions import Subscriptions
+from pushsync.store.subscriptions import Subscriptions
 
 REAUTHORIZATION_REQUIRED = "reauthorizationRequired"
 SUBSCRIPTION_REMOVED = "subscriptionRemoved"

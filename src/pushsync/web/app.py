@@ -15,22 +15,22 @@ import os
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from pushsync.access.address_filter import AddressFilter
-from pushsync.access.callback_token import CallbackToken
-from pushsync.access.client_address import ClientAddress
-from pushsync.access.networks import NetworkSet
 from pushsync.errors import ConfigError, Forbidden, NotFound, RejectedRequest, StorageError
 from pushsync.graph.change_notification import ClientStateCheck, client_state_matches
-from pushsync.inbox import Inbox
 from pushsync.logs import configure_logging
-from pushsync.metrics import set_allowed_networks
 from pushsync.settings import Settings
 from pushsync.store import connect
+from pushsync.store.inbox import Inbox
 from pushsync.store.migrations import upgrade
+from pushsync.web.access.address_filter import AddressFilter
+from pushsync.web.access.callback_token import CallbackToken
+from pushsync.web.access.client_address import ClientAddress
+from pushsync.web.access.networks import NetworkSet
 from pushsync.web.asgi import Receive, Scope, Send
 from pushsync.web.errors import answer_rejection, answer_storage_failure
 from pushsync.web.ews_endpoint import EwsEndpoint
 from pushsync.web.graph_endpoint import GraphEndpoint
+from pushsync.web.metrics import set_allowed_networks
 from pushsync.web.request import Request
 
 log = logging.getLogger("pushsync.receiver")

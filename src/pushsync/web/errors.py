@@ -12,8 +12,8 @@ from __future__ import annotations
 import logging
 
 from pushsync.errors import RejectedRequest, StorageError
-from pushsync.metrics import count_rejection, count_storage_failure
 from pushsync.web.asgi import Send, respond
+from pushsync.web.metrics import count_rejection, count_storage_failure
 from pushsync.web.request import Request
 
 log = logging.getLogger("pushsync.receiver")

@@ -17,9 +17,9 @@ import logging
 from pushsync.errors import Forbidden, MethodNotAllowed, UnsupportedMediaType
 from pushsync.graph.change_notification import ClientStateCheck, parse_change_notifications
 from pushsync.graph.validation import validation_token
-from pushsync.inbox import Inbox
-from pushsync.metrics import count_answered, count_rejection
+from pushsync.store.inbox import Inbox
 from pushsync.web.asgi import Receive, Send, respond
+from pushsync.web.metrics import count_answered, count_rejection
 from pushsync.web.request import Request, read_body
 
 log = logging.getLogger("pushsync.receiver")

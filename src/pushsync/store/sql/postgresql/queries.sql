@@ -18,7 +18,7 @@ INSERT INTO schema_version (version, name, applied_at) VALUES (%(version)s, %(na
 
 -- name: insert_notification
 -- One execution per group-commit batch: the rows travel as one array per column, in this column
--- order (pushsync.inbox.insert_values), in binary format, and unnest turns them back into rows in
+-- order (pushsync.store.inbox.insert_values), in binary format, and unnest turns them back into rows in
 -- order (PostgreSQLSession.execute_many). executemany ran one INSERT per row on the server:
 -- 100-150 us of server CPU a request against 40-75 here, and the client's dumping halved
 -- (measured, docs/benchmarks.md). A key twice in one batch is still one row: DO NOTHING checks

@@ -17,7 +17,7 @@ SELECT version FROM schema_version ORDER BY version;
 INSERT INTO schema_version (version, name, applied_at) VALUES (:version, :name, :applied_at);
 
 -- name: insert_notification
--- Positional parameters, in this column order (pushsync.inbox.insert_values): binding by name
+-- Positional parameters, in this column order (pushsync.store.inbox.insert_values): binding by name
 -- cost ~6 us a request on the receiver's hot path.
 INSERT INTO sync_notification (
     received_at, protocol, subscription_id, event_type, watermark, previous_watermark,

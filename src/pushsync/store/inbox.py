@@ -17,7 +17,7 @@ from enum import Enum, StrEnum
 from typing import Any
 
 from pushsync.errors import RowRejected, StorageError
-from pushsync.notification import Notification
+from pushsync.model.notification import Notification
 from pushsync.store.connector import Connector, Session
 
 log = logging.getLogger(__name__)

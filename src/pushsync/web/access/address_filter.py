@@ -12,10 +12,10 @@ import os
 from pathlib import Path
 from typing import Any
 
-from pushsync.access.ipranges import Ranges, current_path, load_ranges
-from pushsync.access.networks import NetworkSet
+from pushsync.web.access.ipranges import Ranges, current_path, load_ranges
+from pushsync.web.access.networks import NetworkSet
 
-log = logging.getLogger("pushsync.access")
+log = logging.getLogger("pushsync.web.access")
 _MAX_DECIDED = 4096  # addresses remembered at most; then forgotten all at once
 
 

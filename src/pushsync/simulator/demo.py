@@ -26,10 +26,10 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from pushsync.graph.subscriptions import GraphSubscriptionManager
-from pushsync.reservation import Reservation
-from pushsync.reservations import Reservations
-from pushsync.runtime import (
+from pushsync.ews.subscription_manager import SubscriptionManager
+from pushsync.graph.subscription_manager import GraphSubscriptionManager
+from pushsync.model.reservation import Reservation
+from pushsync.processes.sync import (
     Clients,
     build_clients,
     build_graph_manager,
@@ -42,10 +42,10 @@ from pushsync.simulator import Simulator, SimulatorConfig, generated_rooms
 from pushsync.simulator.graph.api import GRAPH_TOKEN
 from pushsync.simulator.items import Instance, Response
 from pushsync.store.connector import Connector
-from pushsync.subscription_manager import SubscriptionManager
+from pushsync.store.reservation_book import Reservations
 from pushsync.web.app import build_app
 from pushsync.web.protocol import Limits, guarded_protocol
-from pushsync.worker import Worker
+from pushsync.worker.loop import Worker
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from pushsync.access.networks import NetworkSet
+from pushsync.web.access.networks import NetworkSet
 
 _MAX_TEXT = 64  # an unparseable entry is logged; never log more than this of it
 

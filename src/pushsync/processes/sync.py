@@ -15,23 +15,23 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from pushsync.access.callback_token import callback_url
 from pushsync.errors import ConfigError
 from pushsync.ews.auth import EwsCredentials
 from pushsync.ews.calendar_source import EwsCalendar
 from pushsync.ews.client import EwsClient
+from pushsync.ews.subscription_manager import SubscriptionManager
 from pushsync.graph.auth import MsalTokens, TokenProvider, static_token
 from pushsync.graph.calendar_source import GraphCalendar
 from pushsync.graph.client import GraphClient
-from pushsync.graph.subscriptions import GraphSubscriptionManager
-from pushsync.queue import NotificationQueue, QueuePolicy
-from pushsync.reservations import Reservations
+from pushsync.graph.subscription_manager import GraphSubscriptionManager
 from pushsync.settings import Settings
 from pushsync.store import Connector, connect
 from pushsync.store.migrations import upgrade
-from pushsync.subscription_manager import SubscriptionManager
-from pushsync.subscriptions import Subscriptions
-from pushsync.worker import CalendarSource, Worker
+from pushsync.store.notification_queue import NotificationQueue, QueuePolicy
+from pushsync.store.reservation_book import Reservations
+from pushsync.store.subscriptions import Subscriptions
+from pushsync.web.access.callback_token import callback_url
+from pushsync.worker.loop import CalendarSource, Worker
 
 log = logging.getLogger(__name__)
 

@@ -19,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 
 from pushsync.errors import ExchangeError, SubscriptionRefused, Throttled
 from pushsync.ews.client import EwsClient, Subscription
-from pushsync.subscriptions import LiveSubscription, Subscriptions
+from pushsync.store.subscriptions import LiveSubscription, Subscriptions
 
 log = logging.getLogger(__name__)
 

@@ -25,8 +25,8 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pushsync.access.networks import Network, NetworkSet, parse_network
 from pushsync.errors import ConfigError, PushsyncError
+from pushsync.web.access.networks import Network, NetworkSet, parse_network
 
 if TYPE_CHECKING:
     # Only `Refresher` (the CLI's `ipranges refresh`) talks HTTP. The receiver imports this
@@ -132,7 +132,7 @@ def parse_ranges_file(text: str | bytes) -> Ranges:
 
 def snapshot(instance: str) -> Ranges | None:
     """The dated list shipped inside the package, or None for an instance without one."""
-    resource = resources.files("pushsync.access").joinpath(f"data/exchange-{instance}.json")
+    resource = resources.files("pushsync.web.access").joinpath(f"data/exchange-{instance}.json")
     if not resource.is_file():
         return None
     return parse_ranges_file(resource.read_bytes())

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from pushsync.store.connector import Connector, Row
-from pushsync.subscriptions import DEFAULT_STATUS_FREQUENCY
+from pushsync.store.subscriptions import DEFAULT_STATUS_FREQUENCY
 
 PROBLEM_KINDS = (
     "no subscription",

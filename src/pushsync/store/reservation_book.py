@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any
 
-from pushsync.reservation import Plan, Reservation
+from pushsync.model.reservation import Plan, Reservation
 from pushsync.store.connector import Connector, Row, Session
 
 Decide = Callable[[list[Reservation]], Plan]  # stored rows -> the writes to make

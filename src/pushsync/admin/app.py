@@ -6,7 +6,7 @@ public application, so none of these paths can answer on the public port.
 - `/healthz`  200 while the process runs;
 - `/readyz`   200 when the database answers with the current schema, the public listener
               accepts connections and the address ranges are loaded; 503 with the reasons if not;
-- `/metrics`  Prometheus text, summed over the worker processes (`pushsync.metrics`);
+- `/metrics`  Prometheus text, summed over the worker processes (`pushsync.web.metrics`);
 - `/status`   JSON: the ranges in use, the authentication mode, the listeners and limits;
 - `/rooms`    JSON: every room's sync status, those with a problem first (`room_status`);
 - `/`         the same as a page for people: how many rooms are in sync, and why the others
@@ -23,15 +23,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from pushsync.access.address_filter import AddressFilter
-from pushsync.metrics import exposition, rooms_exposition
-from pushsync.room_status import RoomStatus, room_statuses
+from pushsync.admin.room_status import RoomStatus, room_statuses
+from pushsync.admin.status_page import render
 from pushsync.settings import Settings
 from pushsync.store import connect
 from pushsync.store.migrations import applied_versions, latest_version
+from pushsync.web.access.address_filter import AddressFilter
 from pushsync.web.asgi import Receive, Scope, Send, respond
+from pushsync.web.metrics import exposition, rooms_exposition
 from pushsync.web.request import Request
-from pushsync.web.status_page import render
 
 log = logging.getLogger("pushsync.admin")
 

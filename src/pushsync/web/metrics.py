@@ -2,7 +2,7 @@
 
 uvicorn's workers are separate processes, so the metrics use prometheus-client's multiprocess
 mode: each process writes its values to files in `PROMETHEUS_MULTIPROC_DIR` (set by
-`web/server.py` for the whole process tree) and the admin listener adds them up on a scrape.
+`processes/receiver.py` for the whole process tree) and the admin listener adds them up on a scrape.
 Without that variable (unit tests, the CLI) they are ordinary per-process metrics.
 
 The metrics are created on first use, not at import: prometheus-client chooses between the two
@@ -23,7 +23,7 @@ from pathlib import Path
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest, values
 from prometheus_client.multiprocess import MultiProcessCollector
 
-from pushsync.room_status import PROBLEM_KINDS, RoomStatus
+from pushsync.admin.room_status import PROBLEM_KINDS, RoomStatus
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 

@@ -4,7 +4,7 @@ Each round claims a batch of rows (with a lease), lets a burst settle for `debou
 works mailbox by mailbox: heartbeats and error notifications update the subscription record,
 every item named in the burst is fetched once, an event of the calendar folder itself (which
 names no item: Exchange may notify a change that way alone) brings in everything changed since
-the room's cursor (`folder_sync.py`), and the pure `reservation.plan` decides the writes.
+the room's cursor (`ews/folder_sync.py`), and the pure `reservation.plan` decides the writes.
 Throttling pauses that mailbox: its rows (and any that arrive meanwhile) are released until
 the server's back-off has passed, and no call goes to it before then, from any worker process
 (the pause is kept in `room.paused_until`, which each batch reads); any other failure counts
@@ -25,13 +25,13 @@ from itertools import groupby
 from typing import Protocol, runtime_checkable
 
 from pushsync.errors import ExchangeError, Throttled
-from pushsync.folder_sync import changes_since_cursor
+from pushsync.ews.folder_sync import changes_since_cursor
 from pushsync.graph.lifecycle import note_graph_rows
-from pushsync.queue import Claimed, NotificationQueue
-from pushsync.reservation import Changes, Gone, Observation, RoomSnapshot, plan
-from pushsync.reservations import Reservations
+from pushsync.model.reservation import Changes, Gone, Observation, RoomSnapshot, plan
 from pushsync.store.connector import Row
-from pushsync.subscriptions import Subscriptions
+from pushsync.store.notification_queue import Claimed, NotificationQueue
+from pushsync.store.reservation_book import Reservations
+from pushsync.store.subscriptions import Subscriptions
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from pushsync.notification import event_key
+from pushsync.model.notification import event_key
 from pushsync.store.connector import Connector, Row
 
 DEFAULT_STATUS_FREQUENCY = 15  # minutes; Exchange retries a failed delivery for this long

@@ -16,11 +16,11 @@ from pathlib import Path
 
 import uvicorn
 
+from pushsync.admin.app import AdminApp
 from pushsync.errors import ConfigError
-from pushsync.metrics import MULTIPROC_ENV
 from pushsync.settings import Settings, dump_for_child_process
-from pushsync.web.admin import AdminApp
 from pushsync.web.app import SETTINGS_ENV, address_filter, callback_token, client_address
+from pushsync.web.metrics import MULTIPROC_ENV
 from pushsync.web.protocol import Limits, guarded_protocol
 
 
@@ -55,7 +55,7 @@ def _run_public(settings: Settings) -> None:
         log_config=None,
         timeout_keep_alive=settings.keep_alive_seconds,
         # uvicorn would otherwise take X-Forwarded-For from any peer on 127.0.0.1 as the
-        # client; forwarding headers are read only by access/client_address.py
+        # client; forwarding headers are read only by web/access/client_address.py
         proxy_headers=False,
     )
 

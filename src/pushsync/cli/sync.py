@@ -12,7 +12,8 @@ import typer
 from rich.progress import Progress
 from rich.table import Table
 
-from pushsync.cli_common import (
+from pushsync.admin.room_status import RoomStatus, room_statuses
+from pushsync.cli.common import (
     ConfigOption,
     DatabaseOption,
     console,
@@ -22,8 +23,7 @@ from pushsync.cli_common import (
 )
 from pushsync.errors import PushsyncError
 from pushsync.logs import configure_logging
-from pushsync.room_status import RoomStatus, room_statuses
-from pushsync.runtime import (
+from pushsync.processes.sync import (
     build_clients,
     build_graph_client,
     build_graph_manager,
@@ -35,7 +35,7 @@ from pushsync.runtime import (
 )
 from pushsync.settings import Settings
 from pushsync.store.connector import Connector
-from pushsync.subscriptions import Subscriptions
+from pushsync.store.subscriptions import Subscriptions
 
 commands = typer.Typer()
 
@@ -117,7 +117,10 @@ def demo(
     seed: Annotated[int, typer.Option(help="seed of the random activity")] = 1,
 ) -> None:
     """Simulator, receiver, subscription manager and worker on embedded SQLite, then a check."""
-    from pushsync.demo import DemoOptions, main  # the simulator is a test double: load on demand
+    from pushsync.simulator.demo import (  # the simulator is a test double: load on demand
+        DemoOptions,
+        main,
+    )
 
     options = DemoOptions(
         rooms=rooms,

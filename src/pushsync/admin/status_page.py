@@ -7,7 +7,7 @@ from collections import Counter
 from datetime import datetime
 from html import escape
 
-from pushsync.room_status import RoomStatus
+from pushsync.admin.room_status import RoomStatus
 
 MAX_ROWS = 1000  # rooms listed with a problem; the JSON at /rooms has them all
 

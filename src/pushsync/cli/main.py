@@ -7,8 +7,8 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from pushsync import cli_sync
-from pushsync.cli_common import (
+import pushsync.cli.sync as cli_sync
+from pushsync.cli.common import (
     ConfigOption,
     DatabaseOption,
     console,
@@ -45,7 +45,7 @@ def serve(
     workers: Annotated[int | None, typer.Option(help="receiver processes")] = None,
 ) -> None:
     """Run the public notification listener."""
-    from pushsync.web.server import serve as run_server
+    from pushsync.processes.receiver import serve as run_server
 
     settings = settings_or_exit(
         config, database_url=database_url, host=host, port=port, workers=workers
@@ -150,7 +150,7 @@ def ipranges_refresh(config: ConfigOption = None) -> None:
     """Poll Microsoft's version endpoint (at most hourly); fetch and swap in a new list."""
     import httpx
 
-    from pushsync.access.ipranges import Refresher
+    from pushsync.web.access.ipranges import Refresher
 
     settings = settings_or_exit(config)
     try:
@@ -171,7 +171,7 @@ def ipranges_refresh(config: ConfigOption = None) -> None:
 @ipranges_app.command("show")
 def ipranges_show(config: ConfigOption = None) -> None:
     """Show the address ranges list the listener uses (refreshed, or the packaged snapshot)."""
-    from pushsync.access.ipranges import load_ranges
+    from pushsync.web.access.ipranges import load_ranges
 
     settings = settings_or_exit(config)
     try:

@@ -18,9 +18,9 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
-from pushsync.queue import Claimed
-from pushsync.reservation import Changes
-from pushsync.subscriptions import Subscriptions
+from pushsync.model.reservation import Changes
+from pushsync.store.notification_queue import Claimed
+from pushsync.store.subscriptions import Subscriptions
 
 log = logging.getLogger(__name__)
 

@@ -29,9 +29,9 @@ from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
 from pushsync.errors import ExchangeError, ExchangeUnavailable, Throttled
+from pushsync.ews.subscription_manager import Outcome
 from pushsync.graph.client import Conflict, GraphClient, GraphSubscription, NotFound
-from pushsync.subscription_manager import Outcome
-from pushsync.subscriptions import LiveSubscription, Subscriptions
+from pushsync.store.subscriptions import LiveSubscription, Subscriptions
 
 log = logging.getLogger(__name__)
 
