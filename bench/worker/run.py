@@ -35,6 +35,7 @@ from zoneinfo import ZoneInfo
 
 import uvicorn
 
+from pushsync.ews.adapter import EwsAdapter
 from pushsync.ews.calendar_source import EwsCalendar
 from pushsync.ews.client import EwsClient
 from pushsync.model.reservation import Observation, RoomSnapshot
@@ -244,7 +245,7 @@ def naive_worker(
         NotificationQueue(connector),
         Reservations(connector),
         Subscriptions(connector),
-        {"ews": ItemsOnly(calendar)},
+        {"ews": EwsAdapter(ItemsOnly(calendar), Subscriptions(connector))},
         batch_size=settings.worker_batch_size,
         debounce=timedelta(milliseconds=settings.worker_debounce_ms),
     )

@@ -19,6 +19,7 @@ import httpx
 import pytest
 
 from pushsync.errors import Throttled
+from pushsync.graph.adapter import GraphAdapter
 from pushsync.graph.auth import static_token
 from pushsync.graph.calendar_source import GraphCalendar
 from pushsync.graph.client import GraphClient
@@ -91,7 +92,7 @@ async def rig(server_factory) -> AsyncIterator[Rig]:
             NotificationQueue(connector),
             Reservations(connector),
             Subscriptions(connector),
-            {"graph": calendar},
+            {"graph": GraphAdapter(calendar, Subscriptions(connector))},
             debounce=timedelta(milliseconds=50),
             idle_sleep=0.05,
         )

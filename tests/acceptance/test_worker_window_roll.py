@@ -7,6 +7,7 @@ import asyncio
 from datetime import timedelta
 from pathlib import Path
 
+from pushsync.ews.adapter import EwsAdapter
 from pushsync.ews.calendar_source import EwsCalendar
 from pushsync.processes.sync import build_ews_client
 from pushsync.settings import Settings
@@ -60,7 +61,7 @@ async def roll(thread: SimulatorThread, database: Path) -> list[tuple[int, list,
             NotificationQueue(connector),
             Reservations(connector),
             subscriptions,
-            {"ews": calendar},
+            {"ews": EwsAdapter(calendar, subscriptions)},
             resync_every=DAY,
             clock=sim.clock.now,
         )

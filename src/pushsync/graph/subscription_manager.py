@@ -30,13 +30,13 @@ from typing import TypeVar
 
 from pushsync.errors import ExchangeError, ExchangeUnavailable, Throttled
 from pushsync.ews.subscription_manager import Outcome
+from pushsync.graph.change_notification import REAUTHORIZATION_REQUIRED
 from pushsync.graph.client import Conflict, GraphClient, GraphSubscription, NotFound
 from pushsync.store.subscriptions import LiveSubscription, Subscriptions
 
 log = logging.getLogger(__name__)
 
 MAX_LIFETIME = timedelta(minutes=10080)
-REAUTHORIZE = "reauthorizationRequired"
 MAX_THROTTLED_TRIES = 8
 T = TypeVar("T")
 
@@ -140,7 +140,7 @@ class GraphSubscriptionManager:
 
     async def _reauthorizing(self, subscription: LiveSubscription) -> bool:
         record = await self._subscriptions.by_id(subscription.subscription_id)
-        return record is not None and record["last_error"] == REAUTHORIZE
+        return record is not None and record["last_error"] == REAUTHORIZATION_REQUIRED
 
     def _expiring(self, subscription: LiveSubscription, now: datetime) -> bool:
         expires = subscription.expires_at

@@ -16,10 +16,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from pushsync.errors import ConfigError
+from pushsync.ews.adapter import EwsAdapter
 from pushsync.ews.auth import EwsCredentials
 from pushsync.ews.calendar_source import EwsCalendar
 from pushsync.ews.client import EwsClient
 from pushsync.ews.subscription_manager import SubscriptionManager
+from pushsync.graph.adapter import GraphAdapter
 from pushsync.graph.auth import MsalTokens, TokenProvider, static_token
 from pushsync.graph.calendar_source import GraphCalendar
 from pushsync.graph.client import GraphClient
@@ -31,7 +33,8 @@ from pushsync.store.notification_queue import NotificationQueue, QueuePolicy
 from pushsync.store.reservation_book import Reservations
 from pushsync.store.subscriptions import Subscriptions
 from pushsync.web.access.callback_token import callback_url
-from pushsync.worker.loop import CalendarSource, Worker
+from pushsync.worker.adapter import ProtocolAdapter
+from pushsync.worker.loop import Worker
 
 log = logging.getLogger(__name__)
 
@@ -141,24 +144,27 @@ def build_worker(
     The worker reads each protocol whose client is given."""
     past = timedelta(days=settings.sync_window_past_days)
     future = timedelta(days=settings.sync_window_future_days)
-    sources: dict[str, CalendarSource] = {}
+    subscriptions = Subscriptions(connector)
+    adapters: dict[str, ProtocolAdapter] = {}
     if client is not None:
-        sources["ews"] = EwsCalendar(
+        ews_calendar = EwsCalendar(
             client,
             past=past,
             future=future,
             clock=calendar_clock,
             fetch_chunk=settings.fetch_chunk_size,
         )
+        adapters["ews"] = EwsAdapter(ews_calendar, subscriptions)
     if graph is not None:
-        sources["graph"] = GraphCalendar(graph, past=past, future=future, clock=calendar_clock)
+        graph_calendar = GraphCalendar(graph, past=past, future=future, clock=calendar_clock)
+        adapters["graph"] = GraphAdapter(graph_calendar, subscriptions)
     return Worker(
         NotificationQueue(
             connector, policy=QueuePolicy(lease=timedelta(seconds=settings.worker_lease_seconds))
         ),
         Reservations(connector),
-        Subscriptions(connector),
-        sources,
+        subscriptions,
+        adapters,
         batch_size=settings.worker_batch_size,
         debounce=timedelta(milliseconds=settings.worker_debounce_ms),
         resync_every=timedelta(hours=settings.resync_interval_hours) or None,

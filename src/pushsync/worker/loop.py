@@ -4,7 +4,8 @@ Each round claims a batch of rows (with a lease), lets a burst settle for `debou
 works mailbox by mailbox: heartbeats and error notifications update the subscription record,
 every item named in the burst is fetched once, an event of the calendar folder itself (which
 names no item: Exchange may notify a change that way alone) brings in everything changed since
-the room's cursor (`ews/folder_sync.py`), and the pure `reservation.plan` decides the writes.
+the room's cursor (EWS: `ews/folder_sync.py`), and the pure `reservation.plan` decides the
+writes. What a row means is its protocol's adapter's to say (`adapter.py`).
 Throttling pauses that mailbox: its rows (and any that arrive meanwhile) are released until
 the server's back-off has passed, and no call goes to it before then, from any worker process
 (the pause is kept in `room.paused_until`, which each batch reads); any other failure counts
@@ -18,55 +19,18 @@ import asyncio
 import contextlib
 import logging
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from itertools import groupby
-from typing import Protocol, runtime_checkable
 
 from pushsync.errors import ExchangeError, Throttled
-from pushsync.ews.folder_sync import changes_since_cursor
-from pushsync.graph.lifecycle import note_graph_rows
-from pushsync.model.reservation import Changes, Gone, Observation, RoomSnapshot, plan
-from pushsync.store.connector import Row
+from pushsync.model.reservation import Gone, Observation, plan
 from pushsync.store.notification_queue import Claimed, NotificationQueue
 from pushsync.store.reservation_book import Reservations
 from pushsync.store.subscriptions import Subscriptions
+from pushsync.worker.adapter import CalendarSource, IncrementalSource, ProtocolAdapter
 
 log = logging.getLogger(__name__)
-
-FETCHED_EVENTS = frozenset(
-    {"Created", "Modified", "Copied", "Moved", "FreeBusyChanged", "created", "updated"}
-)
-GONE_EVENTS = frozenset({"Deleted", "deleted"})
-# Rows that report no calendar change: nothing to settle for, no lag to a reservation.
-NO_CHANGE_EVENTS = frozenset(
-    {"Status", "Error", "reauthorizationRequired", "subscriptionRemoved", "missed"}
-)
-
-
-class CalendarSource(Protocol):
-    """A protocol's way of reading a room's calendar (EWS or Graph)."""
-
-    @property
-    def calls(self) -> int:
-        """Requests sent to Exchange or Graph so far."""
-
-    async def observe(self, mailbox: str, item_ids: Sequence[str]) -> list[Observation]: ...
-
-    async def observe_room(self, mailbox: str, cursor: str | None = None) -> RoomSnapshot:
-        """The whole window; `cursor`, the room's stored one, may make the new one cheaper."""
-
-
-@runtime_checkable
-class IncrementalSource(Protocol):
-    """A source that can resync a room from a stored cursor (Graph: the delta link)."""
-
-    def cursor(self, mailbox: str) -> str | None:
-        """The cursor after the last round for this room (to store in `room.sync_state`)."""
-
-    async def observe_since(self, mailbox: str, cursor: str) -> Changes | None:
-        """Changes since the cursor; None when a full round is needed (expired, too old)."""
 
 
 @dataclass
@@ -88,12 +52,8 @@ class WorkerStats:
         return self.calls / self.notifications if self.notifications else 0.0
 
     def record_lag(self, rows: Sequence[Claimed], applied_at: datetime) -> None:
-        self.notifications += len(rows)
-        self.lag_seconds += [
-            (applied_at - c.row["received_at"]).total_seconds()
-            for c in rows
-            if c.event_type not in NO_CHANGE_EVENTS
-        ]
+        """`rows` are those that report a change, of `notifications` rows worked off."""
+        self.lag_seconds += [(applied_at - c.row["received_at"]).total_seconds() for c in rows]
 
 
 def utcnow() -> datetime:
@@ -106,7 +66,7 @@ class Worker:
         queue: NotificationQueue,
         reservations: Reservations,
         subscriptions: Subscriptions,
-        sources: dict[str, CalendarSource],
+        adapters: Mapping[str, ProtocolAdapter],
         *,
         batch_size: int = 500,
         debounce: timedelta = timedelta(milliseconds=500),
@@ -118,7 +78,8 @@ class Worker:
         self._queue = queue
         self._reservations = reservations
         self._subscriptions = subscriptions
-        self._sources = sources
+        self._adapters = dict(adapters)  # protocol -> its adapter
+        self._sources: dict[str, CalendarSource] = {p: a.source for p, a in adapters.items()}
         self._batch_size = batch_size
         self._debounce = debounce
         self._idle_sleep = idle_sleep
@@ -156,7 +117,7 @@ class Worker:
         ids = [row.id for row in claimed]
         heartbeat = asyncio.create_task(self._heartbeat(ids))
         try:
-            changes = [row for row in claimed if row.event_type not in NO_CHANGE_EVENTS]
+            changes = [row for row in claimed if self._reports_change(row)]
             if changes and len(claimed) < self._batch_size and self._debounce:
                 await asyncio.sleep(self._settle_seconds(changes))  # let the burst finish
                 claimed += await self._queue.claim(self._batch_size - len(claimed))
@@ -165,6 +126,10 @@ class Worker:
         finally:
             heartbeat.cancel()
         return len(claimed)
+
+    def _reports_change(self, row: Claimed) -> bool:
+        adapter = self._adapters.get(row.protocol)
+        return adapter is not None and adapter.reports_change(row.event_type)
 
     def _settle_seconds(self, rows: list[Claimed]) -> float:
         """How long until the newest row is `debounce` old: time it waited in the queue counts."""
@@ -291,7 +256,8 @@ class Worker:
                 await self._queue.fail(row, str(exc))
             return
         await self._queue.complete(r.id for r in rows)
-        self.stats.record_lag(rows, self._clock())
+        self.stats.notifications += len(rows)
+        self.stats.record_lag([r for r in rows if self._reports_change(r)], self._clock())
 
     async def _pause(self, mailbox: str, exc: Throttled) -> datetime:
         until = self._clock() + timedelta(seconds=exc.retry_after)
@@ -313,7 +279,7 @@ class Worker:
         for row in rows:
             by_protocol[row.protocol].append(row)
         for protocol, own in by_protocol.items():
-            if protocol not in self._sources:  # a room moved off this protocol: nothing reads it
+            if protocol not in self._adapters:  # a room moved off this protocol: nothing reads it
                 log.warning(
                     "no source for these rows", extra={"mailbox": mailbox, "protocol": protocol}
                 )
@@ -321,24 +287,16 @@ class Worker:
             await self._apply_protocol(mailbox, protocol, own)
 
     async def _apply_protocol(self, mailbox: str, protocol: str, rows: list[Claimed]) -> None:
-        source = self._sources[protocol]
-        gone = {r.row["item_id"] for r in rows if r.event_type in GONE_EVENTS and r.row["item_id"]}
-        gone |= {
-            r.row["old_item_id"] for r in rows if r.event_type == "Moved" and r.row["old_item_id"]
-        }
-        fetch = sorted(
-            {r.row["item_id"] for r in rows if r.event_type in FETCHED_EVENTS and r.row["item_id"]}
-            - gone
-        )
-        # A calendar folder event: what changed since the room's cursor, the named items with it
-        changes = await changes_since_cursor(self._subscriptions, source, mailbox, rows, fetch)
+        adapter = self._adapters[protocol]
+        gone, fetch = adapter.items(rows)
+        changes = await adapter.changes_since_cursor(mailbox, rows, fetch)
         if changes is None and not gone and not fetch:
             return
         observations: list[Observation] = [Gone(mailbox, item_id) for item_id in sorted(gone)]
         if changes is not None:
             observations += changes.observations
         else:
-            observations += await source.observe(mailbox, fetch)
+            observations += await adapter.source.observe(mailbox, fetch)
         await self._reconcile(mailbox, observations, fetch)
         if changes is not None:  # only once applied: a failure before leaves the old cursor
             await self._subscriptions.save_sync_state(mailbox, changes.cursor)
@@ -365,12 +323,12 @@ class Worker:
         )
 
     async def _note_subscriptions(self, claimed: list[Claimed]) -> None:
-        """Heartbeats, error notifications and watermark gaps of a batch, per subscription in
-        arrival order: one read of the subscriptions involved and one write of what was heard,
-        so a wave of StatusEvents from thousands of rooms costs two queries, not three a room."""
+        """What a batch says of its subscriptions, per subscription in arrival order (each
+        protocol's adapter decides): one read of the subscriptions involved and one write of
+        what was heard, so a wave of heartbeats from thousands of rooms costs two queries."""
         by_subscription: dict[str, list[Claimed]] = defaultdict(list)
         for row in claimed:
-            if row.mailbox is not None:
+            if row.mailbox is not None and row.protocol in self._adapters:
                 by_subscription[row.subscription_id].append(row)
         if not by_subscription:
             return
@@ -378,50 +336,8 @@ class Worker:
         heard = []
         for subscription_id, rows in by_subscription.items():
             mailbox, record = rows[0].mailbox or "", records.get(subscription_id)
-            if await self._note_subscription(mailbox, subscription_id, rows, record):
+            adapter = self._adapters[rows[0].protocol]
+            if await adapter.note_subscription(mailbox, subscription_id, rows, record):
                 last = rows[-1].row
                 heard.append((subscription_id, last["received_at"], last["watermark"]))
         await self._subscriptions.heard_many(heard)
-
-    async def _note_subscription(
-        self, mailbox: str, subscription_id: str, rows: list[Claimed], record: Row | None
-    ) -> bool:
-        """What the rows say about their subscription; True when it is to be noted as heard."""
-        if rows[0].protocol == "graph":
-            types = [r.event_type for r in rows]
-            await note_graph_rows(
-                self._subscriptions, mailbox, subscription_id, types, rows[-1].row["received_at"]
-            )
-            return False  # note_graph_rows notes it
-        errors = [r.row["response_code"] for r in rows if r.event_type == "Error"]
-        if errors:
-            await self._subscriptions.mark_broken(subscription_id, errors[-1])
-            return False
-        if await self._missed_events(subscription_id, rows, record):
-            await self._subscriptions.mark_broken(
-                subscription_id, "watermark gap: events were missed"
-            )
-            await self._subscriptions.request_resync(mailbox, "watermark gap")
-        return True
-
-    async def _missed_events(
-        self, subscription_id: str, rows: list[Claimed], record: Row | None
-    ) -> bool:
-        """Whether a notification's PreviousWatermark is one we never received.
-
-        Each notification names the watermark of the last event Exchange believes it delivered;
-        it must be the subscription's starting watermark or one of ours, or events went missing.
-        (Whether a StatusEvent's own watermark moves that position differs between servers, so
-        both the start and every stored watermark count as known.)
-        """
-        known = {record["start_watermark"], record["last_watermark"]} if record else set()
-        for previous, group in groupby(rows, key=lambda r: r.row["previous_watermark"]):
-            members = list(group)
-            if previous and previous not in known:
-                first = members[0].row  # a StatusEvent has no time: Exchange's, else ours
-                before = first["event_time"] or first["received_at"]
-                seen = self._subscriptions.watermark_seen(subscription_id, previous, before=before)
-                if not await seen:
-                    return True
-            known.update(r.row["watermark"] for r in members)
-        return False
