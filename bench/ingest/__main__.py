@@ -230,7 +230,7 @@ def _report(results: list[Figures], args: argparse.Namespace) -> None:
 
 
 def _graph_answers(results: list[Figures]) -> None:
-    """Graph's limit is per answer: over 3 s counts as failed (PROTOCOL.md §5)."""
+    """Graph's limit is per answer: over 3 s counts as failed (docs/protocol.md §5)."""
     print()
     for r in results:
         if r.name.startswith("pushsync"):

@@ -39,12 +39,13 @@ from pushsync.ews.adapter import EwsAdapter
 from pushsync.ews.calendar_source import EwsCalendar
 from pushsync.ews.client import EwsClient
 from pushsync.model.reservation import Observation, RoomSnapshot
-from pushsync.processes.sync import build_ews_client, build_manager, build_worker, open_store
+from pushsync.processes.sync import build_ews_client, build_manager, build_worker
 from pushsync.settings import Settings
 from pushsync.simulator import Meeting, Simulator, SimulatorConfig, generated_rooms
 from pushsync.simulator.activity import ORGANIZERS
 from pushsync.simulator.demo import free_port, stored_rows, truth_rows
 from pushsync.simulator.exchange import Exchange
+from pushsync.store import open_store
 from pushsync.store.connector import Connector
 from pushsync.store.notification_queue import NotificationQueue
 from pushsync.store.reservation_book import Reservations

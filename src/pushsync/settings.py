@@ -23,7 +23,7 @@ from pydantic_settings import (
 )
 
 from pushsync.errors import ConfigError
-from pushsync.store.inbox import UnknownSubscriptions
+from pushsync.model.notification import UnknownSubscriptions
 
 CONFIG_FILE_ENV = "PUSHSYNC_CONFIG_FILE"
 DEFAULT_DATABASE_URL = "sqlite:///var/pushsync.db"

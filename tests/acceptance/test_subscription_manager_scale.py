@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 
-from pushsync.ews.subscription_manager import Outcome
+from pushsync.model.outcome import Outcome
 from pushsync.processes.sync import build_ews_client, build_manager, open_store
 from pushsync.settings import Settings
 from pushsync.simulator import generated_rooms

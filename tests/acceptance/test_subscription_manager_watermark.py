@@ -13,7 +13,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from pushsync.ews.subscription_manager import Outcome, SubscriptionManager
+from pushsync.ews.subscription_manager import SubscriptionManager
+from pushsync.model.outcome import Outcome
 from pushsync.processes.sync import build_ews_client, ews_callback_url, open_store
 from pushsync.settings import Settings
 from pushsync.simulator import SimulatorThread, generated_rooms

@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from pushsync.admin.metrics import rooms_exposition
 from pushsync.admin.room_status import RoomStatus, room_statuses
 from pushsync.admin.status_page import render
 from pushsync.settings import Settings
@@ -30,7 +31,7 @@ from pushsync.store import connect
 from pushsync.store.migrations import applied_versions, latest_version
 from pushsync.web.access.address_filter import AddressFilter
 from pushsync.web.asgi import Receive, Scope, Send, respond
-from pushsync.web.metrics import exposition, rooms_exposition
+from pushsync.web.metrics import exposition
 from pushsync.web.request import Request
 
 log = logging.getLogger("pushsync.admin")

@@ -13,7 +13,7 @@ from rich.console import Console
 from pushsync.errors import PushsyncError
 from pushsync.logs import configure_logging
 from pushsync.settings import Settings, load_settings
-from pushsync.store import connect
+from pushsync.store import open_store
 from pushsync.store.connector import Connector
 
 T = TypeVar("T")
@@ -47,11 +47,7 @@ def run_or_exit(work: Coroutine[Any, Any, T]) -> T:
 
 def with_connector(settings: Settings, work: Callable[[Connector], Awaitable[T]]) -> T:
     async def run() -> T:
-        connector = connect(settings.database_url, **settings.connector_options())
-        await connector.open()
-        try:
+        async with open_store(settings, migrate=False) as connector:  # `db upgrade` migrates
             return await work(connector)
-        finally:
-            await connector.close()
 
     return run_or_exit(run())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from importlib.metadata import entry_points
 from typing import Annotated, Any
 
 import typer
@@ -18,6 +19,8 @@ from pushsync.cli.common import (
 from pushsync.errors import PushsyncError
 from pushsync.store.connector import Connector
 from pushsync.store.migrations import applied_versions, latest_version, upgrade
+
+PLUGIN_GROUP = "pushsync.commands"
 
 app = typer.Typer(
     help="Room bookings kept in sync with Exchange by push notifications.",
@@ -57,31 +60,6 @@ def serve(
     except PushsyncError as exc:
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from None
-
-
-@app.command()
-def simulate(
-    rooms: Annotated[int, typer.Option(help="number of room mailboxes")] = 20,
-    port: Annotated[int, typer.Option(help="port to listen on (0: any free port)")] = 0,
-    host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
-    scale: Annotated[float, typer.Option(help="Exchange seconds per real second")] = 1.0,
-    activity: Annotated[float, typer.Option(help="booking actions per Exchange minute")] = 6.0,
-    seed: Annotated[int, typer.Option(help="seed of the random activity")] = 1,
-    busy_rate: Annotated[float, typer.Option(help="share of calls answered ErrorServerBusy")] = 0.0,
-) -> None:
-    """Run the Exchange simulator (a test double) with random booking activity."""
-    from pushsync.simulator.cli import run_simulator
-
-    run_simulator(
-        console,
-        rooms=rooms,
-        host=host,
-        port=port,
-        scale=scale,
-        activity=activity,
-        seed=seed,
-        busy_rate=busy_rate,
-    )
 
 
 @db_app.command("upgrade")
@@ -190,4 +168,12 @@ def _short(value: str | None, width: int = 16) -> str:
 
 
 def main() -> None:
+    add_plugin_commands(app)
     app()
+
+
+def add_plugin_commands(target: typer.Typer) -> None:
+    """Commands another package adds to `pushsync` (the simulator's `simulate` and `demo`),
+    found by entry point: the production command line imports no test double."""
+    for entry in entry_points(group=PLUGIN_GROUP):
+        target.add_typer(entry.load())

@@ -22,18 +22,17 @@ from pushsync.cli.common import (
     with_connector,
 )
 from pushsync.errors import PushsyncError
-from pushsync.logs import configure_logging
 from pushsync.processes.sync import (
     build_clients,
     build_graph_client,
     build_graph_manager,
     build_manager,
     build_worker,
-    open_store,
     room_plan,
     run_sync,
 )
 from pushsync.settings import Settings
+from pushsync.store import open_store
 from pushsync.store.connector import Connector
 from pushsync.store.subscriptions import Subscriptions
 
@@ -103,41 +102,6 @@ def resync(
 
     done = run_or_exit(run())
     console.print(f"resynced {done} room(s)")
-
-
-@commands.command()
-def demo(
-    rooms: Annotated[int, typer.Option(help="simulated room mailboxes")] = 20,
-    protocol: Annotated[
-        Protocol, typer.Option(help="push over EWS or Graph change notifications")
-    ] = Protocol.EWS,
-    duration: Annotated[float, typer.Option(help="seconds of live activity")] = 60.0,
-    scale: Annotated[float, typer.Option(help="Exchange seconds per real second")] = 60.0,
-    activity: Annotated[float, typer.Option(help="bookings per Exchange minute")] = 20.0,
-    seed: Annotated[int, typer.Option(help="seed of the random activity")] = 1,
-) -> None:
-    """Simulator, receiver, subscription manager and worker on embedded SQLite, then a check."""
-    from pushsync.simulator.demo import (  # the simulator is a test double: load on demand
-        DemoOptions,
-        main,
-    )
-
-    options = DemoOptions(
-        rooms=rooms,
-        duration_s=duration,
-        scale=scale,
-        activity_per_minute=activity,
-        seed=seed,
-        protocol=protocol.value,
-    )
-    options.directory.mkdir(parents=True, exist_ok=True)
-    log_file = options.directory / "pushsync.log"
-    configure_logging("INFO", log_file)
-    console.print(
-        f"pushsync demo over {protocol.value}: {rooms} rooms, {duration:.0f} s; logs in {log_file}"
-    )
-    if not main(options, console):
-        raise typer.Exit(1)
 
 
 @subscription_commands.command("sync")

@@ -1,7 +1,7 @@
 """Folder events: when Exchange names no item, catch the room up from its sync cursor.
 
 A change to an item is notified as the item's event plus a ModifiedEvent of its folder
-(PROTOCOL.md §1), but Exchange may coalesce a burst into the folder's event alone, which names
+(docs/protocol.md §1), but Exchange may coalesce a burst into the folder's event alone, which names
 nothing to fetch. So when a mailbox's rows hold an event of its calendar folder itself, the
 worker asks the source for every change since the room's stored cursor (`room.sync_state`; EWS:
 one SyncFolderItems round), fetches those items together with the ones the rows named (each

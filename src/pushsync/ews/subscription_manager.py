@@ -1,6 +1,6 @@
 """Keeps one healthy push subscription on every room's calendar.
 
-A push subscription dies quietly (PROTOCOL.md §2-3): when Exchange cannot deliver for
+A push subscription dies quietly (docs/protocol.md §2-3): when Exchange cannot deliver for
 StatusFrequency minutes it stops and drops what it held. The manager replaces a subscription
 that is broken (error notification, watermark gap) or silent for more than 2 x StatusFrequency,
 resubscribing from the last watermark when Exchange still honours it, and marks the room for a
@@ -14,30 +14,20 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
-from pushsync.errors import ExchangeError, SubscriptionRefused, Throttled
+from pushsync.errors import ExchangeError, SubscriptionRefused
 from pushsync.ews.client import EwsClient, Subscription
+from pushsync.model.clock import utcnow
+from pushsync.model.outcome import Outcome
+from pushsync.retry import waiting_out_throttling
 from pushsync.store.subscriptions import LiveSubscription, Subscriptions
 
 log = logging.getLogger(__name__)
 
 WATERMARK_LIFETIME = timedelta(days=29)  # Exchange keeps about 30 days of events
-MAX_THROTTLED_TRIES = 8
 
 Progress = Callable[[str, bool], None]  # (mailbox, subscribed) after each room
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
-@dataclass
-class Outcome:
-    subscribed: list[str] = field(default_factory=list)
-    failed: dict[str, str] = field(default_factory=dict)
-    expired: list[str] = field(default_factory=list)  # watermark refused: subscribed afresh
 
 
 class SubscriptionManager:
@@ -177,21 +167,16 @@ class SubscriptionManager:
         return True
 
     async def _call_subscribe(self, mailbox: str, watermark: str | None) -> Subscription:
-        wait = 0.0
-        for _ in range(MAX_THROTTLED_TRIES):
-            async with self._slots:
-                try:
-                    return await self._client.subscribe(
-                        mailbox,
-                        self._callback_url,
-                        status_frequency=self._status_frequency,
-                        watermark=watermark,
-                    )
-                except Throttled as exc:
-                    wait = exc.retry_after
-            log.info("throttled, backing off", extra={"mailbox": mailbox, "seconds": wait})
-            await asyncio.sleep(wait)
-        raise Throttled(f"{mailbox}: still throttled after {MAX_THROTTLED_TRIES} tries", wait)
+        async def subscribe() -> Subscription:
+            async with self._slots:  # a slot for the call, none while backing off
+                return await self._client.subscribe(
+                    mailbox,
+                    self._callback_url,
+                    status_frequency=self._status_frequency,
+                    watermark=watermark,
+                )
+
+        return await waiting_out_throttling(subscribe, f"subscribe {mailbox}")
 
     async def _failed(self, mailbox: str, exc: ExchangeError, outcome: Outcome) -> bool:
         log.error("subscribe failed", extra={"mailbox": mailbox, "error": str(exc)})

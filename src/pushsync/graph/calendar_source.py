@@ -5,7 +5,7 @@ https://learn.microsoft.com/graph/api/event-get
 https://learn.microsoft.com/graph/api/event-list-instances
 https://learn.microsoft.com/graph/api/event-delta
 
-PROTOCOL.md §7 over Graph: a notification on a series names its master, so a master (or an
+docs/protocol.md §7 over Graph: a notification on a series names its master, so a master (or an
 occurrence) is answered with all of the series' instances in the window, which replace the
 stored set (a deleted occurrence is silent). A full resync is a delta round over the window; a
 calendarView spans at most 1,825 days, so a longer window is refused at construction.

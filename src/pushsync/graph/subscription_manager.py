@@ -24,25 +24,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
-from typing import TypeVar
 
 from pushsync.errors import ExchangeError, ExchangeUnavailable, Throttled
-from pushsync.ews.subscription_manager import Outcome
 from pushsync.graph.change_notification import REAUTHORIZATION_REQUIRED
 from pushsync.graph.client import Conflict, GraphClient, GraphSubscription, NotFound
+from pushsync.model.clock import utcnow
+from pushsync.model.outcome import Outcome
+from pushsync.retry import waiting_out_throttling
 from pushsync.store.subscriptions import LiveSubscription, Subscriptions
 
 log = logging.getLogger(__name__)
 
 MAX_LIFETIME = timedelta(minutes=10080)
-MAX_THROTTLED_TRIES = 8
-T = TypeVar("T")
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 class GraphSubscriptionManager:
@@ -149,8 +144,9 @@ class GraphSubscriptionManager:
     async def _renew(self, subscription: LiveSubscription, outcome: Outcome) -> None:
         expires = self._clock() + self._lifetime
         try:
-            granted = await self._throttled(
-                lambda: self._client.renew_subscription(subscription.subscription_id, expires)
+            granted = await waiting_out_throttling(
+                lambda: self._client.renew_subscription(subscription.subscription_id, expires),
+                f"renew {subscription.mailbox}",
             )
         except NotFound:  # Graph dropped it meanwhile
             await self._recreate(subscription, outcome)
@@ -182,7 +178,9 @@ class GraphSubscriptionManager:
     async def _create(self, mailbox: str, outcome: Outcome, *, replaces: str | None = None) -> bool:
         expires = self._clock() + self._lifetime
         try:
-            created = await self._throttled(lambda: self._subscribe(mailbox, expires))
+            created = await waiting_out_throttling(
+                lambda: self._subscribe(mailbox, expires), f"subscribe {mailbox}"
+            )
         except ExchangeError as exc:
             log.error("Graph subscribe failed", extra={"mailbox": mailbox, "error": str(exc)})
             outcome.failed[mailbox] = str(exc)
@@ -233,17 +231,6 @@ class GraphSubscriptionManager:
             if same_url and subscription.resource.lower().lstrip("/") == resource.lstrip("/"):
                 return subscription
         return None
-
-    async def _throttled(self, call: Callable[[], Awaitable[T]]) -> T:
-        wait = 0.0
-        for _ in range(MAX_THROTTLED_TRIES):
-            try:
-                return await call()
-            except Throttled as exc:
-                wait = exc.retry_after
-            log.info("Graph throttled, backing off", extra={"seconds": wait})
-            await asyncio.sleep(wait)
-        raise Throttled(f"still throttled after {MAX_THROTTLED_TRIES} tries", wait)
 
 
 def _not_deleted(subscription_id: str, exc: ExchangeError) -> None:

@@ -8,9 +8,17 @@ from __future__ import annotations
 
 import hashlib
 from datetime import datetime
-from typing import Any, Literal, NamedTuple
+from enum import StrEnum
+from typing import Literal, NamedTuple
 
 Protocol = Literal["ews", "graph"]
+
+
+class UnknownSubscriptions(StrEnum):
+    """What to do with a notification whose subscription id is not in the subscription table."""
+
+    ACCEPT = "accept"  # store it (the default until the subscription manager owns the table)
+    UNSUBSCRIBE = "unsubscribe"  # store nothing and tell Exchange to end the subscription
 
 
 class Notification(NamedTuple):
@@ -42,12 +50,6 @@ class Notification(NamedTuple):
     resource: str | None = None
     remote_addr: str | None = None
 
-    def as_params(self) -> dict[str, Any]:
-        """The row as named query parameters (one per column, plus the redelivery key)."""
-        params: dict[str, Any] = dict(zip(COLUMNS, self, strict=True))
-        params["event_key"] = self.event_key()
-        return params
-
     def event_key(self) -> bytes | None:
         """What makes a redelivered event the same event. EWS: protocol, subscription and
         watermark. Graph has no watermark; a change is its subscription, change type, item and
@@ -69,6 +71,3 @@ def event_key(protocol: str, subscription_id: str, watermark: str | None) -> byt
         return None
     key = f"{protocol}\x00{subscription_id}\x00{watermark}".encode()
     return hashlib.blake2b(key, digest_size=16).digest()
-
-
-COLUMNS: tuple[str, ...] = Notification._fields

@@ -2,7 +2,7 @@
 
 A reservation is one booked occurrence in a room, keyed on (mailbox, iCalendar UID, original
 start). Ids are kept as plain fields because they change (moves, series shifts, accepts that
-arrive as delete + create); the UID and original start do not (PROTOCOL.md §7).
+arrive as delete + create); the UID and original start do not (docs/protocol.md §7).
 
 The worker observes the calendar in two ways, and `plan` turns observations into writes:
 

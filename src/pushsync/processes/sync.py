@@ -1,9 +1,9 @@
-"""Composition roots: one small function per long-running part, each given the settings.
+"""The composition root of `pushsync worker`: the subscription managers and the sync worker,
+each built by one small function from the settings (`pushsync resync`, `subscriptions sync` and
+the demo build the same parts). `pushsync serve` runs the public listener (`receiver.py`).
 
-`pushsync serve` runs the public listener alone (several processes); `pushsync worker` runs the
-subscription managers and the sync worker; `pushsync run` runs all three in one process, which is
-what a small installation and the demo want. Each room is synced over EWS push or over Graph
-(`RoomPlan`); only the clients, managers and calendar sources some room needs are built.
+Each room is synced over EWS push or over Graph (`RoomPlan`); only the clients, managers and
+calendar sources some room needs are built.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -26,9 +26,9 @@ from pushsync.graph.auth import MsalTokens, TokenProvider, static_token
 from pushsync.graph.calendar_source import GraphCalendar
 from pushsync.graph.client import GraphClient
 from pushsync.graph.subscription_manager import GraphSubscriptionManager
+from pushsync.model.clock import utcnow
 from pushsync.settings import Settings
-from pushsync.store import Connector, connect
-from pushsync.store.migrations import upgrade
+from pushsync.store import Connector
 from pushsync.store.notification_queue import NotificationQueue, QueuePolicy
 from pushsync.store.reservation_book import Reservations
 from pushsync.store.subscriptions import Subscriptions
@@ -37,22 +37,6 @@ from pushsync.worker.adapter import ProtocolAdapter
 from pushsync.worker.loop import Worker
 
 log = logging.getLogger(__name__)
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
-@contextlib.asynccontextmanager
-async def open_store(settings: Settings) -> AsyncIterator[Connector]:
-    connector = connect(settings.database_url, **settings.connector_options())
-    await connector.open()
-    try:
-        if settings.auto_migrate:
-            await upgrade(connector)
-        yield connector
-    finally:
-        await connector.close()
 
 
 def ews_callback_url(settings: Settings) -> str:
@@ -215,10 +199,6 @@ async def room_plan(settings: Settings, client: EwsClient | None) -> RoomPlan:
         if key not in graph and key not in ews:
             (graph if settings.protocol == "graph" else ews)[key] = mailbox
     return RoomPlan(sorted(ews.values()), sorted(graph.values()), settings.protocol)
-
-
-async def configured_rooms(settings: Settings, client: EwsClient | None) -> list[str]:
-    return (await room_plan(settings, client)).all
 
 
 @dataclass

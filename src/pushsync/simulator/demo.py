@@ -35,12 +35,12 @@ from pushsync.processes.sync import (
     build_graph_manager,
     build_manager,
     build_worker,
-    open_store,
 )
 from pushsync.settings import Settings
 from pushsync.simulator import Simulator, SimulatorConfig, generated_rooms
 from pushsync.simulator.graph.api import GRAPH_TOKEN
 from pushsync.simulator.items import Instance, Response
+from pushsync.store import open_store
 from pushsync.store.connector import Connector
 from pushsync.store.reservation_book import Reservations
 from pushsync.web.app import build_app

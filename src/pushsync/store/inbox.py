@@ -13,21 +13,14 @@ import asyncio
 import functools
 import logging
 from datetime import UTC, datetime
-from enum import Enum, StrEnum
+from enum import Enum
 from typing import Any
 
 from pushsync.errors import RowRejected, StorageError
-from pushsync.model.notification import Notification
+from pushsync.model.notification import Notification, UnknownSubscriptions
 from pushsync.store.connector import Connector, Session
 
 log = logging.getLogger(__name__)
-
-
-class UnknownSubscriptions(StrEnum):
-    """What to do with a notification whose subscription id is not in the subscription table."""
-
-    ACCEPT = "accept"  # store it (the default until the subscription manager owns the table)
-    UNSUBSCRIBE = "unsubscribe"  # store nothing and tell Exchange to end the subscription
 
 
 class Verdict(Enum):

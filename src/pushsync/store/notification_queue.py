@@ -25,19 +25,14 @@ from __future__ import annotations
 import os
 import secrets
 import socket
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from enum import Enum
 from typing import Any
 
+from pushsync.model.clock import Clock, utcnow
 from pushsync.store.connector import Connector, Row, Session
-
-Clock = Callable[[], datetime]
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 def default_owner() -> str:
@@ -99,7 +94,7 @@ class NotificationQueue:
         *,
         owner: str | None = None,
         policy: QueuePolicy | None = None,
-        clock: Clock = utc_now,
+        clock: Clock = utcnow,
     ) -> None:
         self._connector = connector
         self.owner = owner or default_owner()

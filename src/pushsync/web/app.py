@@ -80,7 +80,7 @@ def graph_client_state(settings: Settings) -> ClientStateCheck:
 
 
 def graph_sources(settings: Settings) -> AddressFilter:
-    """Graph publishes no feed of its source addresses (PROTOCOL.md §6): any source unless the
+    """Graph publishes no feed of its source addresses (docs/protocol.md §6): any source unless the
     operator lists some; clientState is what authenticates a Graph notification."""
     networks = settings.graph_allowed_networks or ["0.0.0.0/0", "::/0"]
     return AddressFilter(

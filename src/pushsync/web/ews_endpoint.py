@@ -1,8 +1,9 @@
 """POST /Webservices/SyncNotification.svc: check, parse, append in one commit, answer.
 
-The handler does the minimum (STYLE.md 3). It answers OK only after the inbox has committed the
-rows; a storage failure is a 503, which Exchange treats as a failed delivery and retries.
-Every check that needs no body runs before the body is read, cheapest first.
+The handler does the minimum (docs/architecture.md, "Rules of the house"). It answers OK only
+after the inbox has committed the rows; a storage failure is a 503, which Exchange treats as a
+failed delivery and retries. Every check that needs no body runs before the body is read,
+cheapest first.
 """
 
 from __future__ import annotations

@@ -21,9 +21,10 @@ import logging
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from pushsync.errors import ExchangeError, Throttled
+from pushsync.model.clock import utcnow
 from pushsync.model.reservation import Gone, Observation, plan
 from pushsync.store.notification_queue import Claimed, NotificationQueue
 from pushsync.store.reservation_book import Reservations
@@ -54,10 +55,6 @@ class WorkerStats:
     def record_lag(self, rows: Sequence[Claimed], applied_at: datetime) -> None:
         """`rows` are those that report a change, of `notifications` rows worked off."""
         self.lag_seconds += [(applied_at - c.row["received_at"]).total_seconds() for c in rows]
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 class Worker:

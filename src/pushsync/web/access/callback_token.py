@@ -1,6 +1,6 @@
 """The secret in the callback URL that authenticates each EWS notification.
 
-Microsoft publishes no source list for Exchange Online's outgoing push (PROTOCOL.md §6), so the
+Microsoft publishes no source list for Exchange Online's outgoing push (docs/protocol.md §6), so the
 address filter alone cannot tell Exchange from anyone else in Azure. pushsync registers its
 callback URL with a secret (`…/SyncNotification.svc?token=…`, one per installation); Exchange
 posts to that URL unchanged, and the receiver compares the token in constant time.
@@ -55,10 +55,6 @@ class CallbackToken:
         # strings are kept: a wrong token always goes through the constant-time compare, and
         # matching a kept string takes knowing the token.
         self._passed: set[bytes] = set()
-
-    @property
-    def required(self) -> bool:
-        return not self._allow_missing
 
     def check(self, query: bytes) -> None:
         """Raise Forbidden unless the query carries an accepted token (or none, in legacy mode)."""

@@ -23,10 +23,6 @@ class ClientAddress:
         self._header = header.lower().encode("latin-1")
         self._parse = _forwarded_for if self._header == b"forwarded" else _x_forwarded_for
 
-    @property
-    def enabled(self) -> bool:
-        return bool(self._trusted)
-
     def resolve(self, peer: str | None, headers: Iterable[tuple[bytes, bytes]]) -> str | None:
         if peer is None or not self._any_trusted or peer not in self._trusted:
             return peer
