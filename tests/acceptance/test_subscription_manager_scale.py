@@ -11,9 +11,10 @@ import asyncio
 import os
 
 from pushsync.model.outcome import Outcome
-from pushsync.processes.sync import build_ews_client, build_manager, open_store
+from pushsync.processes.sync import build_ews_client, build_manager
 from pushsync.settings import Settings
 from pushsync.simulator import generated_rooms
+from pushsync.store import open_store
 from tests.acceptance.conftest import CALLBACK_TOKEN, ServerProcess, run_pushsync
 from tests.acceptance.manager_checks import active_ids
 from tests.acceptance.simulated_exchange import running

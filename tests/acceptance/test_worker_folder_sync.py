@@ -14,8 +14,9 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 
-from pushsync.processes.sync import build_ews_client, build_manager, build_worker, open_store
+from pushsync.processes.sync import build_ews_client, build_manager, build_worker
 from pushsync.simulator import Recurrence, SimulatorThread, generated_rooms
+from pushsync.store import open_store
 from pushsync.store.reservation_book import Reservations
 from pushsync.store.subscriptions import Subscriptions
 from pushsync.worker.loop import Worker

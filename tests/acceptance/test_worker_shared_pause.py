@@ -10,9 +10,10 @@ import asyncio
 import time
 from datetime import timedelta
 
-from pushsync.processes.sync import build_ews_client, build_manager, build_worker, open_store
+from pushsync.processes.sync import build_ews_client, build_manager, build_worker
 from pushsync.simulator import SimulatorThread, generated_rooms
 from pushsync.simulator.exchange import Request
+from pushsync.store import open_store
 from pushsync.store.reservation_book import Reservations
 from tests.acceptance.conftest import ServerProcess
 from tests.acceptance.simulated_exchange import meeting, running
