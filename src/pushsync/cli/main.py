@@ -19,6 +19,7 @@ from pushsync.cli.common import (
 from pushsync.errors import PushsyncError
 from pushsync.store.connector import Connector
 from pushsync.store.migrations import applied_versions, latest_version, upgrade
+from pushsync.store.notification_queue import NotificationQueue
 
 PLUGIN_GROUP = "pushsync.commands"
 
@@ -98,11 +99,7 @@ def notifications_list(
         raise typer.BadParameter("state is one of pending, claimed, done, failed")
 
     async def fetch(connector: Connector) -> list[dict[str, Any]]:
-        async with connector.session() as session:
-            if state is None:
-                return await session.fetch_all("list_notifications", {"limit": limit})
-            params = {"state": state, "limit": limit}
-            return await session.fetch_all("list_notifications_in_state", params)
+        return await NotificationQueue(connector).listed(limit, state)
 
     rows = with_connector(settings, fetch)
     table = Table(

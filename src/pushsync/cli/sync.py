@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated
 
@@ -22,6 +21,7 @@ from pushsync.cli.common import (
     with_connector,
 )
 from pushsync.errors import PushsyncError
+from pushsync.model.clock import utcnow
 from pushsync.processes.sync import (
     build_clients,
     build_graph_client,
@@ -157,10 +157,9 @@ def subscriptions_retire(
     settings = settings_or_exit(config, database_url=database_url)
 
     async def retire(connector: Connector) -> str:
-        params = {"subscription_id": subscription_id, "protocol": protocol.value}
-        async with connector.session() as session:
-            await session.execute("retire_subscription", params | {"now": datetime.now(UTC)})
-        record = await Subscriptions(connector).by_id(subscription_id)
+        subscriptions = Subscriptions(connector)
+        await subscriptions.retire(subscription_id, protocol.value, utcnow())
+        record = await subscriptions.by_id(subscription_id)
         return str(record["protocol"]) if record else protocol.value
 
     retired_protocol = with_connector(settings, retire)
@@ -197,7 +196,7 @@ def subscriptions_list(
     settings = settings_or_exit(config, database_url=database_url)
 
     async def fetch(connector: Connector) -> list[RoomStatus]:
-        return await room_statuses(connector, datetime.now(UTC))
+        return await room_statuses(connector, utcnow())
 
     statuses = with_connector(settings, fetch)
     table = Table("room", "proto", "subscription", "state", "last heard", "waiting", "problem")

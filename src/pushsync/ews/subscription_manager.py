@@ -20,7 +20,7 @@ from pushsync.errors import ExchangeError, SubscriptionRefused
 from pushsync.ews.client import EwsClient, Subscription
 from pushsync.model.clock import utcnow
 from pushsync.model.outcome import Outcome
-from pushsync.retry import waiting_out_throttling
+from pushsync.retry import Backoff, retryable, survive, waiting_out_throttling
 from pushsync.store.subscriptions import LiveSubscription, Subscriptions
 
 log = logging.getLogger(__name__)
@@ -49,6 +49,7 @@ class SubscriptionManager:
         self._slots = asyncio.Semaphore(concurrency)
         self._minute = minute
         self._clock = clock
+        self.given_up: dict[str, str] = {}  # mailbox -> why Subscribe will not be tried again
 
     async def subscribe_rooms(
         self, mailboxes: Iterable[str], progress: Progress | None = None
@@ -94,17 +95,26 @@ class SubscriptionManager:
     async def run(self, stop: asyncio.Event, rooms: Iterable[str], interval_s: float) -> None:
         """The long-running loop of the main process.
 
-        A room whose Subscribe failed (throttled too long, Exchange away) is tried again every
-        round: without it, a room that failed at start-up would never get a subscription.
+        A room whose Subscribe failed for a reason that may pass (throttled too long, Exchange
+        away) is tried again every round: without it, a room that failed at start-up would never
+        get a subscription. One refused for good (`given_up`) is not, until a restart. A round
+        that fails as a whole (the database away) is waited out with a back-off.
         """
         rooms = list(rooms)
-        await self.subscribe_rooms(rooms)
+        backoff = Backoff()
+        while not stop.is_set() and not await survive(
+            lambda: self.subscribe_rooms(rooms), "EWS subscriptions", backoff, stop
+        ):
+            pass
         while not stop.is_set():
             try:
                 await asyncio.wait_for(stop.wait(), interval_s)
             except TimeoutError:
-                await self.replace_dead()
-                await self.subscribe_missing(rooms)
+                await survive(lambda: self._maintain(rooms), "EWS subscriptions", backoff, stop)
+
+    async def _maintain(self, rooms: list[str]) -> Outcome:
+        await self.replace_dead()
+        return await self.subscribe_missing([r for r in rooms if r not in self.given_up])
 
     async def _replace(self, old: LiveSubscription, now: datetime, outcome: Outcome) -> None:
         reason = (
@@ -180,6 +190,8 @@ class SubscriptionManager:
 
     async def _failed(self, mailbox: str, exc: ExchangeError, outcome: Outcome) -> bool:
         log.error("subscribe failed", extra={"mailbox": mailbox, "error": str(exc)})
+        if not retryable(exc):  # refused, or credentials refused: an operator must act
+            self.given_up[mailbox] = str(exc)
         outcome.failed[mailbox] = str(exc)
         await self._subscriptions.room_error(mailbox, f"subscribe: {exc}", self._clock())
         return False

@@ -32,7 +32,7 @@ from pushsync.graph.change_notification import REAUTHORIZATION_REQUIRED
 from pushsync.graph.client import Conflict, GraphClient, GraphSubscription, NotFound
 from pushsync.model.clock import utcnow
 from pushsync.model.outcome import Outcome
-from pushsync.retry import waiting_out_throttling
+from pushsync.retry import Backoff, retryable, survive, waiting_out_throttling
 from pushsync.store.subscriptions import LiveSubscription, Subscriptions
 
 log = logging.getLogger(__name__)
@@ -59,6 +59,7 @@ class GraphSubscriptionManager:
         self._lifetime = min(lifetime, MAX_LIFETIME)
         self._renew_before = renew_before
         self._clock = clock
+        self.given_up: dict[str, str] = {}  # mailbox -> why it will not be subscribed again
 
     async def subscribe_rooms(self, mailboxes: Iterable[str]) -> Outcome:
         """Give every listed room a Graph subscription unless it has a live one already."""
@@ -123,12 +124,29 @@ class GraphSubscriptionManager:
         return record is not None and record["state"] == "retired"
 
     async def run(self, stop: asyncio.Event, rooms: Iterable[str], interval_s: float) -> None:
-        await self.subscribe_rooms(rooms)
+        """Subscribe the rooms, then maintain them every `interval_s`. A room Graph refused for
+        a reason that will not pass (`given_up`) is not subscribed again until a restart; a
+        round that fails as a whole (the database away) is waited out with a back-off."""
+        rooms = list(rooms)
+        backoff = Backoff()
+        while not stop.is_set() and not await survive(
+            lambda: self.subscribe_rooms(rooms), "Graph subscriptions", backoff, stop
+        ):
+            pass
         while not stop.is_set():
             try:
                 await asyncio.wait_for(stop.wait(), interval_s)
             except TimeoutError:
-                await self.maintain()
+                await survive(lambda: self._maintain(rooms), "Graph subscriptions", backoff, stop)
+
+    async def _maintain(self, rooms: list[str]) -> Outcome:
+        """`maintain`, then a subscription for each room that has none (its create failed for
+        a reason that may pass, or it was lost), as the EWS manager does."""
+        outcome = await self.maintain()
+        missing = await self.subscribe_rooms([r for r in rooms if r not in self.given_up])
+        outcome.subscribed += missing.subscribed
+        outcome.failed |= missing.failed
+        return outcome
 
     async def _graph_live(self) -> list[LiveSubscription]:
         return [s for s in await self._subscriptions.live() if s.protocol == "graph"]
@@ -183,6 +201,8 @@ class GraphSubscriptionManager:
             )
         except ExchangeError as exc:
             log.error("Graph subscribe failed", extra={"mailbox": mailbox, "error": str(exc)})
+            if not retryable(exc):  # refused, or credentials refused: an operator must act
+                self.given_up[mailbox] = str(exc)
             outcome.failed[mailbox] = str(exc)
             await self._subscriptions.room_error(mailbox, f"subscribe: {exc}", self._clock())
             return False

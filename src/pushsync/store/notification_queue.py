@@ -137,11 +137,12 @@ class NotificationQueue:
         async with self._connector.session() as session:
             return await session.execute("complete_notifications", params)
 
-    async def fail(self, claimed: Claimed, error: str) -> Failure:
-        """Record a failed attempt: retry after a back-off, or give up after the last attempt."""
+    async def fail(self, claimed: Claimed, error: str, *, retry: bool = True) -> Failure:
+        """Record a failed attempt: retry after a back-off, or give up after the last attempt
+        (at once unless `retry`: an error that trying again will not mend)."""
         now = self._clock()
         params: dict[str, Any] = {"id": claimed.id, "owner": self.owner, "error": error}
-        give_up = claimed.attempts >= self.policy.max_attempts
+        give_up = not retry or claimed.attempts >= self.policy.max_attempts
         async with self._connector.session() as session:
             if give_up:
                 changed = await session.execute("give_up_notification", params | {"now": now})
@@ -153,6 +154,14 @@ class NotificationQueue:
         if not changed:
             return Failure.LOST
         return Failure.FAILED if give_up else Failure.RETRY
+
+    async def listed(self, limit: int, state: str | None = None) -> list[Row]:
+        """The oldest rows, or the newest in one state (`pushsync notifications list`)."""
+        async with self._connector.session() as session:
+            if state is None:
+                return await session.fetch_all("list_notifications", {"limit": limit})
+            params = {"state": state, "limit": limit}
+            return await session.fetch_all("list_notifications_in_state", params)
 
     async def release(self, ids: Iterable[int], available_at: datetime) -> int:
         """Give rows back untried until `available_at` (throttling is not the rows' fault, so

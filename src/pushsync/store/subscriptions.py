@@ -107,6 +107,11 @@ class Subscriptions:
                     },
                 )
 
+    async def retire(self, subscription_id: str, protocol: str, now: datetime) -> None:
+        """Mark a subscription retired (known or not yet: `protocol` is used then)."""
+        params = {"subscription_id": subscription_id, "protocol": protocol, "now": now}
+        await self._execute("retire_subscription", params)
+
     async def retire_other_protocols(self, mailbox: str, protocol: str, now: datetime) -> int:
         """A room moved to `protocol`: its subscriptions over the other protocol are retired, so
         the receiver answers their next notification Unsubscribe (EWS) or drops it (Graph)."""

@@ -23,9 +23,10 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from pushsync.errors import ExchangeError, Throttled
+from pushsync.errors import ExchangeError, RowRejected, StorageError, Throttled
 from pushsync.model.clock import utcnow
 from pushsync.model.reservation import Gone, Observation, plan
+from pushsync.retry import Backoff, retryable, survive
 from pushsync.store.notification_queue import Claimed, NotificationQueue
 from pushsync.store.reservation_book import Reservations
 from pushsync.store.subscriptions import Subscriptions
@@ -98,13 +99,18 @@ class Worker:
         return sum(source.calls for source in self._sources.values())
 
     async def run(self, stop: asyncio.Event) -> None:
+        """Rounds until `stop`; a storage outage or an unreachable Exchange is waited out."""
+        backoff = Backoff()
         while not stop.is_set():
-            worked = await self.run_once()
-            # periodic reads only when no notification waits, so they never delay one
-            worked += await self.resync_pending(limit=2, periodic=not worked)
+            worked = await survive(self._round, "sync worker", backoff, stop)
             if not worked:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), self._idle_sleep)
+
+    async def _round(self) -> int:
+        worked = await self.run_once()
+        # periodic reads only when no notification waits, so they never delay one
+        return worked + await self.resync_pending(limit=2, periodic=not worked)
 
     async def run_once(self) -> int:
         """Claim, settle, apply; returns how many rows were handled."""
@@ -153,7 +159,10 @@ class Worker:
         period = self._queue.policy.lease.total_seconds() / 3
         while True:
             await asyncio.sleep(period)
-            await self._queue.extend(ids)
+            try:
+                await self._queue.extend(ids)
+            except StorageError as exc:  # the next beat may pass; the lease outlasts two more
+                log.warning("lease not extended", extra={"error": str(exc)})
 
     async def resync_pending(self, limit: int, *, periodic: bool = True) -> int:
         """Resync rooms that asked for one, then rooms due for their periodic full resync (a
@@ -246,15 +255,22 @@ class Worker:
             until = await self._pause(mailbox, exc)
             await self._queue.release([r.id for r in rows], until)
             return
-        except ExchangeError as exc:
-            self.stats.failures += 1
-            await self._subscriptions.room_error(mailbox, str(exc), self._clock())
-            for row in rows:
-                await self._queue.fail(row, str(exc))
+        except (ExchangeError, RowRejected) as exc:
+            await self._failed(mailbox, rows, exc)
             return
         await self._queue.complete(r.id for r in rows)
         self.stats.notifications += len(rows)
         self.stats.record_lag([r for r in rows if self._reports_change(r)], self._clock())
+
+    async def _failed(
+        self, mailbox: str, rows: list[Claimed], exc: ExchangeError | RowRejected
+    ) -> None:
+        """The rows come again after a back-off if trying again may help (Exchange away), else
+        they fail at once (credentials refused, a write the database refused)."""
+        self.stats.failures += 1
+        await self._subscriptions.room_error(mailbox, str(exc), self._clock())
+        for row in rows:
+            await self._queue.fail(row, str(exc), retry=retryable(exc))
 
     async def _pause(self, mailbox: str, exc: Throttled) -> datetime:
         until = self._clock() + timedelta(seconds=exc.retry_after)
