@@ -24,10 +24,10 @@ from pathlib import Path
 from typing import Any
 
 from pushsync.admin.metrics import rooms_exposition
-from pushsync.admin.room_status import RoomStatus, room_statuses
+from pushsync.admin.room_status import room_statuses
 from pushsync.admin.status_page import render
 from pushsync.settings import Settings
-from pushsync.store import connect
+from pushsync.store import Connector, connect
 from pushsync.store.migrations import applied_versions, latest_version
 from pushsync.web.access.address_filter import AddressFilter
 from pushsync.web.asgi import Receive, Scope, Send, respond
@@ -48,10 +48,33 @@ class AdminApp:
         self.settings = settings
         self.allowed = allowed
         self.multiproc_dir = multiproc_dir
+        self._connector: Connector | None = None  # opened at the first need, kept till shutdown
+        self._opening = asyncio.Lock()
+
+    async def store(self) -> Connector:
+        """The listener's one connector. Opened lazily, so the listener starts (and /readyz
+        says why it is not ready) while the database is away; a failed open is tried again at
+        the next request."""
+        async with self._opening:
+            if self._connector is None:
+                connector = connect(self.settings.database_url, **self.settings.connector_options())
+                try:
+                    await connector.open()
+                except BaseException:
+                    with contextlib.suppress(Exception):  # what a failed open left half-made
+                        await connector.close()
+                    raise
+                self._connector = connector
+            return self._connector
+
+    async def close(self) -> None:
+        if self._connector is not None:
+            await self._connector.close()
+            self._connector = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
-            await _lifespan(receive, send)
+            await self._lifespan(receive, send)
             return
         if scope["type"] != "http":
             return
@@ -78,7 +101,7 @@ class AdminApp:
         """The rooms' gauges; without them (database down) the receiver's own still answer."""
         now = datetime.now(UTC)
         try:
-            statuses = await _room_statuses(self.settings, now)
+            statuses = await room_statuses(await self.store(), now)
         except Exception as exc:  # the receiver's own metrics must still answer
             log.warning("metrics: database", extra={"detail": str(exc)})
             return rooms_exposition(None, now)
@@ -87,7 +110,7 @@ class AdminApp:
     async def _rooms(self, send: Send, *, page: bool) -> None:
         now = datetime.now(UTC)
         try:
-            statuses = await _room_statuses(self.settings, now)
+            statuses = await room_statuses(await self.store(), now)
         except Exception as exc:
             log.warning("status: database", extra={"detail": str(exc)})
             await respond(send, 503, f"database: {type(exc).__name__}: {exc}\n".encode())
@@ -106,10 +129,31 @@ class AdminApp:
         problems = []
         if self.settings.use_microsoft_ranges and self.allowed.ranges is None:
             problems.append("Microsoft address ranges not loaded")
-        problems += await _database_problems(self.settings)
+        problems += await self._database_problems()
         if not await _accepts(self.settings.host, self.settings.port):
             problems.append("public listener does not accept connections")
         return problems
+
+    async def _database_problems(self) -> list[str]:
+        try:
+            connector = await self.store()
+            versions = await applied_versions(connector)
+        except Exception as exc:
+            log.warning("readiness: database", extra={"detail": str(exc)})
+            return [f"database: {type(exc).__name__}"]
+        if latest_version(connector.dialect) not in versions:
+            return ["database schema is not at the latest version"]
+        return []
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self.close()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
 
     def status(self) -> dict[str, Any]:
         self.allowed.reload_if_changed()
@@ -131,32 +175,6 @@ class AdminApp:
         }
 
 
-async def _database_problems(settings: Settings) -> list[str]:
-    connector = connect(settings.database_url)
-    try:
-        await connector.open()
-        try:
-            versions = await applied_versions(connector)
-            if latest_version(connector.dialect) not in versions:
-                return ["database schema is not at the latest version"]
-        finally:
-            await connector.close()
-    except Exception as exc:
-        log.warning("readiness: database", extra={"detail": str(exc)})
-        return [f"database: {type(exc).__name__}"]
-    return []
-
-
-async def _room_statuses(settings: Settings, now: datetime) -> list[RoomStatus]:
-    connector = connect(settings.database_url, **settings.connector_options())
-    try:
-        await connector.open()
-        return await room_statuses(connector, now)
-    finally:
-        with contextlib.suppress(Exception):  # an open that failed half-way
-            await connector.close()
-
-
 async def _accepts(host: str, port: int) -> bool:
     target = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)  # noqa: S104
     try:
@@ -165,13 +183,3 @@ async def _accepts(host: str, port: int) -> bool:
         return False
     writer.close()
     return True
-
-
-async def _lifespan(receive: Receive, send: Send) -> None:
-    while True:
-        message = await receive()
-        if message["type"] == "lifespan.startup":
-            await send({"type": "lifespan.startup.complete"})
-        elif message["type"] == "lifespan.shutdown":
-            await send({"type": "lifespan.shutdown.complete"})
-            return
