@@ -7,7 +7,6 @@ Secrets are `SecretStr`: they print as '**********' in logs and reprs.
 
 from __future__ import annotations
 
-import json
 import os
 from ipaddress import ip_network
 from pathlib import Path
@@ -202,14 +201,10 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
         raise ConfigError(f"invalid settings (env prefix PUSHSYNC_): {problems}") from None
 
 
-def dump_for_child_process(settings: Settings) -> str:
-    """The resolved settings as JSON, secrets in clear: only ever passed through the environment
-    of our own child processes, never logged."""
-    data = settings.model_dump(mode="python")
-    return json.dumps(data, default=_plain)
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, SecretStr):
-        return value.get_secret_value()
-    return str(value)
+def export_flags(**flags: Any) -> None:
+    """Command-line flags as the `PUSHSYNC_` variables they stand for, so that a child process
+    (a receiver worker) reads the same sources as its parent: the environment and the config
+    file (`load_settings` exports its path). No setting travels any other way."""
+    for name, value in flags.items():
+        if value is not None:
+            os.environ[f"PUSHSYNC_{name.upper()}"] = str(value)

@@ -17,6 +17,7 @@ from pushsync.cli.common import (
     with_connector,
 )
 from pushsync.errors import PushsyncError
+from pushsync.settings import export_flags
 from pushsync.store.connector import Connector
 from pushsync.store.migrations import applied_versions, latest_version, upgrade
 from pushsync.store.notification_queue import NotificationQueue
@@ -51,9 +52,9 @@ def serve(
     """Run the public notification listener."""
     from pushsync.processes.receiver import serve as run_server
 
-    settings = settings_or_exit(
-        config, database_url=database_url, host=host, port=port, workers=workers
-    )
+    # as variables, not arguments: the receiver's worker processes read the same sources
+    export_flags(database_url=database_url, host=host, port=port, workers=workers)
+    settings = settings_or_exit(config)
     if settings.auto_migrate:  # once, here, before worker processes start
         with_connector(settings, upgrade)
     try:

@@ -18,8 +18,8 @@ import uvicorn
 
 from pushsync.admin.app import AdminApp
 from pushsync.errors import ConfigError
-from pushsync.settings import Settings, dump_for_child_process
-from pushsync.web.app import SETTINGS_ENV, address_filter, callback_token, client_address
+from pushsync.settings import Settings
+from pushsync.web.app import address_filter, callback_token, client_address
 from pushsync.web.metrics import MULTIPROC_ENV
 from pushsync.web.protocol import Limits, guarded_protocol
 
@@ -31,7 +31,6 @@ def serve(settings: Settings) -> None:
     client_address(settings)
     multiproc_dir = Path(tempfile.mkdtemp(prefix="pushsync-metrics-"))
     os.environ[MULTIPROC_ENV] = str(multiproc_dir)
-    os.environ[SETTINGS_ENV] = dump_for_child_process(settings)
     try:
         _start_admin(settings, AdminApp(settings, allowed, multiproc_dir))
         _run_public(settings)

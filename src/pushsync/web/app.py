@@ -11,14 +11,13 @@ import asyncio
 import contextlib
 import gc
 import logging
-import os
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from pushsync.errors import ConfigError, Forbidden, NotFound, RejectedRequest, StorageError
 from pushsync.graph.change_notification import ClientStateCheck, client_state_matches
 from pushsync.logs import configure_logging
-from pushsync.settings import Settings
+from pushsync.settings import Settings, load_settings
 from pushsync.store import connect
 from pushsync.store.inbox import Inbox
 from pushsync.store.migrations import upgrade
@@ -36,7 +35,6 @@ from pushsync.web.request import Request
 log = logging.getLogger("pushsync.receiver")
 
 Handler = Callable[[Request, Receive, Send], Awaitable[None]]
-SETTINGS_ENV = "PUSHSYNC__RESOLVED_SETTINGS"  # how the CLI hands settings to worker processes
 RANGES_CHECK_SECONDS = 30.0  # how soon a refreshed ranges list is picked up
 GC_YOUNG_THRESHOLD = 20_000  # allocations between young collections; CPython's default is 700
 
@@ -195,9 +193,9 @@ def build_app(settings: Settings) -> PublicApp:
 
 
 def create_app() -> PublicApp:
-    """Factory for server worker processes: settings come resolved from the parent."""
-    resolved = os.environ.get(SETTINGS_ENV)
-    settings = Settings.model_validate_json(resolved) if resolved else Settings()
+    """Factory for server worker processes: they read the settings from the same sources as
+    the parent (the environment, and the config file it names), which checked them already."""
+    settings = load_settings()
     if not logging.getLogger().handlers:  # a spawned worker: same log format as the parent
         configure_logging(settings.log_level)
     return build_app(settings)
