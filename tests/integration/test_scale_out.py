@@ -42,7 +42,7 @@ async def consume(url: str, owner: str, load_done: asyncio.Event, processed: lis
         while True:
             finished = load_done.is_set()  # read before claiming, so no row can slip past
             claimed = await queue.claim(25)
-            processed.extend(c.row["watermark"] for c in claimed)
+            processed.extend(c.notification.watermark for c in claimed)
             if claimed:
                 assert await queue.complete([c.id for c in claimed]) == len(claimed)
             elif finished:

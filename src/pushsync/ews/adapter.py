@@ -37,7 +37,9 @@ class EwsAdapter:
         """A move reports its old item id gone: the item lives on under the new one."""
         gone = _named(rows, GONE_EVENTS)
         gone |= {
-            r.row["old_item_id"] for r in rows if r.event_type == "Moved" and r.row["old_item_id"]
+            r.notification.old_item_id
+            for r in rows
+            if r.event_type == "Moved" and r.notification.old_item_id
         }
         fetch = _named(rows, FETCHED_EVENTS)
         return gone, sorted(fetch - gone)
@@ -50,9 +52,9 @@ class EwsAdapter:
     async def note_subscription(
         self, mailbox: str, subscription_id: str, rows: Sequence[Claimed], record: Row | None
     ) -> bool:
-        errors = [r.row["response_code"] for r in rows if r.event_type == "Error"]
+        errors = [r.notification.response_code for r in rows if r.event_type == "Error"]
         if errors:
-            await self._subscriptions.mark_broken(subscription_id, errors[-1])
+            await self._subscriptions.mark_broken(subscription_id, errors[-1] or "Error")
             return False
         if await self._missed_events(subscription_id, rows, record):
             await self._subscriptions.mark_broken(
@@ -72,17 +74,19 @@ class EwsAdapter:
         both the start and every stored watermark count as known.)
         """
         known = {record["start_watermark"], record["last_watermark"]} if record else set()
-        for previous, group in groupby(rows, key=lambda r: r.row["previous_watermark"]):
+        for previous, group in groupby(rows, key=lambda r: r.notification.previous_watermark):
             members = list(group)
             if previous and previous not in known:
-                first = members[0].row  # a StatusEvent has no time: Exchange's, else ours
-                before = first["event_time"] or first["received_at"]
+                first = members[0]  # a StatusEvent has no time: Exchange's, else ours
+                before = first.notification.event_time or first.received_at
                 seen = self._subscriptions.watermark_seen(subscription_id, previous, before=before)
                 if not await seen:
                     return True
-            known.update(r.row["watermark"] for r in members)
+            known.update(r.notification.watermark for r in members)
         return False
 
 
 def _named(rows: Sequence[Claimed], kinds: frozenset[str]) -> set[str]:
-    return {r.row["item_id"] for r in rows if r.event_type in kinds and r.row["item_id"]}
+    return {
+        r.notification.item_id for r in rows if r.event_type in kinds and r.notification.item_id
+    }

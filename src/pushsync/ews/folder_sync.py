@@ -55,13 +55,14 @@ def folder_events(rows: Sequence[Claimed]) -> set[str]:
     folder_changes: Counter[str] = Counter()
     item_changes: Counter[str] = Counter()
     for r in rows:
-        if r.event_type in NOT_FOLDER_EVENTS:
+        event = r.notification
+        if event.event_type in NOT_FOLDER_EVENTS:
             continue
-        if r.row["item_id"] and r.event_type not in UNPAIRED_ITEM_EVENTS:
-            folders = {r.row["parent_folder_id"], r.row["old_parent_folder_id"]} - {None}
-            item_changes.update(folders)
-        elif r.row["folder_id"]:
-            folder_changes[r.row["folder_id"]] += 1
+        if event.item_id and event.event_type not in UNPAIRED_ITEM_EVENTS:
+            parents = (event.parent_folder_id, event.old_parent_folder_id)
+            item_changes.update({folder for folder in parents if folder is not None})
+        elif event.folder_id:
+            folder_changes[event.folder_id] += 1
     return {folder for folder, n in folder_changes.items() if n > item_changes[folder]}
 
 

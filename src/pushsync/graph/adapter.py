@@ -47,10 +47,12 @@ class GraphAdapter:
         self, mailbox: str, subscription_id: str, rows: Sequence[Claimed], record: Row | None
     ) -> bool:
         types = [r.event_type for r in rows]
-        received_at = rows[-1].row["received_at"]
+        received_at = rows[-1].received_at
         await note_graph_rows(self._subscriptions, mailbox, subscription_id, types, received_at)
         return False  # note_graph_rows notes it heard (Graph has no watermark)
 
 
 def _named(rows: Sequence[Claimed], kinds: frozenset[str]) -> set[str]:
-    return {r.row["item_id"] for r in rows if r.event_type in kinds and r.row["item_id"]}
+    return {
+        r.notification.item_id for r in rows if r.event_type in kinds and r.notification.item_id
+    }

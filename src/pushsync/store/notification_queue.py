@@ -32,6 +32,7 @@ from enum import Enum
 from typing import Any
 
 from pushsync.model.clock import Clock, utcnow
+from pushsync.model.notification import Notification
 from pushsync.store.connector import Connector, Row, Session
 
 
@@ -56,26 +57,38 @@ class QueuePolicy:
 
 @dataclass(frozen=True, slots=True)
 class Claimed:
-    """One claimed row. `mailbox` comes from the subscription table (None when unknown)."""
+    """One claimed row: the notification as it arrived, and what the queue keeps of it.
+    `mailbox` comes from the subscription table (None when unknown)."""
 
     id: int
     attempts: int
-    protocol: str
-    subscription_id: str
-    event_type: str
     mailbox: str | None
-    row: Row = field(repr=False)
+    received_at: datetime
+    notification: Notification = field(repr=False)
+
+    @property
+    def protocol(self) -> str:
+        return self.notification.protocol
+
+    @property
+    def subscription_id(self) -> str:
+        return self.notification.subscription_id
+
+    @property
+    def event_type(self) -> str:
+        return self.notification.event_type
 
     @classmethod
     def from_row(cls, row: Row) -> Claimed:
+        values = {name: row[name] for name in Notification._fields}
+        if values["more_events"] is not None:  # SQLite keeps a boolean as 0 or 1
+            values["more_events"] = bool(values["more_events"])
         return cls(
             id=row["id"],
             attempts=row["attempts"],
-            protocol=row["protocol"],
-            subscription_id=row["subscription_id"],
-            event_type=row["event_type"],
             mailbox=row["mailbox"],
-            row=row,
+            received_at=row["received_at"],
+            notification=Notification(**values),
         )
 
 

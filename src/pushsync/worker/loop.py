@@ -55,7 +55,7 @@ class WorkerStats:
 
     def record_lag(self, rows: Sequence[Claimed], applied_at: datetime) -> None:
         """`rows` are those that report a change, of `notifications` rows worked off."""
-        self.lag_seconds += [(applied_at - c.row["received_at"]).total_seconds() for c in rows]
+        self.lag_seconds += [(applied_at - c.received_at).total_seconds() for c in rows]
 
 
 class Worker:
@@ -136,7 +136,7 @@ class Worker:
 
     def _settle_seconds(self, rows: list[Claimed]) -> float:
         """How long until the newest row is `debounce` old: time it waited in the queue counts."""
-        newest: datetime = max(row.row["received_at"] for row in rows)
+        newest: datetime = max(row.received_at for row in rows)
         left = (self._debounce - (self._clock() - newest)).total_seconds()
         return min(max(left, 0.0), self._debounce.total_seconds())
 
@@ -351,6 +351,6 @@ class Worker:
             mailbox, record = rows[0].mailbox or "", records.get(subscription_id)
             adapter = self._adapters[rows[0].protocol]
             if await adapter.note_subscription(mailbox, subscription_id, rows, record):
-                last = rows[-1].row
-                heard.append((subscription_id, last["received_at"], last["watermark"]))
+                last = rows[-1]
+                heard.append((subscription_id, last.received_at, last.notification.watermark))
         await self._subscriptions.heard_many(heard)
