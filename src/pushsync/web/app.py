@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ from pushsync.settings import Settings, load_settings
 from pushsync.store import connect
 from pushsync.store.inbox import Inbox
 from pushsync.store.migrations import upgrade
+from pushsync.web import garbage_collector
 from pushsync.web.access.address_filter import AddressFilter
 from pushsync.web.access.callback_token import CallbackToken
 from pushsync.web.access.client_address import ClientAddress
@@ -36,7 +36,6 @@ log = logging.getLogger("pushsync.receiver")
 
 Handler = Callable[[Request, Receive, Send], Awaitable[None]]
 RANGES_CHECK_SECONDS = 30.0  # how soon a refreshed ranges list is picked up
-GC_YOUNG_THRESHOLD = 20_000  # allocations between young collections; CPython's default is 700
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,7 +159,7 @@ class PublicApp:
         await self.inbox.start()
         set_allowed_networks(len(self.allowed.allowed))
         self._watcher = asyncio.create_task(self._watch_ranges())
-        _settle_garbage_collector()
+        garbage_collector.settle()
 
     async def shutdown(self) -> None:
         if self._watcher is not None:
@@ -176,16 +175,6 @@ class PublicApp:
             await asyncio.sleep(RANGES_CHECK_SECONDS)
             if self.allowed.reload_if_changed():
                 set_allowed_networks(len(self.allowed.allowed))
-
-
-def _settle_garbage_collector() -> None:
-    """Move everything alive after start-up out of the collector's sight and collect the young
-    generation less often: a request leaves almost no cycles, and the collector walking the
-    start-up objects again and again cost 3-4 % of a receiver's CPU (docs/benchmarks.md)."""
-    gc.collect()
-    gc.freeze()
-    _, older, oldest = gc.get_threshold()
-    gc.set_threshold(GC_YOUNG_THRESHOLD, older, oldest)
 
 
 def build_app(settings: Settings) -> PublicApp:

@@ -70,7 +70,7 @@ def count_rejection(reason: str) -> None:
 class _Tally:
     """Answered requests, counted in a plain integer and added to the shared counter once per
     turn of the event loop: in multiprocess mode every `inc()` takes a lock and writes to a
-    memory-mapped file (1.7 us), and a group commit answers tens of requests in one turn."""
+    memory-mapped file, and a group commit answers tens of requests in one turn."""
 
     def __init__(self) -> None:
         self.pending = 0
