@@ -16,6 +16,7 @@
     └── ExchangeError          a call to Exchange (EWS) or Graph failed
         ├── Throttled          the server asked us to back off (ErrorServerBusy, HTTP 503, 429)
         ├── ExchangeUnavailable    no answer, or a transport failure: retry later
+        │   └── TokenUnavailable   the token authority is unreachable or failing (everyone's)
         ├── AuthenticationFailed   credentials refused: an operator must act
         ├── SubscriptionRefused    Subscribe failed for a reason retrying will not fix
         └── SyncStateExpired       Exchange no longer knows a sync state: resync the room in full
@@ -116,6 +117,11 @@ class Throttled(ExchangeError):
 
 class ExchangeUnavailable(ExchangeError):
     """No usable answer (connection refused, timeout, 5xx)."""
+
+
+class TokenUnavailable(ExchangeUnavailable):
+    """No token: the authority could not be reached or answered 5xx. Every room of the
+    installation on that protocol waits it out; no row is to blame."""
 
 
 class AuthenticationFailed(ExchangeError):

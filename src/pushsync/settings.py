@@ -117,6 +117,13 @@ class Settings(BaseSettings):
     client_id: str | None = None
     client_secret: SecretStr | None = None
     authority_host: str = "https://login.microsoftonline.com"
+    authority_discovery: bool = Field(
+        True,
+        description="msal's instance discovery and authority validation (off: a test authority)",
+    )
+    authority_ca_bundle: str | None = Field(
+        None, description="CA certificates to trust for authority_host (a test authority's)"
+    )
     ews_max_concurrency: int = Field(27, ge=1, le=27, description="EWSMaxConcurrency")
     rooms: Mailboxes = Field(default_factory=list, description="room SMTP addresses")
     room_lists: Mailboxes = Field(default_factory=list, description="room lists to expand")

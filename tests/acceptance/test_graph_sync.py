@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, replace
@@ -256,7 +257,7 @@ def _truth(sim: Simulator, start: datetime, end: datetime) -> set[tuple]:
         (
             i.mailbox,
             i.uid,
-            i.original_start or i.start,
+            i.original_start,
             i.start,
             i.end,
             i.cancelled,
@@ -471,3 +472,38 @@ async def test_rows_of_a_protocol_the_room_left_are_not_read_with_the_other_one(
     assert "MOVED" in {r.uid for r in await Reservations(rig.connector).all()}
     graph_rows = [r for r in rig.server.rows() if r["protocol"] == "graph" and r["item_id"]]
     assert rig.sim.graph.calls["event"] - events_asked == len({r["item_id"] for r in graph_rows})
+
+
+async def _lose_a_booking(rig: Rig) -> str:
+    """A booking whose notifications Graph dropped: they never reach the worker."""
+    room = rig.rooms[0]
+    await rig.manager.subscribe_rooms([room])
+    await rig.worker.resync_pending(limit=3)  # the new room's first resync
+    rig.sim.exchange.book(meeting("LOST", rig.sim.clock.now() + timedelta(days=1)), [room])
+    rig.sim.exchange.settle()
+    await wait_until(
+        lambda: any(r["event_type"] == "updated" for r in rig.server.rows()), "the pushes"
+    )
+    connection = sqlite3.connect(rig.server.database)
+    with connection:
+        connection.execute("DELETE FROM sync_notification")
+    connection.close()
+    return room
+
+
+@pytest.mark.parametrize("event", ["missed", "subscriptionRemoved"])
+async def test_a_lifecycle_event_brings_in_what_graph_did_not_notify(rig: Rig, event: str) -> None:
+    room = await _lose_a_booking(rig)
+    [made] = rig.sim.graph.webhooks.active(room)
+    rig.sim.graph.webhooks.lifecycle(made.id, event)
+    await wait_until(
+        lambda: any(r["event_type"] == event for r in rig.server.rows()), f"a {event} row"
+    )
+    while await rig.worker.run_once():
+        pass
+    await rig.manager.maintain()  # subscriptionRemoved: recreated, and the room resynced
+
+    assert "LOST" not in {r.uid for r in await Reservations(rig.connector).all()}
+    assert await rig.worker.resync_pending(limit=3) == 1
+    assert "LOST" in {r.uid for r in await Reservations(rig.connector).all()}
+    await _equal_to_the_calendar(rig, room)

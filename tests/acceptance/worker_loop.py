@@ -91,7 +91,7 @@ def versions(thread: SimulatorThread, database_url: str) -> tuple[dict[Any, Any]
     """(truth, stored): natural key -> (change key, last modified), to compare versions."""
     instances = thread.call(thread.sim.exchange.truth)
     truth = {  # EWS sends LastModifiedTime to the second
-        (i.mailbox.lower(), i.uid, i.original_start or i.start): (
+        (i.mailbox.lower(), i.uid, i.original_start): (
             i.change_key,
             i.last_modified.replace(microsecond=0),
         )

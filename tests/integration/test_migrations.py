@@ -6,13 +6,18 @@ import asyncio
 import subprocess
 import sys
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from pushsync.store import connect
+from pushsync.model.reservation import Plan
+from pushsync.store import Connector, connect
 from pushsync.store.migrations import applied_versions, latest_version, upgrade
 from pushsync.store.queries import load_migrations
+from pushsync.store.reservation_book import Reservations
+from pushsync.store.subscriptions import Subscriptions
 from tests.integration.catalog import describe
 
 SNAPSHOTS = Path(__file__).parent / "schema"
@@ -99,3 +104,56 @@ def test_the_cli_upgrades_and_reports(database_url: str) -> None:
     latest = latest_version(dialect)
     assert f"schema at version {latest}" in pushsync("db", "upgrade")
     assert str(list(range(1, latest + 1))) in pushsync("db", "status")
+
+
+async def test_0009_rekeys_single_meetings_and_logs_the_new_keys(database_url: str) -> None:
+    """Rows written before 0009 (a single keyed on its start) get the single's new key, a
+    follower of the change log sees the old key deleted and the new one upserted, and Graph
+    rooms (keyed on beta `uid` or per-occurrence iCalUIds) are asked for a resync."""
+    dialect = "sqlite" if database_url.startswith("sqlite:") else "postgresql"
+    connector = connect(database_url)
+    await connector.open()
+    start = datetime(2026, 12, 1, 9, tzinfo=UTC)
+    try:
+        for version, name, script in load_migrations(dialect):
+            if version >= 9:
+                break
+            async with connector.session() as session:
+                await session.execute("schema_version_table")
+                await session.execute_script(script)
+                record = {"version": version, "name": name, "applied_at": start}
+                await session.execute("record_version", record)
+        await Subscriptions(connector).ensure_rooms(["ews@x.org"], "ews", start)
+        await Subscriptions(connector).ensure_rooms(["graph@x.org"], "graph", start)
+        await Reservations(connector).reconcile_room(
+            "graph@x.org", lambda _s: Plan(), start, resynced=1
+        )
+        async with connector.session() as session:  # as the SQL before 0009 wrote them
+            await session.execute_script(_OLD_ROWS)
+        assert await upgrade(connector) == [9, *range(10, latest_version(dialect) + 1)]
+
+        stored = {r.uid: r.original_start for r in await Reservations(connector).all()}
+        assert stored == {"S": None, "R": start}
+        tail = [(c["uid"], c["original_start"], c["change"]) for c in await _changes(connector)]
+        assert tail[-2:] == [("S", start, "delete"), ("S", None, "upsert")]
+        rooms = {r["mailbox"]: r for r in await Subscriptions(connector).rooms()}
+        assert rooms["graph@x.org"]["needs_resync"]
+        assert rooms["graph@x.org"]["resync_reason"] == "reservation key changed"
+    finally:
+        await connector.close()
+
+
+_OLD_ROWS = """
+INSERT INTO reservation (mailbox, uid, original_start, item_id, item_type, start_at, end_at,
+                         response_state, last_synced_at)
+VALUES ('ews@x.org', 'S', '2026-12-01T09:00:00+00:00', 'ID-S', 'single',
+        '2026-12-01T09:00:00+00:00', '2026-12-01T10:00:00+00:00', 'accepted',
+        '2026-12-01T09:00:00+00:00'),
+       ('ews@x.org', 'R', '2026-12-01T09:00:00+00:00', 'ID-R', 'occurrence',
+        '2026-12-01T09:00:00+00:00', '2026-12-01T10:00:00+00:00', 'accepted',
+        '2026-12-01T09:00:00+00:00');
+"""
+
+
+async def _changes(connector: Connector) -> list[Any]:
+    return list(await Reservations(connector).changes())

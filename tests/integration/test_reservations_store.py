@@ -307,3 +307,30 @@ async def test_moving_a_room_retires_its_subscription_over_the_other_protocol(
     retired = await subscriptions.by_id("EWS-1")
     assert retired is not None and retired["state"] == "retired"
     assert retired["last_error"] == "room moved to graph"
+
+
+async def test_a_single_meeting_has_no_original_start_and_a_move_rewrites_its_one_row(
+    connector: Connector,
+) -> None:
+    """NULL is the key part of every single: one row per UID (a plain UNIQUE would let NULLs
+    repeat), found, moved and deleted by its key on both engines."""
+    store = Reservations(connector)
+    single = _row("S", NOW + timedelta(days=1), original_start=None)
+    occurrence = _row("S", NOW + timedelta(days=1), item_type="occurrence", series_master_id="M")
+    await store.apply(Plan(upserts=[single, occurrence]), NOW)
+    moved = replace(single, start=single.start + timedelta(hours=3), end=single.end + timedelta(3))
+    await store.apply(Plan(upserts=[moved]), NOW)
+
+    assert sorted(await store.for_room(ROOM), key=lambda r: r.original_start is not None) == [
+        moved,
+        occurrence,
+    ]
+    await store.apply(Plan(deletes=[single.key]), NOW)
+    assert await store.for_room(ROOM) == [occurrence]
+    changes = [(c["original_start"], c["change"]) for c in await store.changes()]
+    assert changes == [
+        (None, "upsert"),
+        (occurrence.original_start, "upsert"),
+        (None, "upsert"),
+        (None, "delete"),
+    ]

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from pushsync.store.connector import Connector, Row
-from pushsync.store.subscriptions import DEFAULT_STATUS_FREQUENCY
+from pushsync.store.subscriptions import DEFAULT_STATUS_FREQUENCY, UNREACHABLE
 
 PROBLEM_KINDS = (
     "no subscription",
@@ -24,10 +24,13 @@ PROBLEM_KINDS = (
     "notifications failed",
     "behind",
     "throttled",
+    "unreachable",
     "error",
     "resync waiting",
 )
 BEHIND = timedelta(minutes=5)
+# How a room's last_error says its calls failed for the installation's sake (the token
+# authority away), not the room's: the worker writes it, kind "unreachable" reads it.
 # A room's last error counts for this long: later calls for the room mostly succeeded (only a
 # resync clears last_error), and one that keeps failing keeps it fresh.
 RECENT_ERROR = timedelta(hours=1)  # a pending notification older than this: the worker is behind
@@ -163,6 +166,8 @@ def _paused_problem(room: Row, _queue: dict[str, Any], now: datetime) -> Problem
 def _room_problem(room: Row, _queue: dict[str, Any], now: datetime) -> Problem | None:
     failed_at = room["last_error_at"]
     if room["last_error"] and (failed_at is None or now - failed_at < RECENT_ERROR):
+        if room["last_error"].startswith(UNREACHABLE):
+            return "unreachable", f"{room['last_error']} (every room on this protocol)"
         return "error", f"last error: {room['last_error']}"
     if room["needs_resync"]:
         return "resync waiting", f"resync waiting: {room['resync_reason'] or 'requested'}"

@@ -40,11 +40,10 @@ def to_reservation(mailbox: str, item: Any, *, series_master_id: str | None = No
     """One booked occurrence from a CalendarItem (single, occurrence or exception)."""
     zone = _zone(item)
     start = _utc(item.start, zone)
-    original = getattr(item, "recurrence_id", None) or getattr(item, "original_start", None)
     return Reservation(
         mailbox=mailbox,
         uid=item.uid or item.id,
-        original_start=_utc(original, zone) if original else start,
+        original_start=_original_start(item, zone),
         item_id=item.id,
         item_type=ITEM_TYPES.get(item.type or "Single", "single"),
         start=start,
@@ -61,6 +60,15 @@ def to_reservation(mailbox: str, item: Any, *, series_master_id: str | None = No
         change_key=item.changekey,
         last_modified=_utc(item.last_modified_time, zone) if item.last_modified_time else None,
     )
+
+
+def _original_start(item: Any, zone: ZoneInfo | None) -> dt.datetime | None:
+    """The slot an occurrence or exception has in its series; None for a single meeting, whose
+    key must not change when it is moved (docs/reservation-table.md)."""
+    if item.type not in ("Occurrence", "Exception"):
+        return None
+    original = getattr(item, "recurrence_id", None) or getattr(item, "original_start", None)
+    return _utc(original, zone) if original else None
 
 
 def _zone(item: Any) -> ZoneInfo | None:

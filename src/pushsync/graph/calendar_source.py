@@ -7,14 +7,15 @@ https://learn.microsoft.com/graph/api/event-delta
 
 docs/protocol.md §7 over Graph: a notification on a series names its master, so a master (or an
 occurrence) is answered with all of the series' instances in the window, which replace the
-stored set (a deleted occurrence is silent). A full resync is a delta round over the window; a
-calendarView spans at most 1,825 days, so a longer window is refused at construction.
-
-The delta link a round ends with is the room's cursor (`cursor`, kept by the worker in
-`room.sync_state`); `observe_since` turns the changes since a cursor into observations. A
-calendarView delta only ever covers the window of its first round, so a full round asks for
-`CURSOR_MARGIN` more future than the sync window, and a cursor is used only while its window
-still covers the current one; otherwise, and on 410, None asks for a full round.
+stored set (a deleted occurrence is silent). An occurrence is keyed on its master's iCalUId
+(v1.0 gives each occurrence its own), so every read fetches each series' master once
+(`_Masters`). A full resync is a delta round over the window; a calendarView spans at most 1,825
+days, so a longer window is refused at construction. The delta link a round ends with is the
+room's cursor (`cursor`, kept by the worker in `room.sync_state`); `observe_since` turns the
+changes since a cursor into observations. A calendarView delta only ever covers the window of
+its first round, so a full round asks for `CURSOR_MARGIN` more future than the sync window, and
+a cursor is used only while its window still covers the current one; otherwise, and on 410, None
+asks for a full round.
 """
 
 from __future__ import annotations
@@ -26,8 +27,16 @@ from typing import Any
 
 from pushsync.errors import ConfigError
 from pushsync.graph.client import DeltaExpired, GraphClient
-from pushsync.graph.events import is_series_master, parse_time, to_reservation
-from pushsync.model.reservation import Changes, Gone, Observation, RoomSnapshot, Snapshot, Window
+from pushsync.graph.events import is_series_master, is_series_member, parse_time, to_reservation
+from pushsync.model.reservation import (
+    Changes,
+    Gone,
+    Observation,
+    Reservation,
+    RoomSnapshot,
+    Snapshot,
+    Window,
+)
 
 MAX_VIEW = timedelta(days=1825)
 CURSOR_MARGIN = timedelta(days=7)  # how long a full round's delta link stays usable
@@ -61,26 +70,27 @@ class GraphCalendar:
         return Window(now - self._past, now + self._future)
 
     async def observe(self, mailbox: str, item_ids: Sequence[str]) -> list[Observation]:
-        """What the calendar says now about these events (GET each; instances for a series)."""
+        """What the calendar says now about these events (GET each; instances for a series,
+        whose master is fetched once however many of its instances were named)."""
         observations: list[Observation] = []
-        series: dict[str, dict[str, Any]] = {}
+        masters = _Masters(self._client, mailbox)
+        series: set[str] = set()
         for event_id in item_ids:
             event = await self._client.event(mailbox, event_id)
             if event is None:
                 observations.append(Gone(mailbox, event_id))
             elif is_series_master(event):
-                series[event["id"]] = event
-            elif event.get("seriesMasterId"):
-                master = await self._client.event(mailbox, event["seriesMasterId"])
-                if master is not None:
-                    series[master["id"]] = master
+                masters.known(event)
+                series.add(event["id"])
+            elif is_series_member(event):
+                series.add(event["seriesMasterId"])
             else:
-                row = to_reservation(mailbox, event)
-                observations.append(
-                    Snapshot(mailbox, row.uid, (row,), last_modified=row.last_modified)
-                )
-        for master in series.values():
-            observations.append(await self._expand(mailbox, master))
+                observations.append(_single(mailbox, event))
+        for master_id in sorted(series):
+            master = await masters.get(master_id)
+            observations.append(
+                Gone(mailbox, master_id) if master is None else await self._expand(mailbox, master)
+            )
         return observations
 
     async def observe_room(self, mailbox: str, cursor: str | None = None) -> RoomSnapshot:
@@ -92,12 +102,26 @@ class GraphCalendar:
         delta = await self._client.calendar_view_delta(mailbox, window.start, window.end)
         self.delta_links[mailbox] = delta.delta_link
         self._covered[mailbox] = window.end
-        rows = tuple(
-            to_reservation(mailbox, event)
-            for event in delta.events
-            if "@removed" not in event and not is_series_master(event)
-        )
+        rows = await self._rows(mailbox, [e for e in delta.events if "@removed" not in e])
         return RoomSnapshot(mailbox, rows, window, taken_at)
+
+    async def _rows(self, mailbox: str, events: list[dict[str, Any]]) -> tuple[Reservation, ...]:
+        """A round's events as rows, occurrences keyed on their master's iCalUId (one GET per
+        series). A series deleted since the round was read has no master left: its
+        occurrences are left out, as they are gone too."""
+        masters = _Masters(self._client, mailbox)
+        rows = []
+        for event in events:
+            if is_series_master(event):
+                continue
+            series_uid = None
+            if is_series_member(event):
+                master = await masters.get(event["seriesMasterId"])
+                if master is None:
+                    continue
+                series_uid = master["iCalUId"]
+            rows.append(to_reservation(mailbox, event, series_uid=series_uid))
+        return tuple(rows)
 
     async def changes_since(self, mailbox: str) -> list[dict[str, Any]] | None:
         """The events changed since the last round, or None when a full round is needed."""
@@ -141,20 +165,17 @@ class GraphCalendar:
         and a series (master or any instance) is expanded afresh, since a deleted occurrence
         is silent in delta."""
         observations: list[Observation] = []
-        masters: set[str] = set()
+        series: set[str] = set()
         for event in events:
             if "@removed" in event:
                 observations.append(Gone(mailbox, event["id"]))
             elif is_series_master(event):
-                masters.add(event["id"])
-            elif event.get("seriesMasterId"):
-                masters.add(event["seriesMasterId"])
+                series.add(event["id"])
+            elif is_series_member(event):
+                series.add(event["seriesMasterId"])
             else:
-                row = to_reservation(mailbox, event)
-                observations.append(
-                    Snapshot(mailbox, row.uid, (row,), last_modified=row.last_modified)
-                )
-        for master_id in sorted(masters):
+                observations.append(_single(mailbox, event))
+        for master_id in sorted(series):
             master = await self._client.event(mailbox, master_id)
             observations.append(
                 Gone(mailbox, master_id) if master is None else await self._expand(mailbox, master)
@@ -166,9 +187,35 @@ class GraphCalendar:
         instances = await self._client.instances(mailbox, master["id"], window.start, window.end)
         if instances is None:
             return Gone(mailbox, master["id"])
+        series_uid = str(master["iCalUId"])
         rows = tuple(
-            to_reservation(mailbox, {**event, "seriesMasterId": master["id"]})
+            to_reservation(
+                mailbox, {**event, "seriesMasterId": master["id"]}, series_uid=series_uid
+            )
             for event in instances
         )
-        head = to_reservation(mailbox, master)
-        return Snapshot(mailbox, head.uid, rows, last_modified=head.last_modified, window=window)
+        modified = master.get("lastModifiedDateTime")
+        last_modified = parse_time(modified) if modified else None
+        return Snapshot(mailbox, series_uid, rows, last_modified=last_modified, window=window)
+
+
+class _Masters:
+    """Series masters of one room, each fetched at most once per read."""
+
+    def __init__(self, client: GraphClient, mailbox: str) -> None:
+        self._client = client
+        self._mailbox = mailbox
+        self._found: dict[str, dict[str, Any] | None] = {}
+
+    def known(self, master: dict[str, Any]) -> None:
+        self._found[master["id"]] = master
+
+    async def get(self, master_id: str) -> dict[str, Any] | None:
+        if master_id not in self._found:
+            self._found[master_id] = await self._client.event(self._mailbox, master_id)
+        return self._found[master_id]
+
+
+def _single(mailbox: str, event: dict[str, Any]) -> Snapshot:
+    row = to_reservation(mailbox, event)
+    return Snapshot(mailbox, row.uid, (row,), last_modified=row.last_modified)

@@ -1,19 +1,31 @@
-"""Graph events as reservations (the worker's plain values).
+"""Graph v1.0 events as reservations (the worker's plain values).
 
-https://learn.microsoft.com/graph/api/resources/event
-`uid` is shared by a series master and all its instances; `originalStart` places an occurrence
-or exception in its series; `type` is singleInstance, occurrence, exception or seriesMaster;
-`responseStatus.response` is the room's answer. Times come as `{dateTime, timeZone}` pairs with
-up to 7 fractional digits; we ask for UTC (`Prefer: outlook.timezone="UTC"`) and keep the
-event's own zone from `originalStartTimeZone`.
+https://learn.microsoft.com/graph/api/resources/event (v1.0; docs/graph.md, "Reading events")
+- Key: v1.0 has no `uid` (beta only), and `iCalUId` is "different for each occurrence in a
+  recurring series". So a single meeting is keyed on its own iCalUId, and an occurrence or
+  exception on its series master's iCalUId (`series_uid`, the caller fetched the master named
+  by `seriesMasterId`) plus `originalStart`, which v1.0 gives only to occurrences and
+  exceptions. iCalUId is opaque: nothing is read out of it.
+- `type` is singleInstance, occurrence, exception or seriesMaster; `responseStatus.response`
+  is the room's answer.
+- Times: `{dateTime, timeZone}` pairs with up to 7 fractional digits; we ask for UTC
+  (`Prefer: outlook.timezone="UTC"`) and honour whatever zone a pair names. All-day events
+  are midnights that Graph does not convert (our reading of "start and end time must be set to
+  midnight and be in the same time zone"): their dates are taken in the event's own zone,
+  `originalStartTimeZone`, a Windows name mapped to IANA as exchangelib maps it for EWS, so
+  one booking reads the same over both protocols.
 """
 
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from exchangelib.winzone import MS_TIMEZONE_TO_IANA_MAP
+
+from pushsync.errors import ExchangeError
 from pushsync.model.reservation import Reservation
 
 ITEM_TYPES = {
@@ -30,7 +42,14 @@ RESPONSES = {
     "none": "none",
     "notResponded": "none",
 }
+SERIES_MEMBERS = frozenset({"occurrence", "exception"})
 _FRACTION = re.compile(r"\.(\d{6})\d+")
+
+
+class UnreadableEvent(ExchangeError):
+    """An event Graph served without what v1.0 documents for its type."""
+
+    retryable = False
 
 
 def parse_time(value: str) -> datetime:
@@ -43,22 +62,46 @@ def is_series_master(event: dict[str, Any]) -> bool:
     return event.get("type") == "seriesMaster"
 
 
-def to_reservation(mailbox: str, event: dict[str, Any]) -> Reservation:
-    start = parse_time(event["start"]["dateTime"])
-    original = event.get("originalStart")
+def is_series_member(event: dict[str, Any]) -> bool:
+    """An occurrence or exception: keyed on its master, which it names in seriesMasterId."""
+    return event.get("type") in SERIES_MEMBERS
+
+
+def iana_zone(name: str | None) -> ZoneInfo | None:
+    """The IANA zone of a Graph time-zone name (Windows, or IANA already); None when it is
+    not one (`tzone://Microsoft/Custom`, empty)."""
+    if not name:
+        return None
+    key = MS_TIMEZONE_TO_IANA_MAP.get(name, name)
+    try:
+        return ZoneInfo(key)
+    except (ZoneInfoNotFoundError, ValueError):
+        return None
+
+
+def to_reservation(
+    mailbox: str, event: dict[str, Any], *, series_uid: str | None = None
+) -> Reservation:
+    """One booked occurrence from a Graph event: a single (keyed on its iCalUId), or an
+    occurrence or exception of the series whose master's iCalUId is `series_uid`."""
+    member = is_series_member(event)
+    if member and not (series_uid and event.get("originalStart")):
+        raise UnreadableEvent(f"occurrence {event.get('id')} without its series or originalStart")
+    zone = iana_zone(event.get("originalStartTimeZone"))
+    all_day = bool(event.get("isAllDay"))
     return Reservation(
         mailbox=mailbox,
-        uid=event.get("uid") or event.get("iCalUId") or event["id"],
-        original_start=parse_time(original) if original else start,
+        uid=str(series_uid if member else event.get("iCalUId") or event["id"]),
+        original_start=parse_time(event["originalStart"]) if member else None,
         item_id=event["id"],
         item_type=ITEM_TYPES.get(event.get("type", "singleInstance"), "single"),
-        start=start,
-        end=parse_time(event["end"]["dateTime"]),
+        start=_instant(event["start"], zone, all_day),
+        end=_instant(event["end"], zone, all_day),
         subject=event.get("subject") or "",
         organizer=((event.get("organizer") or {}).get("emailAddress") or {}).get("address") or "",
         series_master_id=event.get("seriesMasterId"),
-        time_zone=event.get("originalStartTimeZone"),
-        is_all_day=bool(event.get("isAllDay")),
+        time_zone=zone.key if zone else None,
+        is_all_day=all_day,
         location=(event.get("location") or {}).get("displayName") or "",
         sensitivity=(event.get("sensitivity") or "normal").lower(),
         response_state=RESPONSES.get(
@@ -70,3 +113,17 @@ def to_reservation(mailbox: str, event: dict[str, Any]) -> Reservation:
         if event.get("lastModifiedDateTime")
         else None,
     )
+
+
+def _instant(pair: dict[str, Any], zone: ZoneInfo | None, all_day: bool) -> datetime:
+    """UTC of a dateTimeTimeZone pair. An all-day one is a date: midnight in the event's zone,
+    whatever zone the pair is labelled with."""
+    value = str(pair["dateTime"])
+    if all_day:
+        day = datetime.fromisoformat(_FRACTION.sub(r".\1", value.replace("Z", ""))[:10])
+        return day.replace(tzinfo=zone or UTC).astimezone(UTC)
+    moment = datetime.fromisoformat(_FRACTION.sub(r".\1", value.replace("Z", "+00:00")))
+    if moment.tzinfo is None:  # the pair's zone: UTC, as asked, unless it names another
+        named: tzinfo = iana_zone(pair.get("timeZone")) or UTC
+        moment = moment.replace(tzinfo=named)
+    return moment.astimezone(UTC)

@@ -2,7 +2,10 @@
 
 A reservation is one booked occurrence in a room, keyed on (mailbox, iCalendar UID, original
 start). Ids are kept as plain fields because they change (moves, series shifts, accepts that
-arrive as delete + create); the UID and original start do not (docs/protocol.md §7).
+arrive as delete + create); the UID and original start do not (docs/reservation-table.md).
+An occurrence of a series is keyed on its series' UID (the master's iCalUId over Graph) and the
+start its pattern gives it; a single meeting on its own UID with no original start (None), so
+that moving it changes no part of its key. Both protocols give the same key for one booking.
 
 The worker observes the calendar in two ways, and `plan` turns observations into writes:
 
@@ -26,14 +29,14 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-ReservationKey = tuple[str, str, datetime]  # (mailbox, uid, original_start)
+ReservationKey = tuple[str, str, datetime | None]  # (mailbox, uid, original_start)
 
 
 @dataclass(frozen=True, slots=True)
 class Reservation:
     mailbox: str
     uid: str
-    original_start: datetime  # UTC; for a single item, its start
+    original_start: datetime | None  # UTC; None for a single meeting
     item_id: str
     item_type: str  # single | occurrence | exception
     start: datetime  # UTC
@@ -53,6 +56,11 @@ class Reservation:
     @property
     def key(self) -> ReservationKey:
         return (self.mailbox, self.uid, self.original_start)
+
+    @property
+    def slot(self) -> datetime:
+        """What places the row in a window: its original start, or a single's start."""
+        return self.start if self.original_start is None else self.original_start
 
     @property
     def books_the_room(self) -> bool:
@@ -85,7 +93,7 @@ class Snapshot:
     def covers(self, row: Reservation) -> bool:
         if row.mailbox != self.mailbox or row.uid != self.uid:
             return False
-        return self.window is None or self.window.holds(row.original_start)
+        return self.window is None or self.window.holds(row.slot)
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,7 +125,7 @@ class RoomSnapshot:
         return bool(self.taken_at and row.last_modified and row.last_modified > self.taken_at)
 
     def covers(self, row: Reservation) -> bool:
-        return row.mailbox == self.mailbox and self.window.holds(row.original_start)
+        return row.mailbox == self.mailbox and self.window.holds(row.slot)
 
 
 Observation = Snapshot | Gone | RoomSnapshot

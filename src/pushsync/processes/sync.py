@@ -33,7 +33,7 @@ from pushsync.store.notification_queue import NotificationQueue, QueuePolicy
 from pushsync.store.reservation_book import Reservations
 from pushsync.store.subscriptions import Subscriptions
 from pushsync.web.access.callback_token import callback_url
-from pushsync.worker.adapter import ProtocolAdapter
+from pushsync.worker.adapter import CalendarSource, ProtocolAdapter
 from pushsync.worker.loop import Worker
 
 log = logging.getLogger(__name__)
@@ -92,7 +92,12 @@ def build_graph_client(settings: Settings, tokens: TokenProvider | None = None) 
         tokens = static_token(settings.graph_token.get_secret_value())
     if tokens is None:
         tokens = MsalTokens(
-            settings.tenant_id, settings.client_id, settings.client_secret, settings.authority_host
+            settings.tenant_id,
+            settings.client_id,
+            settings.client_secret,
+            settings.authority_host,
+            discovery=settings.authority_discovery,
+            ca_bundle=settings.authority_ca_bundle,
         )
     return GraphClient(tokens, settings.graph_url)
 
@@ -114,6 +119,17 @@ def build_graph_manager(
         renew_before=timedelta(minutes=settings.graph_renew_before_minutes),
         clock=clock,
     )
+
+
+def protocol_adapter(
+    protocol: str, source: CalendarSource, subscriptions: Subscriptions
+) -> ProtocolAdapter:
+    """The worker's adapter for one protocol's rows, reading through `source`."""
+    if protocol == "graph":
+        return GraphAdapter(source, subscriptions)
+    if protocol == "ews":
+        return EwsAdapter(source, subscriptions)
+    raise ConfigError(f"no such protocol {protocol!r}: ews or graph")
 
 
 def build_worker(

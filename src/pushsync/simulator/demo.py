@@ -269,7 +269,7 @@ def truth_rows(instances: list[Instance]) -> set[tuple[Any, ...]]:
         (
             i.mailbox.lower(),
             i.uid,
-            i.original_start or i.start,
+            i.original_start,
             i.start,
             i.end,
             i.cancelled,

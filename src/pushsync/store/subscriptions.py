@@ -21,6 +21,8 @@ DEFAULT_STATUS_FREQUENCY = 15  # minutes; Exchange retries a failed delivery for
 # reads every key of that stretch of the redelivery index); further back it reads the whole
 # index (watermark_seen). The lookup runs when rows of one subscription are processed out of
 # order, so the previous event is seconds old.
+# prefix of a room error that says its protocol's token authority was away, not the room
+UNREACHABLE = "unreachable: "
 WATERMARK_SEARCH_WINDOW = timedelta(minutes=2)
 
 

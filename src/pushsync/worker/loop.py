@@ -8,9 +8,12 @@ the room's cursor (EWS: `ews/folder_sync.py`), and the pure `reservation.plan` d
 writes. What a row means is its protocol's adapter's to say (`adapter.py`).
 Throttling pauses that mailbox: its rows (and any that arrive meanwhile) are released until
 the server's back-off has passed, and no call goes to it before then, from any worker process
-(the pause is kept in `room.paused_until`, which each batch reads); any other failure counts
-an attempt against the rows, which end `failed` after the last one. While a batch is
-worked on, its leases are extended (a heartbeat), so only a dead worker's rows expire.
+(the pause is kept in `room.paused_until`, which each batch reads). A token authority that
+cannot be reached (`TokenUnavailable`) is the installation's outage, not the rows' fault: no
+call of that protocol is made until a growing back-off has passed, its rows are released
+uncounted and its resyncs wait, and each room it stopped shows "unreachable". Any other
+failure counts an attempt against the rows, which end `failed` after the last one. While a
+batch is worked on, its leases are extended (a heartbeat), so only a dead worker's rows expire.
 """
 
 from __future__ import annotations
@@ -23,13 +26,13 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from pushsync.errors import ExchangeError, RowRejected, StorageError, Throttled
+from pushsync.errors import ExchangeError, RowRejected, StorageError, Throttled, TokenUnavailable
 from pushsync.model.clock import utcnow
 from pushsync.model.reservation import Gone, Observation, plan
 from pushsync.retry import Backoff, retryable, survive
 from pushsync.store.notification_queue import Claimed, NotificationQueue
 from pushsync.store.reservation_book import Reservations
-from pushsync.store.subscriptions import Subscriptions
+from pushsync.store.subscriptions import UNREACHABLE, Subscriptions
 from pushsync.worker.adapter import CalendarSource, IncrementalSource, ProtocolAdapter
 
 log = logging.getLogger(__name__)
@@ -48,6 +51,7 @@ class WorkerStats:
     folder_syncs: int = 0  # folder events caught up from the cursor (EWS: SyncFolderItems)
     failures: int = 0
     throttled: int = 0  # times a mailbox was paused by the server's back-off
+    unavailable: int = 0  # times a protocol's token authority could not be reached
 
     @property
     def calls_per_notification(self) -> float:
@@ -56,6 +60,10 @@ class WorkerStats:
     def record_lag(self, rows: Sequence[Claimed], applied_at: datetime) -> None:
         """`rows` are those that report a change, of `notifications` rows worked off."""
         self.lag_seconds += [(applied_at - c.received_at).total_seconds() for c in rows]
+
+
+OUTAGE_FIRST_WAIT = timedelta(seconds=2)
+OUTAGE_MAX_WAIT = timedelta(minutes=5)
 
 
 class Worker:
@@ -85,6 +93,7 @@ class Worker:
         self._resync_lease = resync_lease  # a read's longest time; also the wait after a failure
         self._clock = clock
         self._paused: dict[str, datetime] = {}  # mailbox -> end of the server's back-off
+        self._outages: dict[str, tuple[datetime, timedelta]] = {}  # protocol -> (until, wait)
         self.stats = WorkerStats()
 
     def paused_until(self, mailbox: str) -> datetime | None:
@@ -93,6 +102,28 @@ class Worker:
         if until is not None and until <= self._clock():
             del self._paused[mailbox]
             return None
+        return until
+
+    def outage_until(self, protocol: str) -> datetime | None:
+        """Until when no call of this protocol is made (its token authority is away)."""
+        found = self._outages.get(protocol)
+        return found[0] if found and found[0] > self._clock() else None
+
+    def _outage(self, protocol: str, exc: TokenUnavailable) -> datetime:
+        """Note the authority failed again: wait twice as long as last time, up to a cap.
+        Calls that were in flight when the outage began (other mailboxes of the same batch)
+        fail too; they join the current wait rather than lengthen it."""
+        now, last = self._clock(), self._outages.get(protocol)
+        if last is not None and last[0] > now:
+            return last[0]
+        wait = min(last[1] * 2, OUTAGE_MAX_WAIT) if last else OUTAGE_FIRST_WAIT
+        until = now + wait
+        self._outages[protocol] = (until, wait)
+        self.stats.unavailable += 1
+        log.warning(
+            "token authority unreachable, waiting",
+            extra={"protocol": protocol, "seconds": wait.total_seconds(), "error": str(exc)},
+        )
         return until
 
     def _sources_calls(self) -> int:
@@ -171,9 +202,12 @@ class Worker:
         done = 0
         now = self._clock()
         every = self._resync_every if periodic else None
+        reachable = [p for p in self._sources if self.outage_until(p) is None]
+        if not reachable:
+            return 0
         rooms = await self._subscriptions.claim_resyncs(
             limit,
-            protocols=self._sources,
+            protocols=reachable,
             now=now,
             lease=self._resync_lease,
             synced_before=now - every if every else None,
@@ -211,12 +245,18 @@ class Worker:
             await self._pause(mailbox, exc)  # the room keeps its resync request
             await self._subscriptions.release_resync(mailbox)
             return 0
+        except TokenUnavailable as exc:  # claimed again once the outage's back-off is over
+            self._outage(protocol, exc)
+            await self._subscriptions.release_resync(mailbox)
+            await self._subscriptions.room_error(mailbox, f"{UNREACHABLE}{exc}", self._clock())
+            return 0
         except ExchangeError as exc:
             await self._subscriptions.room_error(mailbox, f"resync: {exc}", self._clock())
             return 0
         finally:
             self.stats.resync_calls += source.calls - calls
         self.stats.resyncs += 1
+        self._outages.pop(protocol, None)
         log.info("room resynced", extra={"mailbox": mailbox, "how": how})
         return 1
 
@@ -245,7 +285,7 @@ class Worker:
             for row in rows:
                 await self._queue.fail(row, "subscription not known (yet)")
             return
-        paused = self.paused_until(mailbox)
+        paused = self.paused_until(mailbox) or self._rows_outage(rows)
         if paused is not None:  # rows that arrived while the mailbox waits out its back-off
             await self._queue.release([r.id for r in rows], paused)
             return
@@ -255,12 +295,25 @@ class Worker:
             until = await self._pause(mailbox, exc)
             await self._queue.release([r.id for r in rows], until)
             return
+        except TokenUnavailable as exc:  # not the rows' fault: they wait, uncounted
+            await self._queue.release(
+                [r.id for r in rows], self._rows_outage(rows) or self._clock()
+            )
+            await self._subscriptions.room_error(mailbox, f"{UNREACHABLE}{exc}", self._clock())
+            return
         except (ExchangeError, RowRejected) as exc:
             await self._failed(mailbox, rows, exc)
             return
         await self._queue.complete(r.id for r in rows)
         self.stats.notifications += len(rows)
         self.stats.record_lag([r for r in rows if self._reports_change(r)], self._clock())
+        for protocol in {r.protocol for r in rows}:
+            self._outages.pop(protocol, None)
+
+    def _rows_outage(self, rows: list[Claimed]) -> datetime | None:
+        """The latest end of an outage of these rows' protocols, if any is on."""
+        ends = [until for r in rows if (until := self.outage_until(r.protocol)) is not None]
+        return max(ends, default=None)
 
     async def _failed(
         self, mailbox: str, rows: list[Claimed], exc: ExchangeError | RowRejected
@@ -297,7 +350,11 @@ class Worker:
                     "no source for these rows", extra={"mailbox": mailbox, "protocol": protocol}
                 )
                 continue
-            await self._apply_protocol(mailbox, protocol, own)
+            try:
+                await self._apply_protocol(mailbox, protocol, own)
+            except TokenUnavailable as exc:
+                self._outage(protocol, exc)
+                raise
 
     async def _apply_protocol(self, mailbox: str, protocol: str, rows: list[Claimed]) -> None:
         adapter = self._adapters[protocol]

@@ -82,7 +82,7 @@ CREATE TABLE room (
 CREATE TABLE reservation (
     mailbox           TEXT NOT NULL,
     uid               TEXT NOT NULL,
-    original_start    TIMESTAMPTZ NOT NULL,
+    original_start    TIMESTAMPTZ,
     item_id           TEXT NOT NULL,
     series_master_id  TEXT,
     item_type         TEXT NOT NULL,
@@ -98,10 +98,10 @@ CREATE TABLE reservation (
     is_cancelled      BOOLEAN NOT NULL DEFAULT FALSE,
     change_key        TEXT,
     last_modified     TIMESTAMPTZ,
-    last_synced_at    TIMESTAMPTZ NOT NULL,
-    PRIMARY KEY (mailbox, uid, original_start)
+    last_synced_at    TIMESTAMPTZ NOT NULL
 );
 
+CREATE UNIQUE INDEX reservation_key ON reservation (mailbox, uid, coalesce(original_start, '-infinity'::timestamptz));
 CREATE INDEX reservation_item ON reservation (mailbox, item_id);
 CREATE INDEX reservation_series ON reservation (mailbox, series_master_id);
 
@@ -110,7 +110,7 @@ CREATE TABLE reservation_change (
     changed_at      TIMESTAMPTZ NOT NULL,
     mailbox         TEXT NOT NULL,
     uid             TEXT NOT NULL,
-    original_start  TIMESTAMPTZ NOT NULL,
+    original_start  TIMESTAMPTZ,
     change          TEXT NOT NULL CHECK (change IN ('upsert', 'delete'))
 );
 CREATE INDEX reservation_change_at ON reservation_change (changed_at);

@@ -2,14 +2,19 @@
 
 https://learn.microsoft.com/graph/api/resources/event
 A Graph (REST) id is the EWS id in URL-safe base64, as `translateExchangeIds` shows. Times are
-given in UTC (what `Prefer: outlook.timezone="UTC"` asks for) with seven fractional digits.
+given in UTC (what `Prefer: outlook.timezone="UTC"` asks for) with seven fractional digits,
+except all-day bounds (docs/simulator.md). Only properties the v1.0 event resource lists are
+served (tests/unit/test_simulator_graph_events.py holds that list).
 """
 
 from __future__ import annotations
 
+import hashlib
 from datetime import UTC, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
+from pushsync.simulator.ews.calendar_item import windows_zone
 from pushsync.simulator.items import CalendarItem, Instance, Response
 
 TYPES = {
@@ -38,25 +43,41 @@ def time_json(moment: datetime) -> dict[str, str]:
     return {"dateTime": utc.strftime("%Y-%m-%dT%H:%M:%S.%f") + "0", "timeZone": "UTC"}
 
 
+def all_day_json(moment: datetime, zone: str) -> dict[str, str]:
+    """An all-day bound: the midnight of its date in the event's own zone, unconverted, though
+    labelled with the zone asked for (docs/simulator.md, "Graph events")."""
+    day = moment.astimezone(ZoneInfo(zone)).date()
+    return {"dateTime": f"{day.isoformat()}T00:00:00.0000000", "timeZone": "UTC"}
+
+
 def offset_time(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f") + "0Z"
 
 
 def instance_json(instance: Instance) -> dict[str, Any]:
-    """A single event, an occurrence or an exception as calendarView returns it."""
-    body = _common(instance.mailbox, instance.organizer.email)
-    body |= {
-        "id": graph_id(instance.item_id),
-        "type": TYPES[instance.item_type],
-        "uid": instance.uid,
-        "iCalUId": instance.uid if instance.original_start is None else _ical(instance),
-        "seriesMasterId": graph_id(instance.master_id) if instance.master_id else None,
-        "originalStart": offset_time(instance.original_start) if instance.original_start else None,
+    """A single event, an occurrence or an exception as calendarView and instances return it:
+    v1.0 properties only (no beta `uid`); an occurrence has its own iCalUId, names its master
+    in seriesMasterId and its slot in originalStart, which a single event does not carry."""
+    body = _event(
+        instance.mailbox,
+        organizer=instance.organizer.email,
+        item_id=instance.item_id,
+        item_type=instance.item_type,
+        time_zone=instance.time_zone,
+        all_day=instance.all_day,
+        start=instance.start,
+        end=instance.end,
+    )
+    if instance.original_start is None:
+        body |= {"iCalUId": instance.uid, "seriesMasterId": None}
+    else:
+        body |= {
+            "iCalUId": _occurrence_ical_uid(instance.uid, instance.original_start),
+            "seriesMasterId": graph_id(instance.master_id or ""),
+            "originalStart": offset_time(instance.original_start),
+        }
+    return body | {
         "subject": instance.subject,
-        "start": time_json(instance.start),
-        "end": time_json(instance.end),
-        "originalStartTimeZone": instance.time_zone,
-        "isAllDay": instance.all_day,
         "location": {"displayName": instance.location},
         "sensitivity": instance.sensitivity.lower(),
         "responseStatus": {"response": RESPONSES[instance.response]},
@@ -64,23 +85,24 @@ def instance_json(instance: Instance) -> dict[str, Any]:
         "changeKey": instance.change_key,
         "lastModifiedDateTime": offset_time(instance.last_modified),
     }
-    return body
 
 
 def master_json(mailbox: str, item: CalendarItem) -> dict[str, Any]:
     """A series master or a single item as GET /events/{id} returns it."""
-    body = _common(mailbox, item.organizer.email)
-    body |= {
-        "id": graph_id(item.item_id),
-        "type": TYPES[item.item_type],
-        "uid": item.uid,
+    body = _event(
+        mailbox,
+        organizer=item.organizer.email,
+        item_id=item.item_id,
+        item_type=item.item_type,
+        time_zone=item.time_zone,
+        all_day=item.all_day,
+        start=item.start,
+        end=item.end,
+    )
+    return body | {
         "iCalUId": item.uid,
         "seriesMasterId": None,
         "subject": item.subject,
-        "start": time_json(item.start),
-        "end": time_json(item.end),
-        "originalStartTimeZone": item.time_zone,
-        "isAllDay": item.all_day,
         "location": {"displayName": item.location},
         "sensitivity": item.sensitivity.lower(),
         "responseStatus": {"response": RESPONSES[item.response]},
@@ -88,17 +110,39 @@ def master_json(mailbox: str, item: CalendarItem) -> dict[str, Any]:
         "changeKey": item.change_key,
         "lastModifiedDateTime": offset_time(item.last_modified),
     }
-    return body
 
 
-def _common(mailbox: str, organizer: str) -> dict[str, Any]:
+def _event(
+    mailbox: str,
+    *,
+    organizer: str,
+    item_id: str,
+    item_type: str,
+    time_zone: str,
+    all_day: bool,
+    start: datetime,
+    end: datetime,
+) -> dict[str, Any]:
+    zone = windows_zone(time_zone)
+    bounds = (
+        {"start": all_day_json(start, time_zone), "end": all_day_json(end, time_zone)}
+        if all_day
+        else {"start": time_json(start), "end": time_json(end)}
+    )
     return {
         "@odata.etag": "",
+        "id": graph_id(item_id),
+        "type": TYPES[item_type],
         "organizer": {"emailAddress": {"address": organizer}},
+        "originalStartTimeZone": zone,
+        "originalEndTimeZone": zone,
+        "isAllDay": all_day,
+        **bounds,
     }
 
 
-def _ical(instance: Instance) -> str:
-    """Graph's iCalUId differs per occurrence; `uid` is the one shared by the series."""
-    stamp = instance.original_start.strftime("%Y%m%dT%H%M%S") if instance.original_start else ""
-    return f"{instance.uid}-{stamp}"
+def _occurrence_ical_uid(uid: str, original_start: datetime) -> str:
+    """v1.0 gives each occurrence its own iCalUId; opaque, so a client cannot read the series
+    out of it (it must follow seriesMasterId)."""
+    digest = hashlib.sha256(f"{uid}|{original_start.isoformat()}".encode()).hexdigest()
+    return "040000008200E00074C5B7101A82E008" + digest[:48].upper()

@@ -11,7 +11,7 @@ WHERE mailbox = %(mailbox)s
 SELECT * FROM reservation WHERE mailbox = %(mailbox)s;
 
 -- name: all_reservations
-SELECT * FROM reservation ORDER BY mailbox, uid, original_start;
+SELECT * FROM reservation ORDER BY mailbox, uid, original_start NULLS FIRST;
 
 -- name: upsert_reservation
 INSERT INTO reservation (
@@ -23,7 +23,8 @@ INSERT INTO reservation (
     %(organizer)s, %(start_at)s, %(end_at)s, %(time_zone)s, %(is_all_day)s, %(location)s, %(sensitivity)s,
     %(response_state)s, %(is_cancelled)s, %(change_key)s, %(last_modified)s, %(last_synced_at)s
 )
-ON CONFLICT (mailbox, uid, original_start) DO UPDATE SET
+-- A single meeting has no original start (NULL); the key index reads NULL as one value.
+ON CONFLICT (mailbox, uid, coalesce(original_start, '-infinity'::timestamptz)) DO UPDATE SET
     item_id = excluded.item_id, series_master_id = excluded.series_master_id,
     item_type = excluded.item_type, subject = excluded.subject, organizer = excluded.organizer,
     start_at = excluded.start_at, end_at = excluded.end_at, time_zone = excluded.time_zone,
@@ -34,7 +35,7 @@ ON CONFLICT (mailbox, uid, original_start) DO UPDATE SET
 
 -- name: delete_reservation
 DELETE FROM reservation
-WHERE mailbox = %(mailbox)s AND uid = %(uid)s AND original_start = %(original_start)s;
+WHERE mailbox = %(mailbox)s AND uid = %(uid)s AND original_start IS NOT DISTINCT FROM %(original_start)s;
 
 -- name: mark_room_synced
 -- The request is cleared only if it is the one the resync started under (resync_generation).

@@ -12,7 +12,7 @@ WHERE mailbox = :mailbox
 SELECT * FROM reservation WHERE mailbox = :mailbox;
 
 -- name: all_reservations
-SELECT * FROM reservation ORDER BY mailbox, uid, original_start;
+SELECT * FROM reservation ORDER BY mailbox, uid, original_start NULLS FIRST;
 
 -- name: upsert_reservation
 INSERT INTO reservation (
@@ -24,7 +24,8 @@ INSERT INTO reservation (
     :organizer, :start_at, :end_at, :time_zone, :is_all_day, :location, :sensitivity,
     :response_state, :is_cancelled, :change_key, :last_modified, :last_synced_at
 )
-ON CONFLICT (mailbox, uid, original_start) DO UPDATE SET
+-- A single meeting has no original start (NULL); the key index reads NULL as one value.
+ON CONFLICT (mailbox, uid, coalesce(original_start, '')) DO UPDATE SET
     item_id = excluded.item_id, series_master_id = excluded.series_master_id,
     item_type = excluded.item_type, subject = excluded.subject, organizer = excluded.organizer,
     start_at = excluded.start_at, end_at = excluded.end_at, time_zone = excluded.time_zone,
@@ -35,7 +36,7 @@ ON CONFLICT (mailbox, uid, original_start) DO UPDATE SET
 
 -- name: delete_reservation
 DELETE FROM reservation
-WHERE mailbox = :mailbox AND uid = :uid AND original_start = :original_start;
+WHERE mailbox = :mailbox AND uid = :uid AND original_start IS :original_start;
 
 -- name: mark_room_synced
 -- The request is cleared only if it is the one the resync started under (resync_generation).
