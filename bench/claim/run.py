@@ -26,11 +26,11 @@ from multiprocessing.synchronize import Barrier
 import psycopg
 from psycopg import sql
 
-from pushsync.inbox import insert_values, utc_text
-from pushsync.notification import Notification
-from pushsync.queue import NotificationQueue
+from pushsync.model.notification import Notification
 from pushsync.store import connect
+from pushsync.store.inbox import insert_values, utc_text
 from pushsync.store.migrations import upgrade
+from pushsync.store.notification_queue import NotificationQueue
 
 DEFAULT_POSTGRES_URL = os.environ.get(
     "PUSHSYNC_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"

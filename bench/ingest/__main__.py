@@ -26,7 +26,8 @@ from bench.ingest import targets
 from bench.ingest.load import LoadResult, RssWatch, run_wrk, workers_cpu_seconds
 
 RESULTS = targets.REPO / "bench" / "results"
-GOALS = {"rate": 15_000, "naive_x": 16, "ceiling_pct": 45, "p99_half_ms": 10, "rss_mb": 120}
+# the goals of issue #16 (quiet 2-core box); the ceiling ratio is printed, no longer a goal
+GOALS = {"rate": 8_000, "naive_x": 10, "p99_half_ms": 10, "rss_mb": 120}
 PG_GOAL = 10_000
 GRAPH_ANSWER_MS = 3000  # Graph counts a slower answer as failed and may drop the endpoint
 
@@ -230,7 +231,7 @@ def _report(results: list[Figures], args: argparse.Namespace) -> None:
 
 
 def _graph_answers(results: list[Figures]) -> None:
-    """Graph's limit is per answer: over 3 s counts as failed (PROTOCOL.md §5)."""
+    """Graph's limit is per answer: over 3 s counts as failed (docs/protocol.md §5)."""
     print()
     for r in results:
         if r.name.startswith("pushsync"):
@@ -253,7 +254,7 @@ def _ratios(by_name: dict[str, Figures]) -> None:
         _check("pushsync / naive", x, GOALS["naive_x"], f"{x:.1f}x")
     if ceiling:
         pct = 100 * ours.peak.rate / ceiling.peak.rate
-        _check("pushsync / ceiling", pct, GOALS["ceiling_pct"], f"{pct:.0f}%")
+        print(f"{'pushsync / ceiling':<24} {f'{pct:.0f}%':>10}   (for information)")
     if ours.half:
         p99 = ours.half.p99_ms
         _check("p99 at half rate", -p99, -GOALS["p99_half_ms"], f"{p99:.2f} ms")

@@ -30,9 +30,9 @@ import uvloop
 from bench.ingest.inprocess import body
 from bench.ingest.targets import REPO
 from pushsync.ews.send_notification import parse_send_notification
-from pushsync.inbox import insert_values, utc_text
 from pushsync.store import connect
 from pushsync.store.connector import Session
+from pushsync.store.inbox import insert_values, utc_text
 from pushsync.store.migrations import upgrade
 from pushsync.store.sqlite import SQLiteConnector
 

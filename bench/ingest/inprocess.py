@@ -71,8 +71,8 @@ def measure_parse(bodies: list[bytes]) -> float:
 
 async def measure_inbox(database: Path, bodies: list[bytes], concurrency: int) -> float:
     from pushsync.ews.send_notification import parse_send_notification
-    from pushsync.inbox import Inbox
     from pushsync.store import connect
+    from pushsync.store.inbox import Inbox
     from pushsync.store.migrations import upgrade
 
     rows = [parse_send_notification(b, remote_addr="127.0.0.1") for b in bodies]

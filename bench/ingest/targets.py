@@ -153,7 +153,7 @@ def _pushsync_serve(workers: int) -> list[str]:
 
 
 def ceiling(workdir: Path, workers: int) -> Target:
-    """Same server stack and options as `pushsync serve` (pushsync/web/server.py)."""
+    """Same server stack and options as `pushsync serve` (pushsync/processes/receiver.py)."""
     return Target(
         name="empty handler (ceiling)",
         command=[

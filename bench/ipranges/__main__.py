@@ -15,8 +15,8 @@ import random
 import time
 from collections.abc import Callable
 
-from pushsync.access.ipranges import snapshot
-from pushsync.access.networks import Network, NetworkSet
+from pushsync.web.access.ipranges import snapshot
+from pushsync.web.access.networks import Network, NetworkSet
 
 
 def prefixes(count: int, rng: random.Random) -> list[Network]:

@@ -35,22 +35,24 @@ from zoneinfo import ZoneInfo
 
 import uvicorn
 
-from pushsync.demo import free_port, stored_rows, truth_rows
+from pushsync.ews.adapter import EwsAdapter
 from pushsync.ews.calendar_source import EwsCalendar
 from pushsync.ews.client import EwsClient
-from pushsync.queue import NotificationQueue
-from pushsync.reservation import Observation, RoomSnapshot
-from pushsync.reservations import Reservations
-from pushsync.runtime import build_ews_client, build_manager, build_worker, open_store
+from pushsync.model.reservation import Observation, RoomSnapshot
+from pushsync.processes.sync import build_ews_client, build_manager, build_worker
 from pushsync.settings import Settings
 from pushsync.simulator import Meeting, Simulator, SimulatorConfig, generated_rooms
 from pushsync.simulator.activity import ORGANIZERS
+from pushsync.simulator.demo import free_port, stored_rows, truth_rows
 from pushsync.simulator.exchange import Exchange
+from pushsync.store import open_store
 from pushsync.store.connector import Connector
-from pushsync.subscriptions import Subscriptions
+from pushsync.store.notification_queue import NotificationQueue
+from pushsync.store.reservation_book import Reservations
+from pushsync.store.subscriptions import Subscriptions
 from pushsync.web.app import build_app
 from pushsync.web.protocol import Limits, guarded_protocol
-from pushsync.worker import Worker
+from pushsync.worker.loop import Worker
 
 SCALE = 60.0  # Exchange seconds per real second
 CONVERGE_DEADLINE_S = 600.0
@@ -244,7 +246,7 @@ def naive_worker(
         NotificationQueue(connector),
         Reservations(connector),
         Subscriptions(connector),
-        {"ews": ItemsOnly(calendar)},
+        {"ews": EwsAdapter(ItemsOnly(calendar), Subscriptions(connector))},
         batch_size=settings.worker_batch_size,
         debounce=timedelta(milliseconds=settings.worker_debounce_ms),
     )

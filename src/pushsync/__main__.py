@@ -1,3 +1,3 @@
-from pushsync.cli import main
+from pushsync.cli.main import main
 
 main()

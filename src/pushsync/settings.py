@@ -7,7 +7,6 @@ Secrets are `SecretStr`: they print as '**********' in logs and reprs.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import tomllib
@@ -25,7 +24,7 @@ from pydantic_settings import (
 )
 
 from pushsync.errors import ConfigError
-from pushsync.inbox import UnknownSubscriptions
+from pushsync.model.notification import UnknownSubscriptions
 
 CONFIG_FILE_ENV = "PUSHSYNC_CONFIG_FILE"
 DEFAULT_DATABASE_URL = "sqlite:///var/pushsync.db"
@@ -247,14 +246,10 @@ def _toml_problem(path: str, exc: tomllib.TOMLDecodeError) -> str:
     return f"config file {path}, line {place[1]}, column {place[2]}: not valid TOML: {what}"
 
 
-def dump_for_child_process(settings: Settings) -> str:
-    """The resolved settings as JSON, secrets in clear: only ever passed through the environment
-    of our own child processes, never logged."""
-    data = settings.model_dump(mode="python")
-    return json.dumps(data, default=_plain)
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, SecretStr):
-        return value.get_secret_value()
-    return str(value)
+def export_flags(**flags: Any) -> None:
+    """Command-line flags as the `PUSHSYNC_` variables they stand for, so that a child process
+    (a receiver worker) reads the same sources as its parent: the environment and the config
+    file (`load_settings` exports its path). No setting travels any other way."""
+    for name, value in flags.items():
+        if value is not None:
+            os.environ[f"PUSHSYNC_{name.upper()}"] = str(value)

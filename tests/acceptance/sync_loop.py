@@ -8,12 +8,13 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from pushsync import demo
-from pushsync.runtime import build_ews_client, build_manager, build_worker, open_store
+import pushsync.simulator.demo as demo
+from pushsync.processes.sync import build_ews_client, build_manager, build_worker
 from pushsync.settings import Settings
 from pushsync.simulator import SimulatorThread
 from pushsync.simulator.items import Instance
-from pushsync.worker import Worker
+from pushsync.store import open_store
+from pushsync.worker.loop import Worker
 from tests.acceptance.conftest import CALLBACK_TOKEN, ServerProcess
 
 RESPONSES = demo.RESPONSES

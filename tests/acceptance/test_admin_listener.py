@@ -9,7 +9,7 @@ import httpx
 
 from pushsync.settings import Settings
 from pushsync.store import connect
-from pushsync.subscriptions import Subscriptions
+from pushsync.store.subscriptions import Subscriptions
 from tests.acceptance.conftest import CALLBACK_TOKEN, EWS_HEADERS, EWS_PATH, ServerProcess
 from tests.acceptance.hardening import metric, notification
 

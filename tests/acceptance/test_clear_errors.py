@@ -87,8 +87,8 @@ def test_readyz_names_the_database_cause(tmp_path: Path) -> None:
     """The admin listener's readiness names why the database fails, not an exception class."""
     import asyncio
 
+    from pushsync.admin.app import _database_problems
     from pushsync.settings import Settings
-    from pushsync.web.admin import _database_problems
 
     settings = Settings(database_url=_postgres(db="pushsync_no_such_db"))
     [problem] = asyncio.run(_database_problems(settings))

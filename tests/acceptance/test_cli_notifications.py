@@ -9,10 +9,10 @@ import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
 
-from pushsync.queue import NotificationQueue, QueuePolicy
 from pushsync.store import connect
 from pushsync.store.migrations import upgrade
-from pushsync.subscriptions import Subscriptions
+from pushsync.store.notification_queue import NotificationQueue, QueuePolicy
+from pushsync.store.subscriptions import Subscriptions
 from tests.acceptance.conftest import pushsync_command, run_pushsync
 from tests.integration.helpers import add_rows, event
 

@@ -15,8 +15,8 @@ import pytest
 
 from pushsync.ews.calendar_source import EwsCalendar
 from pushsync.ews.client import EwsClient
-from pushsync.reservation import Snapshot
-from pushsync.runtime import build_ews_client
+from pushsync.model.reservation import Snapshot
+from pushsync.processes.sync import build_ews_client
 from pushsync.settings import Settings
 from pushsync.simulator import Recurrence, SimulatorThread
 from tests.acceptance.simulated_exchange import meeting, running

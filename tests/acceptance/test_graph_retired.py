@@ -11,7 +11,7 @@ import os
 import sys
 
 from pushsync.simulator.graph.api import GRAPH_TOKEN
-from pushsync.subscriptions import Subscriptions
+from pushsync.store.subscriptions import Subscriptions
 from tests.acceptance.test_graph_sync import STATE, Rig, rig
 
 __all__ = ["rig"]  # the fixture, shared with test_graph_sync

@@ -20,17 +20,18 @@ import httpx
 import pytest
 
 from pushsync.errors import Throttled
+from pushsync.graph.adapter import GraphAdapter
 from pushsync.graph.auth import static_token
 from pushsync.graph.calendar_source import GraphCalendar
 from pushsync.graph.client import GraphClient
-from pushsync.graph.subscriptions import GraphSubscriptionManager
-from pushsync.queue import NotificationQueue
-from pushsync.reservations import Reservations
+from pushsync.graph.subscription_manager import GraphSubscriptionManager
 from pushsync.simulator import Recurrence, Simulator, SimulatorConfig, generated_rooms
 from pushsync.simulator.graph.api import GRAPH_TOKEN
 from pushsync.store import Connector, connect
-from pushsync.subscriptions import Subscriptions
-from pushsync.worker import Worker
+from pushsync.store.notification_queue import NotificationQueue
+from pushsync.store.reservation_book import Reservations
+from pushsync.store.subscriptions import Subscriptions
+from pushsync.worker.loop import Worker
 from tests.acceptance.conftest import EWS_HEADERS, EWS_PATH, ServerProcess
 from tests.acceptance.sync_loop import RESPONSES
 from tests.acceptance.test_sync_end_to_end import meeting
@@ -92,7 +93,7 @@ async def rig(server_factory) -> AsyncIterator[Rig]:
             NotificationQueue(connector),
             Reservations(connector),
             Subscriptions(connector),
-            {"graph": calendar},
+            {"graph": GraphAdapter(calendar, Subscriptions(connector))},
             debounce=timedelta(milliseconds=50),
             idle_sleep=0.05,
         )

@@ -11,9 +11,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from pushsync.graph.subscriptions import GraphSubscriptionManager
-from pushsync.room_status import RoomStatus, room_statuses
-from pushsync.subscriptions import Subscriptions
+from pushsync.admin.room_status import RoomStatus, room_statuses
+from pushsync.graph.subscription_manager import GraphSubscriptionManager
+from pushsync.store.subscriptions import Subscriptions
 from tests.acceptance.test_graph_sync import STATE, Rig, rig, wait_until
 
 __all__ = ["rig"]  # the fixture, shared with test_graph_sync

@@ -141,12 +141,6 @@ def server_env(server: ServerProcess) -> dict[str, str]:
     }
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="PUSHSYNC__RESOLVED_SETTINGS (every setting, secrets in clear, for the receiver "
-    "processes) is removed by issue #16's branch; when it is merged this passes and the "
-    "marker must go",
-)
 def test_serve_adds_no_secret_to_its_environment(server_factory) -> None:
     server = server_factory(pushsync_graph_client_state=CLIENT_STATE, pushsync_workers="2")
     given = {**os.environ, **server_env(server)}

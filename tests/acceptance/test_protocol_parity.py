@@ -24,10 +24,8 @@ from pushsync.ews.calendar_source import EwsCalendar
 from pushsync.graph.auth import static_token
 from pushsync.graph.calendar_source import GraphCalendar
 from pushsync.graph.client import GraphClient
-from pushsync.queue import NotificationQueue
-from pushsync.reservation import Reservation
-from pushsync.reservations import Reservations
-from pushsync.runtime import build_ews_client
+from pushsync.model.reservation import Reservation
+from pushsync.processes.sync import build_ews_client, protocol_adapter
 from pushsync.settings import Settings
 from pushsync.simulator import (
     Recurrence,
@@ -39,8 +37,11 @@ from pushsync.simulator import (
 from pushsync.simulator.graph.api import GRAPH_TOKEN
 from pushsync.store import Connector, connect
 from pushsync.store.migrations import upgrade
-from pushsync.subscriptions import Subscriptions
-from pushsync.worker import CalendarSource, Worker
+from pushsync.store.notification_queue import NotificationQueue
+from pushsync.store.reservation_book import Reservations
+from pushsync.store.subscriptions import Subscriptions
+from pushsync.worker.adapter import CalendarSource
+from pushsync.worker.loop import Worker
 from tests.acceptance.simulated_exchange import meeting
 from tests.acceptance.sync_loop import RESPONSES
 
@@ -85,7 +86,7 @@ async def _side(
         NotificationQueue(connector),
         Reservations(connector),
         Subscriptions(connector),
-        {protocol: source},
+        {protocol: protocol_adapter(protocol, source, Subscriptions(connector))},
     )
     try:
         yield Side(protocol, connector, worker)
@@ -277,7 +278,7 @@ async def test_a_room_moved_from_ews_to_graph_keeps_the_keys_of_its_bookings(
         NotificationQueue(ews.connector),
         Reservations(ews.connector),
         Subscriptions(ews.connector),
-        {"graph": source},
+        {"graph": protocol_adapter("graph", source, Subscriptions(ews.connector))},
     )
     for room in (LA, BERLIN, TOKYO):
         assert await worker.resync(room, "graph", full=True) == 1

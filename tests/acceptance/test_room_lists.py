@@ -11,7 +11,7 @@ from exchangelib.errors import ErrorNameResolutionNoResults
 
 from pushsync.errors import ExchangeError
 from pushsync.ews.client import EwsClient
-from pushsync.runtime import build_ews_client, room_plan
+from pushsync.processes.sync import build_ews_client, room_plan
 from pushsync.settings import Settings
 from pushsync.simulator import SimulatorThread, generated_rooms
 from pushsync.simulator.config import ALL_ROOMS, RoomList

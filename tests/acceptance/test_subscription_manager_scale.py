@@ -10,10 +10,11 @@ from __future__ import annotations
 import asyncio
 import os
 
-from pushsync.runtime import build_ews_client, build_manager, open_store
+from pushsync.model.outcome import Outcome
+from pushsync.processes.sync import build_ews_client, build_manager
 from pushsync.settings import Settings
 from pushsync.simulator import generated_rooms
-from pushsync.subscription_manager import Outcome
+from pushsync.store import open_store
 from tests.acceptance.conftest import CALLBACK_TOKEN, ServerProcess, run_pushsync
 from tests.acceptance.manager_checks import active_ids
 from tests.acceptance.simulated_exchange import running

@@ -13,12 +13,14 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from pushsync.runtime import build_ews_client, ews_callback_url, open_store
+from pushsync.ews.subscription_manager import SubscriptionManager
+from pushsync.model.outcome import Outcome
+from pushsync.processes.sync import build_ews_client, ews_callback_url
 from pushsync.settings import Settings
 from pushsync.simulator import SimulatorThread, generated_rooms
 from pushsync.simulator.exchange import Request
-from pushsync.subscription_manager import Outcome, SubscriptionManager
-from pushsync.subscriptions import LiveSubscription, Subscriptions
+from pushsync.store import open_store
+from pushsync.store.subscriptions import LiveSubscription, Subscriptions
 from tests.acceptance.conftest import ServerProcess
 from tests.acceptance.manager_checks import meeting, room_row, subscription_rows, tomorrow_at_nine
 from tests.acceptance.simulated_exchange import running

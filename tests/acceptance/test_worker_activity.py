@@ -1,6 +1,6 @@
 """Room-calendar changes the end-to-end test leaves out, and seeded random activity.
 
-PROTOCOL.md §7: a series whose pattern changes re-ids its occurrences and drops its
+docs/protocol.md §7: a series whose pattern changes re-ids its occurrences and drops its
 exceptions; a cancelled occurrence stays, flagged; a hard delete is a DeletedEvent rather than
 a move; an all-day series crossing a daylight-saving change keeps local midnights. Then the
 simulator's seeded random activity (bookings, moves, cancellations, occurrence edits and

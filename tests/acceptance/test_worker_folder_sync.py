@@ -14,11 +14,12 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 
-from pushsync.reservations import Reservations
-from pushsync.runtime import build_ews_client, build_manager, build_worker, open_store
+from pushsync.processes.sync import build_ews_client, build_manager, build_worker
 from pushsync.simulator import Recurrence, SimulatorThread, generated_rooms
-from pushsync.subscriptions import Subscriptions
-from pushsync.worker import Worker
+from pushsync.store import open_store
+from pushsync.store.reservation_book import Reservations
+from pushsync.store.subscriptions import Subscriptions
+from pushsync.worker.loop import Worker
 from tests.acceptance.conftest import ServerProcess
 from tests.acceptance.simulated_exchange import meeting, running
 from tests.acceptance.sync_loop import Workers, stored_rows, sync_settings, truth_rows

@@ -10,10 +10,11 @@ import asyncio
 import time
 from datetime import timedelta
 
-from pushsync.reservations import Reservations
-from pushsync.runtime import build_ews_client, build_manager, build_worker, open_store
+from pushsync.processes.sync import build_ews_client, build_manager, build_worker
 from pushsync.simulator import SimulatorThread, generated_rooms
 from pushsync.simulator.exchange import Request
+from pushsync.store import open_store
+from pushsync.store.reservation_book import Reservations
 from tests.acceptance.conftest import ServerProcess
 from tests.acceptance.simulated_exchange import meeting, running
 from tests.acceptance.sync_loop import stored_rows, sync_settings, truth_rows

@@ -7,16 +7,17 @@ import asyncio
 from datetime import timedelta
 from pathlib import Path
 
+from pushsync.ews.adapter import EwsAdapter
 from pushsync.ews.calendar_source import EwsCalendar
-from pushsync.queue import NotificationQueue
-from pushsync.reservations import Reservations
-from pushsync.runtime import build_ews_client
+from pushsync.processes.sync import build_ews_client
 from pushsync.settings import Settings
 from pushsync.simulator import Recurrence, SimulatorThread
 from pushsync.store import connect
 from pushsync.store.migrations import upgrade
-from pushsync.subscriptions import Subscriptions
-from pushsync.worker import Worker
+from pushsync.store.notification_queue import NotificationQueue
+from pushsync.store.reservation_book import Reservations
+from pushsync.store.subscriptions import Subscriptions
+from pushsync.worker.loop import Worker
 from tests.acceptance.simulated_exchange import meeting, running
 
 ROOM = "room-001@contoso.example"
@@ -60,7 +61,7 @@ async def roll(thread: SimulatorThread, database: Path) -> list[tuple[int, list,
             NotificationQueue(connector),
             Reservations(connector),
             subscriptions,
-            {"ews": calendar},
+            {"ews": EwsAdapter(calendar, subscriptions)},
             resync_every=DAY,
             clock=sim.clock.now,
         )

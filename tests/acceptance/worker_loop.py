@@ -14,11 +14,11 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from pushsync.reservation import Reservation
-from pushsync.reservations import Reservations
+from pushsync.model.reservation import Reservation
 from pushsync.settings import Settings
 from pushsync.simulator import SimulatorThread
 from pushsync.store import connect
+from pushsync.store.reservation_book import Reservations
 from tests.acceptance.conftest import pushsync_command
 from tests.acceptance.sync_loop import stored_rows, truth_rows
 

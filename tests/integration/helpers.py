@@ -10,9 +10,9 @@ from typing import Any
 import psycopg
 from psycopg.rows import dict_row
 
-from pushsync.inbox import insert_values, utc_text
-from pushsync.notification import Notification
+from pushsync.model.notification import Notification
 from pushsync.store import Connector
+from pushsync.store.inbox import insert_values, utc_text
 from pushsync.store.sqlite import sqlite_path
 
 T0 = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)

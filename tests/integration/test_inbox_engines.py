@@ -8,9 +8,9 @@ from collections.abc import AsyncIterator
 import pytest
 
 from pushsync.errors import RowRejected, StorageError
-from pushsync.inbox import Inbox, Verdict
-from pushsync.notification import Notification
+from pushsync.model.notification import Notification
 from pushsync.store import Connector, connect
+from pushsync.store.inbox import Inbox, Verdict
 from tests.integration.conftest import free_port
 from tests.integration.helpers import T0, event, query
 

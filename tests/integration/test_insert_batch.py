@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from pushsync.inbox import Inbox, UnknownSubscriptions, Verdict
-from pushsync.notification import Notification
+from pushsync.model.notification import Notification, UnknownSubscriptions
 from pushsync.store import Connector, connect
+from pushsync.store.inbox import Inbox, Verdict
 from pushsync.store.migrations import upgrade
 from tests.integration.helpers import T0, add_rows, event, query
 

@@ -12,12 +12,12 @@ from typing import Any
 
 import pytest
 
-from pushsync.reservation import Plan
-from pushsync.reservations import Reservations
+from pushsync.model.reservation import Plan
 from pushsync.store import Connector, connect
 from pushsync.store.migrations import applied_versions, latest_version, upgrade
 from pushsync.store.queries import load_migrations
-from pushsync.subscriptions import Subscriptions
+from pushsync.store.reservation_book import Reservations
+from pushsync.store.subscriptions import Subscriptions
 from tests.integration.catalog import describe
 
 SNAPSHOTS = Path(__file__).parent / "schema"

@@ -7,8 +7,13 @@ from datetime import timedelta
 
 import pytest
 
-from pushsync.queue import Failure, NotificationQueue, QueuePolicy, by_subscription
 from pushsync.store import Connector, connect
+from pushsync.store.notification_queue import (
+    Failure,
+    NotificationQueue,
+    QueuePolicy,
+    by_subscription,
+)
 from tests.integration.helpers import Clock, add_rows, event, query
 
 POLICY = QueuePolicy(
@@ -41,8 +46,8 @@ async def test_claim_leases_the_oldest_rows_to_one_consumer(
     first = await a.claim(3)
     second = await b.claim(3)
 
-    assert [c.row["watermark"] for c in first] == ["WM-SUB-1-0", "WM-SUB-1-1", "WM-SUB-1-2"]
-    assert [c.row["watermark"] for c in second] == ["WM-SUB-1-3", "WM-SUB-1-4"]
+    assert [c.notification.watermark for c in first] == ["WM-SUB-1-0", "WM-SUB-1-1", "WM-SUB-1-2"]
+    assert [c.notification.watermark for c in second] == ["WM-SUB-1-3", "WM-SUB-1-4"]
     assert await a.claim(3) == []
     rows = by_id(database_url)
     assert {rows[c.id]["lease_owner"] for c in first} == {"a"}
@@ -64,7 +69,7 @@ async def test_claimed_rows_carry_the_mailbox_of_their_subscription(
 
     groups = by_subscription(claimed)
     assert list(groups) == ["SUB-1", "SUB-2"]
-    assert [c.row["item_id"] for c in groups["SUB-1"]] == ["ITEM-1", "ITEM-3"]
+    assert [c.notification.item_id for c in groups["SUB-1"]] == ["ITEM-1", "ITEM-3"]
     assert {c.mailbox for c in groups["SUB-1"]} == {"room-1@example.com"}
     assert groups["SUB-2"][0].mailbox is None
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from pushsync.queue import NotificationQueue, QueuePolicy
 from pushsync.store import Connector
+from pushsync.store.notification_queue import NotificationQueue, QueuePolicy
 from tests.integration.helpers import Clock, add_rows, event, query
 
 

@@ -6,10 +6,10 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from pushsync.reservation import Plan, Reservation
-from pushsync.reservations import Reservations
+from pushsync.model.reservation import Plan, Reservation
 from pushsync.store import Connector
-from pushsync.subscriptions import Subscriptions
+from pushsync.store.reservation_book import Reservations
+from pushsync.store.subscriptions import Subscriptions
 from tests.integration.helpers import T0, add_rows, event
 
 NOW = datetime(2026, 11, 24, 12, tzinfo=UTC)

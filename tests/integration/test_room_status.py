@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from pushsync.queue import NotificationQueue, QueuePolicy
-from pushsync.reservation import Plan
-from pushsync.reservations import Reservations
-from pushsync.room_status import PROBLEM_KINDS, room_statuses
+from pushsync.admin.room_status import PROBLEM_KINDS, room_statuses
+from pushsync.model.reservation import Plan
 from pushsync.store import Connector
-from pushsync.subscriptions import Subscriptions
+from pushsync.store.notification_queue import NotificationQueue, QueuePolicy
+from pushsync.store.reservation_book import Reservations
+from pushsync.store.subscriptions import Subscriptions
 from tests.integration.helpers import T0, Clock, add_rows, event
 
 NOW = T0 + timedelta(minutes=2)

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from pushsync.queue import NotificationQueue
 from pushsync.store import connect
 from pushsync.store.migrations import latest_version
+from pushsync.store.notification_queue import NotificationQueue
 from tests.integration.helpers import query
 from tests.integration.receiver import Answer, Receiver, send_all
 
@@ -42,7 +42,7 @@ async def consume(url: str, owner: str, load_done: asyncio.Event, processed: lis
         while True:
             finished = load_done.is_set()  # read before claiming, so no row can slip past
             claimed = await queue.claim(25)
-            processed.extend(c.row["watermark"] for c in claimed)
+            processed.extend(c.notification.watermark for c in claimed)
             if claimed:
                 assert await queue.complete([c.id for c in claimed]) == len(claimed)
             elif finished:

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from pushsync.inbox import insert_values, utc_text
 from pushsync.store.connector import Connector, Session
+from pushsync.store.inbox import insert_values, utc_text
 from pushsync.store.sqlite import SQLiteConnector
 from tests.integration.helpers import T0, add_rows, event, query
 

@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 
 from pushsync.errors import StorageError
-from pushsync.inbox import Inbox, Verdict
 from pushsync.store.connector import Connector
+from pushsync.store.inbox import Inbox, Verdict
 from pushsync.store.sqlite import SQLiteConnector
 from tests.integration.helpers import T0, event, query
 

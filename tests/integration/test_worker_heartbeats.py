@@ -4,14 +4,17 @@ subscription and asks for a resync of its room."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import timedelta
 
-from pushsync.notification import Notification
-from pushsync.queue import NotificationQueue
-from pushsync.reservations import Reservations
+from pushsync.ews.adapter import EwsAdapter
+from pushsync.model.notification import Notification
+from pushsync.model.reservation import Observation, RoomSnapshot
 from pushsync.store import Connector
-from pushsync.subscriptions import Subscriptions
-from pushsync.worker import Worker
+from pushsync.store.notification_queue import NotificationQueue
+from pushsync.store.reservation_book import Reservations
+from pushsync.store.subscriptions import Subscriptions
+from pushsync.worker.loop import Worker
 from tests.integration.helpers import T0, add_rows
 
 ROOMS = ["room-1@example.org", "room-2@example.org"]
@@ -27,6 +30,18 @@ def status(subscription: str, watermark: str, previous: str) -> Notification:
     )
 
 
+class NoCalendar:
+    """Heartbeats and watermarks need no calendar: any read fails the test."""
+
+    calls = 0
+
+    async def observe(self, mailbox: str, item_ids: Sequence[str]) -> list[Observation]:
+        raise AssertionError(f"read {mailbox}'s items for a heartbeat")
+
+    async def observe_room(self, mailbox: str, cursor: str | None = None) -> RoomSnapshot:
+        raise AssertionError(f"read {mailbox}'s calendar for a heartbeat")
+
+
 async def worker_with_rooms(connector: Connector) -> tuple[Worker, Subscriptions]:
     subscriptions = Subscriptions(connector)
     await subscriptions.ensure_rooms(ROOMS, "ews", T0)
@@ -38,7 +53,7 @@ async def worker_with_rooms(connector: Connector) -> tuple[Worker, Subscriptions
         NotificationQueue(connector),
         Reservations(connector),
         subscriptions,
-        {},  # heartbeats need no calendar
+        {"ews": EwsAdapter(NoCalendar(), subscriptions)},
         debounce=timedelta(0),
     )
     return worker, subscriptions

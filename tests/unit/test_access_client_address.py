@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from pushsync.access.client_address import ClientAddress
-from pushsync.access.networks import NetworkSet
+from pushsync.web.access.client_address import ClientAddress
+from pushsync.web.access.networks import NetworkSet
 
 PROXIES = NetworkSet.parse(["10.0.0.0/8", "fd00::/8"])
 XFF = ClientAddress(PROXIES)

@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from pushsync.access.networks import NetworkSet, address_key
+from pushsync.web.access.networks import NetworkSet, address_key
 
 EXCHANGE = NetworkSet.parse(
     ["40.92.0.0/15", "52.96.0.0/14", "2603:1006::/40", "2a01:111:f400::/48"]

@@ -2,23 +2,19 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
-from pushsync.folder_sync import folder_events
-from pushsync.queue import Claimed
+from pushsync.ews.folder_sync import folder_events
+from pushsync.model.notification import Notification
+from pushsync.store.notification_queue import Claimed
 
 CALENDAR, DELETED_ITEMS, ROOT = "CAL", "DEL", "ROOT"
 
 
 def row(event_type: str, **fields: Any) -> Claimed:
-    values: dict[str, Any] = {
-        "item_id": None,
-        "folder_id": None,
-        "parent_folder_id": None,
-        "old_parent_folder_id": None,
-    }
-    values.update(fields)
-    return Claimed(1, 0, "ews", "S1", event_type, "room@example.org", values)
+    notification = Notification("ews", "S1", event_type, **fields)
+    return Claimed(1, 0, "room@example.org", datetime(2026, 11, 24, tzinfo=UTC), notification)
 
 
 def item(event_type: str, parent: str = CALENDAR, old_parent: str | None = None) -> Claimed:

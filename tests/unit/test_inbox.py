@@ -10,9 +10,9 @@ import pytest
 
 from pushsync.errors import StorageError
 from pushsync.ews.send_notification import parse_send_notification
-from pushsync.inbox import Inbox, UnknownSubscriptions, Verdict, insert_values
-from pushsync.notification import Notification
+from pushsync.model.notification import Notification, UnknownSubscriptions
 from pushsync.store import Connector, connect
+from pushsync.store.inbox import Inbox, Verdict, insert_values
 from pushsync.store.migrations import upgrade
 from pushsync.store.sqlite import sqlite_path
 from tests.conftest import EWS_CORPUS

@@ -18,8 +18,9 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 
-from pushsync.access.address_filter import AddressFilter
-from pushsync.access.ipranges import (
+from pushsync.errors import ConfigError
+from pushsync.web.access.address_filter import AddressFilter
+from pushsync.web.access.ipranges import (
     Outcome,
     RangesError,
     Refresher,
@@ -28,8 +29,7 @@ from pushsync.access.ipranges import (
     load_ranges,
     snapshot,
 )
-from pushsync.access.networks import NetworkSet
-from pushsync.errors import ConfigError
+from pushsync.web.access.networks import NetworkSet
 
 T0 = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
 

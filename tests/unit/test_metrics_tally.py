@@ -6,7 +6,7 @@ import asyncio
 
 from prometheus_client import REGISTRY
 
-from pushsync.metrics import count_answered
+from pushsync.web.metrics import count_answered
 
 ANSWERED = "pushsync_notifications_answered_total"
 

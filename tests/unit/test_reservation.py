@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
-from pushsync.reservation import Gone, Plan, Reservation, RoomSnapshot, Snapshot, Window, plan
+from pushsync.model.reservation import Gone, Plan, Reservation, RoomSnapshot, Snapshot, Window, plan
 
 ROOM = "room-1@example.org"
 T0 = datetime(2026, 12, 1, 9, tzinfo=UTC)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from pushsync.errors import ConfigError
-from pushsync.runtime import build_clients, build_graph_manager, protocols_needed, room_plan
+from pushsync.processes.sync import build_clients, build_graph_manager, protocols_needed, room_plan
 from pushsync.settings import Settings, load_settings
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from pushsync.metrics import rooms_exposition
-from pushsync.room_status import RoomStatus
+from pushsync.admin.metrics import rooms_exposition
+from pushsync.admin.room_status import RoomStatus
 
 NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from pushsync.errors import TokenUnavailable
-from pushsync.queue import NotificationQueue
-from pushsync.reservations import Reservations
 from pushsync.store import connect
-from pushsync.subscriptions import Subscriptions
-from pushsync.worker import OUTAGE_FIRST_WAIT, OUTAGE_MAX_WAIT, Worker
+from pushsync.store.notification_queue import NotificationQueue
+from pushsync.store.reservation_book import Reservations
+from pushsync.store.subscriptions import Subscriptions
+from pushsync.worker.loop import OUTAGE_FIRST_WAIT, OUTAGE_MAX_WAIT, Worker
 
 
 class Clock:

@@ -12,7 +12,7 @@ import re
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from pushsync.reservation import Reservation
+from pushsync.model.reservation import Reservation
 
 UTC = dt.UTC
 

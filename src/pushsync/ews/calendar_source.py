@@ -27,7 +27,7 @@ from typing import Any
 from pushsync.errors import SyncStateExpired
 from pushsync.ews.calendar_items import is_series_master, to_reservation
 from pushsync.ews.client import EwsClient, FolderChanges
-from pushsync.reservation import Changes, Gone, Observation, RoomSnapshot, Snapshot, Window
+from pushsync.model.reservation import Changes, Gone, Observation, RoomSnapshot, Snapshot, Window
 
 MAX_VIEW_ITEMS = 1000
 MAX_CHUNK = timedelta(days=180)

@@ -5,18 +5,17 @@ https://learn.microsoft.com/graph/api/event-get
 https://learn.microsoft.com/graph/api/event-list-instances
 https://learn.microsoft.com/graph/api/event-delta
 
-Over Graph a notification on a series names its master, so a master (or an occurrence) is
-answered with all of the series' instances in the window, which replace the stored set (a
-deleted occurrence is silent). An occurrence is keyed on its master's iCalUId (v1.0 gives each
-occurrence its own), so every read fetches each series' master once (`_Masters`). A full
-resync is a delta round over the window; a calendarView spans at most 1,825 days, so a longer
-window is refused at construction.
-
-The delta link a round ends with is the room's cursor (`cursor`, kept by the worker in
-`room.sync_state`); `observe_since` turns the changes since a cursor into observations. A
-calendarView delta only ever covers the window of its first round, so a full round asks for
-`CURSOR_MARGIN` more future than the sync window, and a cursor is used only while its window
-still covers the current one; otherwise, and on 410, None asks for a full round.
+docs/protocol.md §7 over Graph: a notification on a series names its master, so a master (or an
+occurrence) is answered with all of the series' instances in the window, which replace the
+stored set (a deleted occurrence is silent). An occurrence is keyed on its master's iCalUId
+(v1.0 gives each occurrence its own), so every read fetches each series' master once
+(`_Masters`). A full resync is a delta round over the window; a calendarView spans at most 1,825
+days, so a longer window is refused at construction. The delta link a round ends with is the
+room's cursor (`cursor`, kept by the worker in `room.sync_state`); `observe_since` turns the
+changes since a cursor into observations. A calendarView delta only ever covers the window of
+its first round, so a full round asks for `CURSOR_MARGIN` more future than the sync window, and
+a cursor is used only while its window still covers the current one; otherwise, and on 410, None
+asks for a full round.
 """
 
 from __future__ import annotations
@@ -29,7 +28,7 @@ from typing import Any
 from pushsync.errors import ConfigError
 from pushsync.graph.client import DeltaExpired, GraphClient
 from pushsync.graph.events import is_series_master, is_series_member, parse_time, to_reservation
-from pushsync.reservation import (
+from pushsync.model.reservation import (
     Changes,
     Gone,
     Observation,

@@ -18,10 +18,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from pushsync.errors import MalformedNotification
-from pushsync.notification import Notification
+from pushsync.model.notification import Notification
 
 CHANGE_TYPES = frozenset({"created", "updated", "deleted"})
-LIFECYCLE_EVENTS = frozenset({"reauthorizationRequired", "subscriptionRemoved", "missed"})
+# The lifecycle events, stored as the row's event_type (graph/lifecycle.py says what each does)
+REAUTHORIZATION_REQUIRED = "reauthorizationRequired"
+SUBSCRIPTION_REMOVED = "subscriptionRemoved"
+MISSED = "missed"
+LIFECYCLE_EVENTS = frozenset({REAUTHORIZATION_REQUIRED, SUBSCRIPTION_REMOVED, MISSED})
 MAX_ITEMS = 1000  # Graph batches far fewer; a larger "batch" is not from Graph
 MAX_FIELD_LENGTH = 2048
 

@@ -26,7 +26,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from exchangelib.winzone import MS_TIMEZONE_TO_IANA_MAP
 
 from pushsync.errors import ExchangeError
-from pushsync.reservation import Reservation
+from pushsync.model.reservation import Reservation
 
 ITEM_TYPES = {
     "singleInstance": "single",

@@ -15,11 +15,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from pushsync.subscriptions import Subscriptions
-
-REAUTHORIZATION_REQUIRED = "reauthorizationRequired"
-SUBSCRIPTION_REMOVED = "subscriptionRemoved"
-MISSED = "missed"
+from pushsync.graph.change_notification import (
+    MISSED,
+    REAUTHORIZATION_REQUIRED,
+    SUBSCRIPTION_REMOVED,
+)
+from pushsync.store.subscriptions import Subscriptions
 
 
 async def note_graph_rows(

@@ -16,9 +16,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pushsync.back_off import APP
 from pushsync.errors import Throttled
 from pushsync.graph.client import SUBSCRIPTION_CAP
+from pushsync.retry import APP
 
 # Outlook's per-mailbox limits name themselves so ("Application is over its … limit.").
 _MAILBOX_WORDING = ("application is over its", "mailbox")

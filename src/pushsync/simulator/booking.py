@@ -2,9 +2,9 @@
 
 The settings mirror `Set-CalendarProcessing` (defaults as Exchange Online ships them):
 https://learn.microsoft.com/powershell/module/exchange/set-calendarprocessing
-The room's copy is not the organizer's (PROTOCOL.md §7): the subject becomes the organizer's name,
-the body and private flag are stripped, cancelled meetings stay, a series is cut at the booking
-window, and a conflicting request is declined.
+The room's copy is not the organizer's (docs/protocol.md §7): the subject becomes the
+organizer's name, the body and private flag are stripped, cancelled meetings stay, a series is
+cut at the booking window, and a conflicting request is declined.
 """
 
 from __future__ import annotations

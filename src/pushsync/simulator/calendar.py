@@ -1,10 +1,10 @@
 """One room mailbox's calendar: the organizer's requests come in, the room's copy is written.
 
-Everything here is plain values and a supplied `now`, so the behaviour (PROTOCOL.md §7) is tested
-without a server: a booking lands tentative and the attendant answers later (several writes), a
-change to one occurrence is a write to the master, a pattern change drops the exceptions and
-re-ids the occurrences, a delete moves the item to Deleted Items under a new id, a cancelled
-meeting stays with IsCancelled.
+Everything here is plain values and a supplied `now`, so the behaviour (docs/protocol.md §7) is
+tested without a server: a booking lands tentative and the attendant answers later (several
+writes), a change to one occurrence is a write to the master, a pattern change drops the
+exceptions and re-ids the occurrences, a delete moves the item to Deleted Items under a new id,
+a cancelled meeting stays with IsCancelled.
 """
 
 from __future__ import annotations
@@ -167,7 +167,7 @@ class RoomCalendar:
         return item
 
     def _recreate(self, item: CalendarItem, now: datetime) -> CalendarItem:
-        """Accepting shown as a delete plus a create of the same meeting (PROTOCOL.md §7)."""
+        """Accepting shown as a delete plus a create of the same meeting (docs/protocol.md §7)."""
         self._move_to_deleted_items(item, now)
         fresh = replace(
             item,

@@ -1,7 +1,7 @@
 """A mailbox's event log: what push subscriptions deliver and SyncFolderItems replays.
 
 Each write to an item produces the item's event and a ModifiedEvent of every folder it touched
-(PROTOCOL.md §1: "the usual two ModifiedEvents per change"). Events are numbered per mailbox; a
+(docs/protocol.md §1: "the usual two ModifiedEvents per change"). Events are numbered per mailbox; a
 watermark is that number, so a subscription can resume after it while the event is still kept
 (about 30 days, then ErrorInvalidWatermark).
 https://learn.microsoft.com/exchange/client-developer/exchange-web-services/notification-subscriptions-mailbox-events-and-ews-in-exchange

@@ -1,4 +1,4 @@
-"""Push subscriptions and their delivery, the way Exchange does it (PROTOCOL.md §1-2).
+"""Push subscriptions and their delivery, the way Exchange does it (docs/protocol.md §1-2).
 
 Each subscription has its own queue and delivery task. A StatusEvent goes out at once after
 subscribing and then whenever nothing was sent for StatusFrequency minutes. Events go out in
@@ -23,18 +23,30 @@ from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import Enum
+from typing import Protocol
 
 import httpx
 
 from pushsync.simulator import ids
 from pushsync.simulator.calendar import RoomCalendar
+from pushsync.simulator.clock import SimClock
+from pushsync.simulator.config import SimulatorConfig
 from pushsync.simulator.events import MailboxEvent
 from pushsync.simulator.ews import notification
-from pushsync.simulator.exchange import Exchange
 
 log = logging.getLogger(__name__)
 
 FIRST_RETRY_SECONDS = 30.0
+
+
+class Exchange(Protocol):
+    """What the push engine reads of the simulated Exchange (`exchange.py`), which holds the
+    engine in turn: the engine's view of it, so the two modules do not import each other."""
+
+    config: SimulatorConfig
+    clock: SimClock
+    rng: random.Random
+    calendars: dict[str, RoomCalendar]
 
 
 class State(Enum):

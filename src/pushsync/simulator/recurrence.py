@@ -1,8 +1,8 @@
 """Recurrence patterns of room-calendar series, expanded in the room's local time.
 
 A series repeats at the same *local* wall-clock time, so its occurrences move in UTC when
-daylight saving starts or ends inside it (PROTOCOL.md §7, "Time"). Only the patterns the booking
-activity uses are modelled: daily and weekly, ended by a count, a last date or not at all.
+daylight saving starts or ends inside it (docs/protocol.md §7, "Time"). Only the patterns the
+booking activity uses are modelled: daily and weekly, ended by a count, a last date or not at all.
 https://learn.microsoft.com/exchange/client-developer/web-service-reference/recurrence-recurrencetype
 """
 

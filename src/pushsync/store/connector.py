@@ -15,8 +15,6 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any, Protocol, TypeVar
 
-from pushsync.errors import ConfigError
-
 Params = Mapping[str, Any]
 Values = Sequence[Any]  # positional parameters, for statements written with them
 Row = dict[str, Any]
@@ -53,16 +51,3 @@ class Connector(Protocol):
     async def transaction(self, work: Callable[[Session], Awaitable[T]]) -> T:
         """`work` in one transaction, durable when this returns. `work` must await nothing but
         the session it is given, and be short: SQLite runs it on the event loop's thread."""
-
-
-def connect(url: str, **options: Any) -> Connector:
-    """A connector for `sqlite:///path` or `postgresql://…` (not yet opened)."""
-    if url.startswith("sqlite:"):
-        from pushsync.store.sqlite import SQLiteConnector
-
-        return SQLiteConnector(url, **options)
-    if url.startswith(("postgresql:", "postgres:")):
-        from pushsync.store.postgresql import PostgreSQLConnector
-
-        return PostgreSQLConnector(url, **options)
-    raise ConfigError(f"database URL {url!r}: use sqlite:///path or postgresql://…")

@@ -16,7 +16,6 @@ import asyncio
 import contextlib
 import fcntl
 import functools
-import json
 import os
 import re
 import sqlite3
@@ -24,42 +23,17 @@ import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
-from itertools import chain, compress, cycle, repeat
-from operator import ge, is_not
+from itertools import chain
 from pathlib import Path
 from typing import Any, Protocol, TypeVar, cast
 from urllib.parse import unquote, urlsplit
 
 from pushsync.errors import ConfigError, RowRejected, StorageError
+from pushsync.store import sqlite_types
 from pushsync.store.connector import Params, Row, Session, Values
 from pushsync.store.queries import load_queries
 
 T = TypeVar("T")
-
-
-def _adapt_datetime(value: datetime) -> str:
-    if value.tzinfo is None:
-        raise ValueError("naive datetimes are not stored; use UTC")
-    return value.astimezone(UTC).isoformat()
-
-
-sqlite3.register_adapter(datetime, _adapt_datetime)
-# Lists travel as JSON, read back with json_each in SQL. An adapter costs nothing for the plain
-# values of the notification rows, where converting every parameter set first cost ~8 us a row.
-sqlite3.register_adapter(list, json.dumps)
-sqlite3.register_adapter(tuple, json.dumps)
-# sqlite3 binds exact str, int and float directly; for any other value (None, bytes, bool) it
-# first looks for an adapter, and on Python 3.11 finding none raises and clears an
-# AttributeError per parameter: ~0.5 us each, 5 us for a notification row's dozen NULLs
-# (measured). Identity adapters written in C make that a dict hit: `{}.get(v)` is None for any
-# value, bytes(b) is b, int(True) is 1.
-_NULL = cast(Callable[[None], None], {}.get)
-sqlite3.register_adapter(type(None), _NULL)
-sqlite3.register_adapter(bytes, bytes)
-sqlite3.register_adapter(bool, int)
-sqlite3.register_converter("TIMESTAMP", lambda raw: datetime.fromisoformat(raw.decode()))
-sqlite3.register_converter("BOOLEAN", lambda raw: raw not in (b"0", b""))
 
 
 def sqlite_path(url: str) -> str:
@@ -109,6 +83,7 @@ class SQLiteConnector:
             self._executor = None
 
     def _connect(self) -> sqlite3.Connection:
+        sqlite_types.install()
         if self.path != ":memory:":
             require_folder(self.path)
             self._lock_fd = os.open(self.path + ".writer-lock", os.O_RDWR | os.O_CREAT, 0o600)
@@ -133,9 +108,7 @@ class SQLiteConnector:
         # A multi-row INSERT inside a transaction keeps a statement journal, a copy of every page
         # it changes, so that a failing row undoes only that statement. Past 64 KiB SQLite
         # spills it to a temporary file: as many page writes as the WAL itself, one syscall
-        # each. In memory it is a memcpy (`bench.ingest.commit`: 22.1 -> 17.2 us CPU a row at
-        # 36 rows a commit; a failed batch is rolled back whole anyway). docs/benchmarks.md,
-        # sixth round.
+        # each. In memory it is a memcpy, and a failed batch is rolled back whole anyway.
         connection.execute("PRAGMA temp_store = MEMORY")
         return connection
 
@@ -360,25 +333,15 @@ class SQLiteSession:
 
 # An INSERT with positional parameters goes in multi-row statements: executemany steps once
 # per row, and pysqlite gives up the GIL and takes it back around every step, each time behind
-# a busy event loop thread (15 % of the receiver's CPU per request, measured in bench/ingest).
-# Statements hold a power of two of rows, at most 64 (64 x 22 parameters stay far below
-# SQLite's 32766), so that a connection prepares and caches few of them (+6 MB RSS over two
-# workers when every count from 1 to 64 had its own; a 64-row statement holds ~100 KB).
-#
-# A column that is NULL in every row of a statement is written as a literal NULL, not bound:
-# even with the identity adapter above, pysqlite builds a key tuple and calls the adapter for
-# every None it binds, and a notification row has about ten (in memory, rows of 23 columns:
-# 3.2-3.8 -> 1.9-2.3 us a row). Which columns a chunk leaves empty varies with its events
-# (the EWS samples alone give 17 patterns a row, 73 a chunk), and every pattern would be
-# another prepared statement per row count. So each INSERT gets at most `_NULL_PATTERNS`
-# patterns of its own, the first ones met; a chunk whose pattern is not one of them uses the
-# narrowest of them that binds all its values, or binds every column.
+# a busy event loop thread: the largest single cost of a receiver's request before this
+# (docs/benchmarks.md). Statements hold a power of two of rows, at most 64 (64 x 22 parameters
+# stay far below SQLite's 32766), so that a connection prepares and caches few of them: one
+# statement per row count would keep dozens of large prepared statements per worker.
 MAX_ROWS_PER_STATEMENT = 64
-_NULL_PATTERNS = 4
 _VALUES = re.compile(r"\bVALUES\s*(\([?,\s]*\))", re.IGNORECASE)
 
 
-@functools.lru_cache(maxsize=32)  # a regex search of the statement per commit cost ~1 us a request
+@functools.lru_cache(maxsize=32)  # the same few INSERTs every commit: find the group once
 def _values_head(sql: str) -> tuple[str, str, str] | None:
     """An INSERT's text before, in and after its one `VALUES (?, …)` group; None for others."""
     found = list(_VALUES.finditer(sql))
@@ -388,33 +351,11 @@ def _values_head(sql: str) -> tuple[str, str, str] | None:
     return sql[: group.start(1)], group.group(1), sql[group.end(1) :]
 
 
-@functools.lru_cache(maxsize=256)
-def _rows_statement(head: tuple[str, str, str], rows: int, bound: tuple[bool, ...]) -> str:
-    """The statement with its VALUES group repeated for `rows` rows: a placeholder for each
-    column marked in `bound`, a literal NULL for the others."""
+@functools.lru_cache(maxsize=16)
+def _rows_statement(head: tuple[str, str, str], rows: int) -> str:
+    """The statement with its VALUES group repeated for `rows` rows."""
     before, group, after = head
-    if group.count("?") != len(bound):
-        raise sqlite3.ProgrammingError(
-            f"{len(bound)} values for the {group.count('?')} columns of {group}"
-        )
-    values = "(" + ", ".join(["?" if keep else "NULL" for keep in bound]) + ")"
-    return before + ", ".join([values] * rows) + after
-
-
-_patterns: dict[tuple[str, str, str], list[tuple[bool, ...]]] = {}  # per INSERT, first met
-
-
-@functools.lru_cache(maxsize=1024)
-def _bound_columns(head: tuple[str, str, str], filled: tuple[bool, ...]) -> tuple[bool, ...]:
-    """The columns a statement binds for a chunk that has values in the `filled` ones."""
-    patterns = _patterns.setdefault(head, [])
-    if filled in patterns:
-        return filled
-    if len(patterns) < _NULL_PATTERNS:
-        patterns.append(filled)
-        return filled
-    covering = [p for p in patterns if all(map(ge, p, filled))]
-    return min(covering, key=sum) if covering else (True,) * len(filled)
+    return before + ", ".join([group] * rows) + after
 
 
 def _insert_rows(
@@ -426,17 +367,11 @@ def _insert_rows(
     while start < len(rows):
         count = min(MAX_ROWS_PER_STATEMENT, 1 << ((len(rows) - start).bit_length() - 1))
         chunk = rows[start : start + count]
-        try:  # the columns some row of the chunk has a value in
-            filled = tuple(map(any, zip(*[map(is_not, row, _NULLS) for row in chunk], strict=True)))
-        except ValueError:
-            raise sqlite3.ProgrammingError("the rows of one INSERT differ in length") from None
-        bound = _bound_columns(head, filled)
-        params = list(compress(chain.from_iterable(chunk), cycle(bound)))
-        connection.execute(_rows_statement(head, count, bound), params)
+        width = head[1].count("?")
+        if any(len(row) != width for row in chunk):
+            raise sqlite3.ProgrammingError(f"rows of an INSERT of {width} columns differ in length")
+        connection.execute(_rows_statement(head, count), list(chain.from_iterable(chunk)))
         start += count
-
-
-_NULLS = repeat(None)
 
 
 def _split_script(script: str) -> list[str]:

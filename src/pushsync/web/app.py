@@ -9,36 +9,33 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import logging
-import os
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from pushsync.access.address_filter import AddressFilter
-from pushsync.access.callback_token import CallbackToken
-from pushsync.access.client_address import ClientAddress
-from pushsync.access.networks import NetworkSet
 from pushsync.errors import ConfigError, Forbidden, NotFound, RejectedRequest, StorageError
 from pushsync.graph.change_notification import ClientStateCheck, client_state_matches
-from pushsync.inbox import Inbox
 from pushsync.logs import configure_from
-from pushsync.metrics import set_allowed_networks
-from pushsync.settings import Settings
+from pushsync.settings import Settings, load_settings
 from pushsync.store import connect
+from pushsync.store.inbox import Inbox
 from pushsync.store.migrations import upgrade
+from pushsync.web import garbage_collector
+from pushsync.web.access.address_filter import AddressFilter
+from pushsync.web.access.callback_token import CallbackToken
+from pushsync.web.access.client_address import ClientAddress
+from pushsync.web.access.networks import NetworkSet
 from pushsync.web.asgi import Receive, Scope, Send
 from pushsync.web.errors import answer_rejection, answer_storage_failure
 from pushsync.web.ews_endpoint import EwsEndpoint
 from pushsync.web.graph_endpoint import GraphEndpoint
+from pushsync.web.metrics import set_allowed_networks
 from pushsync.web.request import Request
 
 log = logging.getLogger("pushsync.receiver")
 
 Handler = Callable[[Request, Receive, Send], Awaitable[None]]
-SETTINGS_ENV = "PUSHSYNC__RESOLVED_SETTINGS"  # how the CLI hands settings to worker processes
 RANGES_CHECK_SECONDS = 30.0  # how soon a refreshed ranges list is picked up
-GC_YOUNG_THRESHOLD = 20_000  # allocations between young collections; CPython's default is 700
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,7 +77,7 @@ def graph_client_state(settings: Settings) -> ClientStateCheck:
 
 
 def graph_sources(settings: Settings) -> AddressFilter:
-    """Graph publishes no feed of its source addresses (PROTOCOL.md §6): any source unless the
+    """Graph publishes no feed of its source addresses (docs/protocol.md §6): any source unless the
     operator lists some; clientState is what authenticates a Graph notification."""
     networks = settings.graph_allowed_networks or ["0.0.0.0/0", "::/0"]
     return AddressFilter(
@@ -162,7 +159,7 @@ class PublicApp:
         await self.inbox.start()
         set_allowed_networks(len(self.allowed.allowed))
         self._watcher = asyncio.create_task(self._watch_ranges())
-        _settle_garbage_collector()
+        garbage_collector.settle()
 
     async def shutdown(self) -> None:
         if self._watcher is not None:
@@ -180,24 +177,14 @@ class PublicApp:
                 set_allowed_networks(len(self.allowed.allowed))
 
 
-def _settle_garbage_collector() -> None:
-    """Move everything alive after start-up out of the collector's sight and collect the young
-    generation less often: a request leaves almost no cycles, and the collector walking the
-    start-up objects again and again cost 3-4 % of a receiver's CPU (docs/benchmarks.md)."""
-    gc.collect()
-    gc.freeze()
-    _, older, oldest = gc.get_threshold()
-    gc.set_threshold(GC_YOUNG_THRESHOLD, older, oldest)
-
-
 def build_app(settings: Settings) -> PublicApp:
     return PublicApp(settings)
 
 
 def create_app() -> PublicApp:
-    """Factory for server worker processes: settings come resolved from the parent."""
-    resolved = os.environ.get(SETTINGS_ENV)
-    settings = Settings.model_validate_json(resolved) if resolved else Settings()
+    """Factory for server worker processes: they read the settings from the same sources as
+    the parent (the environment, and the config file it names), which checked them already."""
+    settings = load_settings()
     if not logging.getLogger().handlers:  # a spawned worker: same log format as the parent
         configure_from(settings)
     return build_app(settings)

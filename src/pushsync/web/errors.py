@@ -12,8 +12,8 @@ from __future__ import annotations
 import logging
 
 from pushsync.errors import RejectedRequest, StorageError
-from pushsync.metrics import count_rejection, count_storage_failure
 from pushsync.web.asgi import Send, respond
+from pushsync.web.metrics import count_rejection, count_storage_failure
 from pushsync.web.request import Request
 
 log = logging.getLogger("pushsync.receiver")
@@ -38,7 +38,7 @@ async def answer_rejection(send: Send, exc: RejectedRequest, request: Request) -
 
 
 async def answer_storage_failure(send: Send, exc: StorageError, request: Request) -> None:
-    """503: Exchange treats it as a failed delivery and retries (PROTOCOL.md §2)."""
+    """503: Exchange treats it as a failed delivery and retries (docs/protocol.md §2)."""
     log.error(
         "not stored, answered 503", extra={"remote_addr": request.remote_addr, "detail": str(exc)}
     )

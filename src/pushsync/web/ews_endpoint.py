@@ -1,20 +1,21 @@
 """POST /Webservices/SyncNotification.svc: check, parse, append in one commit, answer.
 
-The handler does the minimum (STYLE.md 3). It answers OK only after the inbox has committed the
-rows; a storage failure is a 503, which Exchange treats as a failed delivery and retries.
-Every check that needs no body runs before the body is read, cheapest first.
+The handler does the minimum (docs/architecture.md, "Rules of the house"). It answers OK only
+after the inbox has committed the rows; a storage failure is a 503, which Exchange treats as a
+failed delivery and retries. Every check that needs no body runs before the body is read,
+cheapest first.
 """
 
 from __future__ import annotations
 
-from pushsync.access.callback_token import CallbackToken
 from pushsync.errors import MethodNotAllowed, RejectedRequest, UnsupportedMediaType
 from pushsync.ews.namespaces import SEND_NOTIFICATION_ACTION
 from pushsync.ews.send_notification import parse_send_notification
 from pushsync.ews.send_notification_result import ANSWERS, SubscriptionStatus
-from pushsync.inbox import Inbox, Verdict
-from pushsync.metrics import count_answered
+from pushsync.store.inbox import Inbox, Verdict
+from pushsync.web.access.callback_token import CallbackToken
 from pushsync.web.asgi import Receive, Send, send_response
+from pushsync.web.metrics import count_answered
 from pushsync.web.request import Request, read_body
 
 _XML = b"text/xml; charset=utf-8"

@@ -3,11 +3,11 @@
 https://learn.microsoft.com/graph/change-notifications-delivery-webhooks
 https://learn.microsoft.com/graph/change-notifications-lifecycle-events
 
-The handler does the minimum (STYLE.md 3): answer the handshake, or check, parse, append the
-genuine items in one commit, and answer 202 only after it. A storage failure is a 503 (Graph
-retries a 5xx for up to four hours). A POST with no genuine item at all is a 403 and writes
-nothing; forged items beside genuine ones are dropped and logged. The same path serves as the
-notification URL and the lifecycle notification URL.
+The handler does the minimum (docs/architecture.md, "Rules of the house"): answer the handshake,
+or check, parse, append the genuine items in one commit, and answer 202 only after it. A storage
+failure is a 503 (Graph retries a 5xx for up to four hours). A POST with no genuine item at all
+is a 403 and writes nothing; forged items beside genuine ones are dropped and logged. The same
+path serves as the notification URL and the lifecycle notification URL.
 """
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ import logging
 from pushsync.errors import Forbidden, MethodNotAllowed, UnsupportedMediaType
 from pushsync.graph.change_notification import ClientStateCheck, parse_change_notifications
 from pushsync.graph.validation import validation_token
-from pushsync.inbox import Inbox
-from pushsync.metrics import count_answered, count_rejection
+from pushsync.store.inbox import Inbox
 from pushsync.web.asgi import Receive, Send, respond
+from pushsync.web.metrics import count_answered, count_rejection
 from pushsync.web.request import Request, read_body
 
 log = logging.getLogger("pushsync.receiver")

@@ -116,7 +116,7 @@ class GuardedProtocol(HttpToolsProtocol):
     def _arm(self, delay: float, callback: Callable[[], None]) -> None:
         """Set the deadline. A timer is only created when none is due by then: a kept-alive
         connection reuses one timer for many requests instead of creating and cancelling two
-        per request (~3 us each, docs/benchmarks.md); `_check_deadline` follows a later one."""
+        per request; `_check_deadline` follows a later one."""
         self._deadline = self.loop.time() + delay
         self._expire = callback
         if self._timer is not None and self._timer_at <= self._deadline:

@@ -5,13 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from pushsync.access.client_address import ClientAddress
 from pushsync.errors import (
     LengthRequired,
     PayloadTooLarge,
     RejectedRequest,
     RequestTimeout,
 )
+from pushsync.web.access.client_address import ClientAddress
 from pushsync.web.asgi import Receive, Scope
 
 # Set in the scope by the connection guard (web/protocol.py) when the body read timeout fires.

@@ -36,7 +36,7 @@ def render_item(
 ) -> etree._Element:
     """A single item or master, or (with `original_start`) one occurrence of a master.
 
-    FindItem leaves out the organizer's address (PROTOCOL.md §7): `organizer_address=False`.
+    FindItem leaves out the organizer's address (docs/protocol.md §7): `organizer_address=False`.
     """
     view = calendar.instance(item, original_start)
     element = etree.Element(t("CalendarItem"))

@@ -3,7 +3,7 @@
 A CalendarView returns singles, occurrences and exceptions overlapping the range, never
 masters. Its range is at most two years (ErrorCalendarViewRangeTooBig) and it returns at most
 1000 items (ErrorExceededFindCountLimit); MaxEntriesReturned cuts the answer short with
-IncludesLastItemInRange="false". There is no paging (PROTOCOL.md §7). FindItem leaves out the
+IncludesLastItemInRange="false". There is no paging (docs/protocol.md §7). FindItem leaves out the
 organizer's address.
 https://learn.microsoft.com/exchange/client-developer/web-service-reference/finditem-operation
 https://learn.microsoft.com/exchange/client-developer/web-service-reference/calendarview

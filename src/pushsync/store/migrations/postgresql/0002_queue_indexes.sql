@@ -1,4 +1,4 @@
--- Indexes for the queue (src/pushsync/queue.py). Claims take pending rows in id order, so the
+-- Indexes for the queue (src/pushsync/store/notification_queue.py). Claims take pending rows in id order, so the
 -- pending index leads with id: a claim walks it from the oldest row and stops after LIMIT rows,
 -- where (available_at, id) made it sort the whole backlog on every claim. Rows backing off
 -- (available_at in the future) are few and simply skipped.

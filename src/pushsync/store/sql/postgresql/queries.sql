@@ -17,12 +17,12 @@ SELECT version FROM schema_version ORDER BY version;
 INSERT INTO schema_version (version, name, applied_at) VALUES (%(version)s, %(name)s, %(applied_at)s);
 
 -- name: insert_notification
--- One execution per group-commit batch: the rows travel as one array per column, in this column
--- order (pushsync.inbox.insert_values), in binary format, and unnest turns them back into rows in
--- order (PostgreSQLSession.execute_many). executemany ran one INSERT per row on the server:
--- 100-150 us of server CPU a request against 40-75 here, and the client's dumping halved
--- (measured, docs/benchmarks.md). A key twice in one batch is still one row: DO NOTHING checks
--- the rows this statement inserted before.
+-- One execution per group-commit batch: the rows travel as one array per column, in the order
+-- of pushsync.store.inbox.INSERT_COLUMNS (a test holds this list to it), in binary format, and
+-- unnest turns them back into rows in order (PostgreSQLSession.execute_many). executemany ran
+-- one INSERT per row on the server, which cost the shared server more than the receivers
+-- (docs/benchmarks.md). A key twice in one batch is still one row: DO NOTHING checks the rows
+-- this statement inserted before.
 INSERT INTO sync_notification (
     received_at, protocol, subscription_id, event_type, watermark, previous_watermark,
     more_events, event_time, item_id, item_change_key, folder_id, folder_change_key,
@@ -38,7 +38,7 @@ SELECT * FROM unnest(
 
 -- name: subscription_states
 -- The ids go as a binary array: the text form quoted every id through a regex on the client,
--- once per group commit on the receiver's event loop (measured, docs/benchmarks.md).
+-- once per group commit on the receiver's event loop.
 SELECT subscription_id, state FROM subscription
 WHERE subscription_id = ANY(%(subscription_ids)b);
 
@@ -46,12 +46,6 @@ WHERE subscription_id = ANY(%(subscription_ids)b);
 INSERT INTO subscription (subscription_id, protocol, state, created_at, retired_at)
 VALUES (%(subscription_id)s, %(protocol)s, 'retired', %(now)s, %(now)s)
 ON CONFLICT (subscription_id) DO UPDATE SET state = 'retired', retired_at = %(now)s;
-
--- name: list_notifications
-SELECT * FROM sync_notification ORDER BY id LIMIT %(limit)s;
-
--- name: list_notifications_in_state
-SELECT * FROM sync_notification WHERE state = %(state)s ORDER BY id DESC LIMIT %(limit)s;
 
 -- name: count_notifications
 SELECT count(*) AS n FROM sync_notification;

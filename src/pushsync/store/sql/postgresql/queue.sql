@@ -1,4 +1,4 @@
--- The notification table as a queue (src/pushsync/queue.py). Parameters are %(named)s (psycopg).
+-- The notification table as a queue (src/pushsync/store/notification_queue.py). Parameters are %(named)s (psycopg).
 -- Every statement that picks rows locks them with SKIP LOCKED, so concurrent consumers never
 -- wait on each other's rows and never take the same row.
 

@@ -1,4 +1,4 @@
--- The reservation table (src/pushsync/reservations.py). Parameters are %(named)s (psycopg).
+-- The reservation table (src/pushsync/store/reservation_book.py). Parameters are %(named)s (psycopg).
 
 -- name: reservations_for_meetings
 SELECT * FROM reservation

@@ -1,4 +1,4 @@
--- Rooms and their subscriptions (src/pushsync/subscriptions.py). Parameters are %(named)s (psycopg).
+-- Rooms and their subscriptions (src/pushsync/store/subscriptions.py). Parameters are %(named)s (psycopg).
 
 -- name: upsert_room
 INSERT INTO room (mailbox, protocol, created_at) VALUES (%(mailbox)s, %(protocol)s, %(now)s)

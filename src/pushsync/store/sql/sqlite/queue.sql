@@ -1,4 +1,4 @@
--- The notification table as a queue (src/pushsync/queue.py). Parameters are :named; lists
+-- The notification table as a queue (src/pushsync/store/notification_queue.py). Parameters are :named; lists
 -- arrive as JSON and are read with json_each. Every session is BEGIN IMMEDIATE, so a claim holds
 -- the database's write lock from its SELECT to its UPDATE and two consumers never take one row.
 

@@ -1,4 +1,4 @@
--- The reservation table (src/pushsync/reservations.py). Parameters are :named; lists arrive
+-- The reservation table (src/pushsync/store/reservation_book.py). Parameters are :named; lists arrive
 -- as JSON and are read with json_each.
 
 -- name: reservations_for_meetings

@@ -1,4 +1,4 @@
--- Rooms and their subscriptions (src/pushsync/subscriptions.py). Parameters are :named.
+-- Rooms and their subscriptions (src/pushsync/store/subscriptions.py). Parameters are :named.
 
 -- name: upsert_room
 INSERT INTO room (mailbox, protocol, created_at) VALUES (:mailbox, :protocol, :now)

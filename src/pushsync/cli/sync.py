@@ -1,0 +1,247 @@
+"""Commands that talk to Exchange: the worker, subscriptions and resync."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from enum import StrEnum
+from typing import Annotated
+
+import typer
+from rich.progress import Progress
+from rich.table import Table
+
+from pushsync.admin.room_status import RoomStatus, room_statuses
+from pushsync.cli.common import (
+    ConfigOption,
+    DatabaseOption,
+    console,
+    run_or_exit,
+    settings_or_exit,
+    with_connector,
+)
+from pushsync.errors import PushsyncError
+from pushsync.model.clock import utcnow
+from pushsync.processes.sync import (
+    build_clients,
+    build_graph_client,
+    build_graph_manager,
+    build_manager,
+    build_worker,
+    room_plan,
+    run_sync,
+)
+from pushsync.settings import Settings
+from pushsync.store import open_store
+from pushsync.store.connector import Connector
+from pushsync.store.operator_lookup import (
+    SubscriptionRef,
+    find_room,
+    find_subscription,
+    retire_subscription,
+    room_failure,
+    subscription_prefixes,
+)
+
+commands = typer.Typer()
+
+
+class Protocol(StrEnum):
+    EWS = "ews"
+    GRAPH = "graph"
+
+
+subscription_commands = typer.Typer()
+
+
+def _stop_on_signals() -> asyncio.Event:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    return stop
+
+
+@commands.command()
+def worker(config: ConfigOption = None, database_url: DatabaseOption = None) -> None:
+    """Run the subscription managers (EWS, Graph) and the sync worker until interrupted."""
+    settings = settings_or_exit(config, database_url=database_url)
+
+    async def run() -> None:
+        clients = build_clients(settings)
+        try:
+            async with open_store(settings) as connector:
+                await run_sync(settings, connector, clients, _stop_on_signals())
+        finally:
+            await clients.aclose()
+
+    run_or_exit(run())
+
+
+@commands.command()
+def resync(
+    room: Annotated[str | None, typer.Argument(help="the room's SMTP address")] = None,
+    all_rooms: Annotated[bool, typer.Option("--all", help="every configured room")] = False,
+    config: ConfigOption = None,
+    database_url: DatabaseOption = None,
+) -> None:
+    """Read a room's calendar afresh and reconcile its reservations."""
+    if (room is None) == (not all_rooms):
+        raise typer.BadParameter("name one ROOM or give --all")
+    settings = settings_or_exit(config, database_url=database_url)
+
+    async def run() -> tuple[int, dict[str, str]]:
+        clients = build_clients(settings)
+        failed: dict[str, str] = {}
+        done = 0
+        try:
+            async with open_store(settings) as connector:
+                plan = await room_plan(settings, clients.ews)
+                rooms = [await find_room(connector, room, plan.all)] if room else plan.all
+                sync = build_worker(settings, connector, clients.ews, graph=clients.graph)
+                with Progress(console=console) as progress:
+                    task = progress.add_task("resync", total=len(rooms))
+                    for mailbox in rooms:  # one at a time: a resync is the heaviest load
+                        if await sync.resync(mailbox, plan.protocol_of(mailbox), full=True):
+                            done += 1
+                        else:
+                            failed[mailbox] = await room_failure(connector, mailbox, utcnow())
+                        progress.advance(task)
+        finally:
+            await clients.aclose()
+        return done, failed
+
+    done, failed = run_or_exit(run())
+    console.print(f"resynced {done} room(s)" + (f", failed {len(failed)}" if failed else ""))
+    for mailbox, why in sorted(failed.items()):
+        console.print(f"[red]{mailbox}[/red]: {why}", highlight=False)
+    if failed:
+        raise typer.Exit(1)
+
+
+@subscription_commands.command("sync")
+def subscriptions_sync(config: ConfigOption = None, database_url: DatabaseOption = None) -> None:
+    """Subscribe every configured room that has no live subscription."""
+    settings = settings_or_exit(config, database_url=database_url)
+    outcome = run_or_exit(_subscribe_all(settings))
+    console.print(f"subscribed {len(outcome[0])}, failed {len(outcome[1])}")
+    for mailbox, error in sorted(outcome[1].items()):
+        console.print(f"[red]{mailbox}[/red]: {error}")
+    if outcome[1]:
+        raise typer.Exit(1)
+
+
+async def _subscribe_all(settings: Settings) -> tuple[list[str], dict[str, str]]:
+    clients = build_clients(settings)
+    subscribed: list[str] = []
+    failed: dict[str, str] = {}
+    try:
+        async with open_store(settings) as connector:
+            plan = await room_plan(settings, clients.ews)
+            with Progress(console=console) as progress:
+                task = progress.add_task("subscribing", total=len(plan.all))
+                if clients.ews is not None and plan.ews:
+                    manager = build_manager(settings, connector, clients.ews)
+                    outcome = await manager.subscribe_rooms(
+                        plan.ews, lambda _room, _ok: progress.advance(task)
+                    )
+                    subscribed += outcome.subscribed
+                    failed |= outcome.failed
+                if clients.graph is not None and plan.graph:
+                    graph_manager = build_graph_manager(settings, connector, clients.graph)
+                    outcome = await graph_manager.subscribe_rooms(plan.graph)
+                    progress.advance(task, len(plan.graph))
+                    subscribed += outcome.subscribed
+                    failed |= outcome.failed
+    finally:
+        await clients.aclose()
+    return subscribed, failed
+
+
+@subscription_commands.command("retire")
+def subscriptions_retire(
+    subscription_id: Annotated[
+        str, typer.Argument(help="the id, or a prefix of it that names one subscription")
+    ],
+    config: ConfigOption = None,
+    database_url: DatabaseOption = None,
+) -> None:
+    """Mark a subscription retired: EWS is answered Unsubscribe at its next notification, a
+    Graph one is deleted at Graph (now if Graph can be reached, else by the worker's manager)."""
+    settings = settings_or_exit(config, database_url=database_url)
+
+    async def retire(connector: Connector) -> SubscriptionRef:
+        ref = await find_subscription(connector, subscription_id)
+        if ref.state != "retired":
+            await retire_subscription(connector, ref, utcnow())
+        return ref
+
+    ref = with_connector(settings, retire, existing=True)
+    room = f" ({ref.mailbox})" if ref.mailbox else ""
+    room = " (known only from its notifications)" if ref.state is None else room
+    already = "was already retired" if ref.state == "retired" else "retired"
+    console.print(f"{ref.subscription_id}{room} {already}", highlight=False)
+    if ref.protocol == Protocol.GRAPH:
+        console.print(_delete_at_graph(settings, ref.subscription_id))
+
+
+def _delete_at_graph(settings: Settings, subscription_id: str) -> str:
+    async def delete() -> None:
+        client = build_graph_client(settings)
+        try:
+            await client.delete_subscription(subscription_id)  # 404: gone already
+        finally:
+            await client.aclose()
+
+    try:
+        asyncio.run(delete())
+    except PushsyncError as exc:
+        return (
+            f"[yellow]not deleted at Graph[/yellow] ({exc}); "
+            "the worker's Graph manager deletes it at its next round"
+        )
+    return "deleted at Graph"
+
+
+@subscription_commands.command("list")
+def subscriptions_list(
+    config: ConfigOption = None,
+    database_url: DatabaseOption = None,
+    problems: Annotated[bool, typer.Option("--problems", help="only rooms out of sync")] = False,
+    full_ids: Annotated[bool, typer.Option("--full-ids", help="whole subscription ids")] = False,
+) -> None:
+    """Each room's subscription and sync status: which rooms are out of sync, and why."""
+    settings = settings_or_exit(config, database_url=database_url)
+
+    async def fetch(connector: Connector) -> tuple[list[RoomStatus], dict[str, str]]:
+        return await room_statuses(connector, utcnow()), await subscription_prefixes(connector)
+
+    statuses, prefixes = with_connector(settings, fetch, existing=True)
+    heading = "subscription" if full_ids else "subscription (id prefix)"
+    table = Table("room", "proto", heading, "state", "last heard", "waiting", "problem")
+    for status in statuses:
+        if problems and status.problem is None:
+            continue
+        table.add_row(
+            status.mailbox,
+            status.protocol,
+            _subscription_id(status.subscription_id, prefixes, full_ids),
+            status.subscription_state or "none",
+            _time(status.last_heard),
+            str(status.pending) if status.pending else "",
+            status.problem or "[green]in sync[/green]",
+        )
+    console.print(table)
+    in_sync = sum(1 for s in statuses if s.problem is None)
+    console.print(f"{in_sync} of {len(statuses)} rooms in sync")
+
+
+def _subscription_id(value: str | None, prefixes: dict[str, str], full: bool) -> str:
+    """A prefix that `subscriptions retire` accepts as it is (no ellipsis to paste by mistake)."""
+    if not value:
+        return ""
+    return value if full else prefixes.get(value, value)
+
+
+def _time(value: object) -> str:
+    return f"{value:%Y-%m-%d %H:%M:%S}" if value else ""

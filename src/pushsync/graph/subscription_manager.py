@@ -1,0 +1,365 @@
+"""Keeps one Graph subscription on every Graph room's events, renewed well before it expires.
+
+https://learn.microsoft.com/graph/api/subscription-post-subscriptions
+https://learn.microsoft.com/graph/api/subscription-update
+https://learn.microsoft.com/graph/change-notifications-lifecycle-events
+
+A subscription on `/users/{room}/events` (created, updated, deleted) carries our clientState and
+a lifecycle URL. Outlook subscriptions last at most 10,080 minutes; each is renewed (PATCH) once
+less than `renew_before` is left. The worker turns lifecycle notifications into bookkeeping:
+`reauthorizationRequired` marks the subscription broken with that reason, and this manager
+answers by renewing it (renewing reauthorizes too; doing both within 10 minutes is refused);
+`subscriptionRemoved` marks it broken, and it is recreated and the room resynced; `missed` asks
+for a resync only. A 409 on create means one exists already: it is looked up, adopted and
+renewed.
+
+A 429's Retry-After holds for what it was answered for (`graph/throttling.py`): one mailbox, or
+the app (the subscription write limit). A short one is waited out in the call; a longer one
+leaves that mailbox (or the app) alone until it passes, and at most `max_retry_after`, so one
+mailbox never holds up the others. A Retry-After beyond that bound, or the 1,000-subscription
+cap, is the room's problem (`room.last_error`, shown by the status page) and the room is tried
+again once the bound has passed. Creating and renewing run as two loops (`run`): a creation
+round that waits for a throttled room never delays a renewal that is due.
+
+A subscription we retire (replaced, the room moved to EWS, `pushsync subscriptions retire`)
+is dead to us, but Graph keeps posting to it until it expires, days later. Each maintenance
+round therefore lists Graph's subscriptions and DELETEs those our database holds as retired
+(https://learn.microsoft.com/graph/api/subscription-delete): one try each, so a DELETE that was
+throttled or failed is simply found again at the next round; no state beyond the table.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Iterable
+from datetime import UTC, datetime, timedelta
+from typing import TypeVar
+
+from pushsync.errors import ExchangeError, ExchangeUnavailable, Throttled
+from pushsync.graph import throttling
+from pushsync.graph.change_notification import REAUTHORIZATION_REQUIRED
+from pushsync.graph.client import Conflict, GraphClient, GraphSubscription, NotFound
+from pushsync.model.clock import utcnow
+from pushsync.model.outcome import Outcome
+from pushsync.retry import (
+    MAX_THROTTLED_TRIES,
+    Backoff,
+    RetryAfterHolds,
+    retryable,
+    survive,
+)
+from pushsync.store.subscriptions import LiveSubscription, Subscriptions
+
+log = logging.getLogger(__name__)
+
+MAX_LIFETIME = timedelta(minutes=10080)
+SHORT_WAIT = 10.0  # seconds: a Retry-After up to this is waited out within the call
+T = TypeVar("T")
+
+
+class GraphSubscriptionManager:
+    def __init__(
+        self,
+        client: GraphClient,
+        subscriptions: Subscriptions,
+        *,
+        notification_url: str,
+        client_state: str,
+        lifetime: timedelta = timedelta(minutes=10000),
+        renew_before: timedelta = timedelta(days=1),
+        max_retry_after: timedelta = timedelta(hours=1),
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self._client = client
+        self._subscriptions = subscriptions
+        self._url = notification_url
+        self._client_state = client_state
+        self._lifetime = min(lifetime, MAX_LIFETIME)
+        self._renew_before = renew_before
+        self._clock = clock
+        self._back_off = RetryAfterHolds(max_retry_after.total_seconds())
+        self._short_wait = min(SHORT_WAIT, self._back_off.bound)
+        self.given_up: dict[str, str] = {}  # mailbox -> why it will not be subscribed again
+
+    async def subscribe_rooms(self, mailboxes: Iterable[str]) -> Outcome:
+        """Give every listed room a Graph subscription unless it has a live one already."""
+        rooms = list(mailboxes)
+        await self._subscriptions.ensure_rooms(rooms, "graph", self._clock())
+        return await self.subscribe_missing(rooms)
+
+    async def subscribe_missing(self, rooms: Iterable[str]) -> Outcome:
+        """Create a subscription for each room without a live one, except for rooms inside a
+        back-off (a later round tries them).
+
+        A room synced before (refused at the cap, its subscription retired by hand) is resynced
+        once subscribed: what changed while it had none was never pushed.
+        """
+        live = {s.mailbox for s in await self._graph_live()}
+        awaiting = {r["mailbox"] for r in await self._subscriptions.rooms() if r["needs_resync"]}
+        outcome = Outcome()
+
+        async def one(mailbox: str) -> None:
+            if await self._create(mailbox, outcome) and mailbox not in awaiting:
+                await self._subscriptions.request_resync(mailbox, "subscribed again")
+
+        await asyncio.gather(*(one(m) for m in rooms if m not in live and not self._held(m)))
+        return outcome
+
+    async def maintain(self) -> Outcome:
+        """Renew what expires soon or asked to be reauthorized; recreate what was removed;
+        delete at Graph what we retired. Rooms inside a back-off wait for a later round."""
+        outcome = Outcome()
+        now = self._clock()
+        for subscription in await self._graph_live():
+            if self._held(subscription.mailbox):
+                continue
+            if subscription.state == "broken" and not await self._reauthorizing(subscription):
+                await self._recreate(subscription, outcome)
+            elif subscription.state == "broken" or self._expiring(subscription, now):
+                await self._renew(subscription, outcome)
+        await self.delete_retired()
+        return outcome
+
+    async def delete_retired(self) -> int:
+        """DELETE the subscriptions Graph still lists that our database holds as retired.
+
+        One unknown to the database is left alone: another manager may have just created it
+        and not yet recorded it. A throttled or unreachable Graph ends the round early.
+        """
+        deleted = 0
+        if self._held(None):
+            return 0
+        for subscription_id in await self._retired_at_graph():
+            try:
+                await self._client.delete_subscription(subscription_id)  # 404: gone, fine
+            except Throttled as exc:
+                self._defer(None, exc)
+                _not_deleted(subscription_id, exc)
+                break
+            except ExchangeUnavailable as exc:
+                _not_deleted(subscription_id, exc)
+                break
+            except ExchangeError as exc:
+                _not_deleted(subscription_id, exc)
+                continue
+            log.info(
+                "retired Graph subscription deleted", extra={"subscription_id": subscription_id}
+            )
+            deleted += 1
+        return deleted
+
+    async def _retired_at_graph(self) -> list[str]:
+        try:
+            listed = await self._client.subscriptions()
+        except ExchangeError as exc:
+            log.warning("listing Graph subscriptions failed", extra={"error": str(exc)})
+            return []
+        live = {s.subscription_id for s in await self._subscriptions.live()}  # read after listing
+        candidates = [
+            s.subscription_id
+            for s in listed
+            if s.notification_url == self._url and s.subscription_id not in live
+        ]
+        return [c for c in candidates if await self._retired(c)]
+
+    async def _retired(self, subscription_id: str) -> bool:
+        record = await self._subscriptions.by_id(subscription_id)
+        return record is not None and record["state"] == "retired"
+
+    async def run(self, stop: asyncio.Event, rooms: Iterable[str], interval_s: float) -> None:
+        """Until `stop`: a creation loop (rooms still without a subscription, each round) beside
+        a maintenance loop, so that renewals never wait for a creation round. A room Graph
+        refused for a reason that will not pass (`given_up`) is not subscribed again until a
+        restart; a round that fails as a whole (the database away) is waited out with a
+        back-off, and the loop goes on."""
+        rooms = list(rooms)
+
+        async def create() -> None:
+            await self._subscriptions.ensure_rooms(rooms, "graph", self._clock())
+            await self.subscribe_missing([r for r in rooms if r not in self.given_up])
+
+        async def maintain() -> None:
+            await self.maintain()
+
+        await asyncio.gather(
+            _every(stop, interval_s, create, "Graph subscribe", at_once=True),
+            _every(stop, interval_s, maintain, "Graph renewals", at_once=False),
+        )
+
+    def _held(self, mailbox: str | None) -> bool:
+        """Whether a call about `mailbox` must wait longer than is waited out in a call."""
+        return self._back_off.held(mailbox) > self._short_wait
+
+    async def _graph_live(self) -> list[LiveSubscription]:
+        return [s for s in await self._subscriptions.live() if s.protocol == "graph"]
+
+    async def _reauthorizing(self, subscription: LiveSubscription) -> bool:
+        record = await self._subscriptions.by_id(subscription.subscription_id)
+        return record is not None and record["last_error"] == REAUTHORIZATION_REQUIRED
+
+    def _expiring(self, subscription: LiveSubscription, now: datetime) -> bool:
+        expires = subscription.expires_at
+        return expires is None or _aware(expires) - now < self._renew_before
+
+    async def _renew(self, subscription: LiveSubscription, outcome: Outcome) -> None:
+        expires = self._clock() + self._lifetime
+        try:
+            granted = await self._call(
+                subscription.mailbox,
+                lambda: self._client.renew_subscription(subscription.subscription_id, expires),
+            )
+        except NotFound:  # Graph dropped it meanwhile
+            await self._recreate(subscription, outcome)
+            return
+        except ExchangeError as exc:
+            await self._failed(subscription.mailbox, "renew", exc, outcome)
+            return
+        await self._subscriptions.renewed(subscription.subscription_id, granted)
+        log.info(
+            "Graph subscription renewed",
+            extra={"mailbox": subscription.mailbox, "expires_at": granted.isoformat()},
+        )
+
+    async def _recreate(self, old: LiveSubscription, outcome: Outcome) -> None:
+        log.warning(
+            "recreating Graph subscription",
+            extra={"mailbox": old.mailbox, "subscription_id": old.subscription_id},
+        )
+        try:  # usually gone already (subscriptionRemoved, a 404 on renew)
+            await self._client.delete_subscription(old.subscription_id)
+        except ExchangeError as exc:  # retired below: delete_retired tries again
+            _not_deleted(old.subscription_id, exc)
+        if await self._create(old.mailbox, outcome, replaces=old.subscription_id):
+            await self._subscriptions.request_resync(old.mailbox, "Graph subscription recreated")
+
+    async def _create(self, mailbox: str, outcome: Outcome, *, replaces: str | None = None) -> bool:
+        expires = self._clock() + self._lifetime
+        try:
+            created = await self._call(mailbox, lambda: self._subscribe(mailbox, expires))
+        except ExchangeError as exc:
+            if not retryable(exc):  # refused, or credentials refused: an operator must act
+                self.given_up[mailbox] = str(exc)
+            await self._failed(mailbox, "subscribe", exc, outcome)
+            return False
+        if created.subscription_id == replaces:  # a 409 led back to it: Graph still holds it
+            await self._subscriptions.renewed(created.subscription_id, created.expires_at)
+        else:
+            await self._record(mailbox, created, replaces)
+        await self._subscriptions.retire_other_protocols(mailbox, "graph", self._clock())
+        outcome.subscribed.append(mailbox)
+        return True
+
+    async def _record(self, mailbox: str, created: GraphSubscription, replaces: str | None) -> None:
+        await self._subscriptions.record(
+            mailbox,
+            created.subscription_id,
+            protocol="graph",
+            watermark=None,
+            status_frequency=None,
+            now=self._clock(),
+            replaces=replaces,
+            reason="Graph subscription replaced" if replaces else None,
+            expires_at=created.expires_at,
+        )
+
+    async def _subscribe(self, mailbox: str, expires: datetime) -> GraphSubscription:
+        try:
+            return await self._client.create_subscription(
+                mailbox,
+                notification_url=self._url,
+                lifecycle_url=self._url,
+                client_state=self._client_state,
+                expires_at=expires,
+            )
+        except Conflict:
+            existing = await self._existing(mailbox)
+            if existing is None:
+                raise
+            granted = await self._client.renew_subscription(existing.subscription_id, expires)
+            return GraphSubscription(existing.subscription_id, existing.resource, granted)
+
+    async def _existing(self, mailbox: str) -> GraphSubscription | None:
+        """The subscription a 409 refers to: same resource, same notification URL."""
+        resource = f"/users/{mailbox}/events".lower()
+        for subscription in await self._client.subscriptions():
+            same_url = subscription.notification_url == self._url
+            if same_url and subscription.resource.lower().lstrip("/") == resource.lstrip("/"):
+                return subscription
+        return None
+
+    async def _call(self, mailbox: str, call: Callable[[], Awaitable[T]]) -> T:
+        """One Graph call about `mailbox`, honouring Retry-After for it and for the app.
+
+        A back-off up to `_short_wait` is slept through here; a 429 asking for longer is raised
+        at once, its back-off kept for its scope (at most the bound) for later rounds."""
+        wait = 0.0
+        for _ in range(MAX_THROTTLED_TRIES):
+            held = self._back_off.held(mailbox)
+            if held > self._short_wait:
+                raise Throttled(f"Graph asked to wait {held:.0f} s more", held)
+            if held:
+                log.info(
+                    "Graph throttled, backing off", extra={"mailbox": mailbox, "seconds": held}
+                )
+                await asyncio.sleep(held)
+            try:
+                return await call()
+            except Throttled as exc:
+                wait = self._defer(mailbox, exc)
+                if exc.retry_after > self._short_wait:  # beyond the bound too: not slept through
+                    raise
+        raise Throttled(f"still throttled after {MAX_THROTTLED_TRIES} tries", wait)
+
+    def _defer(self, mailbox: str | None, exc: Throttled) -> float:
+        """Keep the 429's back-off for what it was answered for; returns the wait."""
+        key = throttling.scope(mailbox, exc, self._back_off.bound)
+        return 0.0 if key is None else self._back_off.defer(key, exc.retry_after)
+
+    async def _failed(
+        self, mailbox: str, action: str, exc: ExchangeError, outcome: Outcome
+    ) -> None:
+        """Note on the room why `action` failed; a throttled room says which limit and when it
+        is tried again."""
+        why = str(exc)
+        if isinstance(exc, Throttled):
+            left = self._back_off.held(mailbox)
+            retry_at = self._clock() + timedelta(seconds=left)
+            why = throttling.problem(exc, retry_at, self._back_off.bound)
+        if isinstance(exc, Throttled) and not throttling.is_room_problem(exc, self._back_off.bound):
+            log.warning(f"Graph {action} throttled", extra={"mailbox": mailbox, "error": why})
+        else:
+            log.error(f"Graph {action} failed", extra={"mailbox": mailbox, "error": why})
+        outcome.failed[mailbox] = why
+        await self._subscriptions.room_error(mailbox, f"{action}: {why}", self._clock())
+
+
+async def _every(
+    stop: asyncio.Event,
+    interval_s: float,
+    job: Callable[[], Awaitable[None]],
+    what: str,
+    *,
+    at_once: bool,
+) -> None:
+    """Run `job` every `interval_s` seconds (first at once if `at_once`) until `stop`, each
+    round through `survive`: a round that fails for a reason that may pass is waited out."""
+    backoff = Backoff()
+    if at_once:
+        await survive(job, what, backoff, stop)
+    while not stop.is_set():
+        try:
+            await asyncio.wait_for(stop.wait(), interval_s)
+        except TimeoutError:
+            await survive(job, what, backoff, stop)
+
+
+def _not_deleted(subscription_id: str, exc: ExchangeError) -> None:
+    log.warning(
+        "Graph subscription not deleted, tried again next round",
+        extra={"subscription_id": subscription_id, "error": str(exc)},
+    )
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

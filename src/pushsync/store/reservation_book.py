@@ -1,0 +1,147 @@
+"""The reservation table: load what a plan needs, apply a plan in one transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from datetime import datetime
+from typing import Any
+
+from pushsync.model.reservation import Plan, Reservation
+from pushsync.store.connector import Connector, Row, Session
+
+Decide = Callable[[list[Reservation]], Plan]  # stored rows -> the writes to make
+
+# Reservation attribute -> column, where they differ (start and end are SQL keywords)
+_COLUMNS = {"start": "start_at", "end": "end_at"}
+
+
+class Reservations:
+    def __init__(self, connector: Connector) -> None:
+        self._connector = connector
+
+    async def for_meetings(
+        self, mailbox: str, uids: Iterable[str], item_ids: Iterable[str]
+    ) -> list[Reservation]:
+        """Stored rows of these meetings (by UID) or items (by item or series master id)."""
+        params = {"mailbox": mailbox, "uids": sorted(set(uids)), "item_ids": sorted(set(item_ids))}
+        return await self._load("reservations_for_meetings", params)
+
+    async def reconcile(
+        self,
+        mailbox: str,
+        uids: Iterable[str],
+        item_ids: Iterable[str],
+        decide: Decide,
+        now: datetime,
+        *,
+        resynced: int | None = None,
+    ) -> Plan:
+        """Load the rows of these meetings, decide, and write, all in one transaction.
+
+        `resynced`: the room is now up to date as of a resync begun under this resync
+        generation (`Subscriptions.resync_generation`); its request is cleared unless a newer
+        one came while it read.
+
+        Loading and writing apart lets two workers interleave: both load the old row, the one
+        with the newer item writes first, and the other then overwrites it with its older
+        item. Inside one transaction holding the room's lock the second one sees the newer
+        row, and `plan` skips its older snapshot.
+        """
+        params = {"mailbox": mailbox, "uids": sorted(set(uids)), "item_ids": sorted(set(item_ids))}
+        return await self._reconcile(
+            mailbox, "reservations_for_meetings", params, decide, now, resynced=resynced
+        )
+
+    async def reconcile_room(
+        self, mailbox: str, decide: Decide, now: datetime, *, resynced: int
+    ) -> Plan:
+        """As `reconcile`, over every row of the room (a full resync)."""
+        params = {"mailbox": mailbox}
+        return await self._reconcile(
+            mailbox, "reservations_for_room", params, decide, now, resynced=resynced
+        )
+
+    async def _reconcile(
+        self,
+        mailbox: str,
+        query: str,
+        params: dict[str, Any],
+        decide: Decide,
+        now: datetime,
+        *,
+        resynced: int | None = None,
+    ) -> Plan:
+        async with self._connector.session() as session:
+            await session.execute("lock_room_reservations", {"mailbox": mailbox})
+            decided = decide([_reservation(row) for row in await session.fetch_all(query, params)])
+            await _write(session, decided, now)
+            if resynced is not None:
+                synced = {"mailbox": mailbox, "now": now, "generation": resynced}
+                await session.execute("mark_room_synced", synced)
+        return decided
+
+    async def for_room(self, mailbox: str) -> list[Reservation]:
+        return await self._load("reservations_for_room", {"mailbox": mailbox})
+
+    async def all(self) -> list[Reservation]:
+        return await self._load("all_reservations", {})
+
+    async def apply(self, plan: Plan, now: datetime) -> None:
+        """Write a plan atomically."""
+        if plan.empty:
+            return
+        async with self._connector.session() as session:
+            await _write(session, plan, now)
+
+    async def changes(self, after: int = 0, limit: int = 1000) -> list[Row]:
+        """The writes after change `after`, oldest first (id, changed_at, mailbox, uid,
+        original_start, change: upsert | delete): what a system following the table reads."""
+        async with self._connector.session() as session:
+            return await session.fetch_all("reservation_changes", {"after": after, "limit": limit})
+
+    async def purge_changes(self, before: datetime, batch: int = 5000) -> int:
+        """Delete changes older than `before`, in batches; returns how many."""
+        purged = 0
+        while True:
+            async with self._connector.session() as session:
+                n = await session.execute(
+                    "purge_reservation_changes", {"before": before, "limit": batch}
+                )
+            purged += n
+            if n < batch:
+                return purged
+
+    async def _load(self, query: str, params: dict[str, Any]) -> list[Reservation]:
+        async with self._connector.session() as session:
+            return [_reservation(row) for row in await session.fetch_all(query, params)]
+
+
+async def _write(session: Session, plan: Plan, now: datetime) -> None:
+    """The plan's writes, each also recorded in `reservation_change` in the same transaction."""
+    changes = []
+    for mailbox, uid, original_start in plan.deletes:
+        key = {"mailbox": mailbox, "uid": uid, "original_start": original_start}
+        await session.execute("delete_reservation", key)
+        changes.append(key | {"change": "delete", "changed_at": now})
+    if plan.upserts:
+        await session.execute_many("upsert_reservation", [_params(r, now) for r in plan.upserts])
+        changes += [
+            {"mailbox": r.mailbox, "uid": r.uid, "original_start": r.original_start}
+            | {"change": "upsert", "changed_at": now}
+            for r in plan.upserts
+        ]
+    if changes:
+        await session.execute_many("record_reservation_change", changes)
+
+
+def _params(row: Reservation, now: datetime) -> dict[str, Any]:
+    params = {_COLUMNS.get(name, name): getattr(row, name) for name in Reservation.__slots__}
+    params["last_synced_at"] = now
+    return params
+
+
+def _reservation(row: Row) -> Reservation:
+    values = {name: row[_COLUMNS.get(name, name)] for name in Reservation.__slots__}
+    values["is_all_day"] = bool(values["is_all_day"])
+    values["is_cancelled"] = bool(values["is_cancelled"])
+    return Reservation(**values)

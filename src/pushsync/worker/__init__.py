@@ -1,0 +1,1 @@
+"""The sync worker: claimed notification rows in, reservations out."""
