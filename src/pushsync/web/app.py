@@ -19,7 +19,14 @@ from pushsync.access.address_filter import AddressFilter
 from pushsync.access.callback_token import CallbackToken
 from pushsync.access.client_address import ClientAddress
 from pushsync.access.networks import NetworkSet
-from pushsync.errors import ConfigError, Forbidden, NotFound, RejectedRequest, StorageError
+from pushsync.errors import (
+    ConfigError,
+    Forbidden,
+    NotFound,
+    RejectedRequest,
+    RowRejected,
+    StorageError,
+)
 from pushsync.graph.change_notification import ClientStateCheck, client_state_matches
 from pushsync.inbox import Inbox
 from pushsync.logs import configure_logging
@@ -28,7 +35,7 @@ from pushsync.settings import Settings
 from pushsync.store import connect
 from pushsync.store.migrations import upgrade
 from pushsync.web.asgi import Receive, Scope, Send
-from pushsync.web.errors import answer_rejection, answer_storage_failure
+from pushsync.web.errors import answer_rejection, answer_storage_failure, unstorable
 from pushsync.web.ews_endpoint import EwsEndpoint
 from pushsync.web.graph_endpoint import GraphEndpoint
 from pushsync.web.request import Request
@@ -136,6 +143,8 @@ class PublicApp:
             await route.handler(request, receive, send)
         except RejectedRequest as exc:
             await answer_rejection(send, exc, request)
+        except RowRejected as exc:  # this request's rows alone cannot be stored: a retry won't do
+            await answer_rejection(send, unstorable(exc), request)
         except StorageError as exc:
             await answer_storage_failure(send, exc, request)
 
