@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from pushsync.errors import RowRejected, StorageError
+from pushsync.errors import RowRejected, StorageError, StorageUnavailable
 from pushsync.inbox import Inbox, Verdict
 from pushsync.notification import Notification
 from pushsync.store import Connector, connect
@@ -99,7 +99,7 @@ async def test_an_unreachable_server_is_a_storage_error(postgres_url: str) -> No
     inbox = Inbox(connector)
     await inbox.start()
     try:
-        with pytest.raises(StorageError):
+        with pytest.raises(StorageUnavailable):
             await inbox.append([event(1)], T0)
     finally:
         await inbox.stop()
