@@ -188,26 +188,37 @@ def _error_row(
 
 
 def _event_row(event: etree._Element, event_type: str, shared: list[Any]) -> Notification:
-    """One event's row: `shared` holds the columns the Notification element gives every event."""
+    """One event's row: `shared` holds the columns the Notification element gives every event.
+
+    Each stored element may appear once (the schema's maxOccurs; of two, neither is "as
+    sent"). A column already set means its element came before: ids, times and counts are
+    never None once read, and the watermark, which may be empty, has its own flag. This is
+    the hot path: no set per event."""
     values = shared.copy()
     values[_EVENT_TYPE] = event_type
-    seen: set[str] = set()
+    watermark_read = False
     for child in event:
         tag = child.tag
         if (columns := _ID_COLUMNS.get(tag)) is not None:
             id_column, key_column = columns
+            if values[id_column] is not None:
+                raise _twice(child)
             values[id_column] = _id(child)
             if key_column is not None and (key := child.get("ChangeKey")) is not None:
                 values[key_column] = bounded(key, "ChangeKey")
         elif tag == _WATERMARK:
+            if watermark_read:
+                raise _twice(child)
+            watermark_read = True
             values[_WATERMARK_COLUMN] = text_of(child, "Watermark")
         elif tag == _TIMESTAMP:
+            if values[_EVENT_TIME] is not None:
+                raise _twice(child)
             values[_EVENT_TIME] = _read_timestamp(text_of(child, "TimeStamp"))
         elif tag == _UNREAD_COUNT:
+            if values[_UNREAD_COUNT_COLUMN] is not None:
+                raise _twice(child)
             values[_UNREAD_COUNT_COLUMN] = read_int(text_of(child, "UnreadCount"), "UnreadCount")
-        else:
-            continue
-        _once(seen, tag, child)
     if values[_EVENT_TIME] is None and event_type != "Status":
         raise MalformedNotification(f"{event_type}Event without a TimeStamp")
     return Notification._make(values)
@@ -216,8 +227,12 @@ def _event_row(event: etree._Element, event_type: str, shared: list[Any]) -> Not
 def _once(seen: set[str], tag: str, element: etree._Element) -> None:
     """Each stored element at most once (the schema's maxOccurs): of two, neither is "as sent"."""
     if tag in seen:
-        raise MalformedNotification(f"{etree.QName(element).localname} appears twice")
+        raise _twice(element)
     seen.add(tag)
+
+
+def _twice(element: etree._Element) -> MalformedNotification:
+    return MalformedNotification(f"{etree.QName(element).localname} appears twice")
 
 
 def _id(element: etree._Element) -> str:
