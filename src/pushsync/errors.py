@@ -11,8 +11,9 @@
     │   ├── LengthRequired          no Content-Length and not chunked (411)
     │   ├── PayloadTooLarge         body over the limit, announced or streamed (413)
     │   └── UnsupportedMediaType    not XML, or a compressed body (415)
-    ├── StorageError           the database could not do what was asked; the receiver answers 503
-    │   └── RowRejected        the database refused the data itself (a constraint), not the I/O
+    ├── StorageError           the database could not do what was asked
+    │   ├── StorageUnavailable the database is down or cannot write at all: the receiver answers 503
+    │   └── RowRejected        these rows cannot be stored (a constraint, a value): answered 400
     └── ExchangeError          a call to Exchange (EWS) or Graph failed
         ├── Throttled          the server asked us to back off (ErrorServerBusy, HTTP 503, 429)
         ├── ExchangeUnavailable    no answer, or a transport failure: retry later
@@ -95,6 +96,12 @@ class UnsupportedMediaType(RejectedRequest):
 
 class StorageError(PushsyncError):
     """The database failed; the caller must not acknowledge anything it was writing."""
+
+
+class StorageUnavailable(StorageError):
+    """The database cannot be reached or cannot write anything now (connection lost, no pooled
+    connection in time, locked, out of disk, shut down, schema missing): every request waiting
+    would fail alike, and a retry later may succeed."""
 
 
 class RowRejected(StorageError):

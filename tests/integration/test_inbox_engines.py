@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from pushsync.errors import RowRejected, StorageError
+from pushsync.errors import RowRejected, StorageError, StorageUnavailable
 from pushsync.model.notification import Notification
 from pushsync.store import Connector, connect
 from pushsync.store.inbox import Inbox, Verdict
@@ -98,8 +99,39 @@ async def test_an_unreachable_server_is_a_storage_error(postgres_url: str) -> No
     inbox = Inbox(connector)
     await inbox.start()
     try:
-        with pytest.raises(StorageError):
+        with pytest.raises(StorageUnavailable):
             await inbox.append([event(1)], T0)
     finally:
         await inbox.stop()
         await connector.close()
+
+
+async def test_rows_no_engine_can_hold_fail_only_their_own_requests(
+    inbox: Inbox, database_url: str
+) -> None:
+    """The issue's rows, as they reached the inbox before the parser bounded them: a time whose
+    UTC instant is past year 9999 (OverflowError while formatting), a count past 64 bits
+    (OverflowError binding it in SQLite; out of range on PostgreSQL). Each sits in a group
+    commit with a hundred valid requests and is refused alone, as unstorable, not 503."""
+    late = datetime(9999, 12, 31, 23, 30, tzinfo=timezone(timedelta(hours=-1)))
+    poisoned = {
+        50: [event(1000)._replace(event_time=late)],
+        120: [event(1001)._replace(unread_count=2**70)],
+        121: [event(1002), event(1003)._replace(unread_count=2**31)],  # PostgreSQL's INTEGER
+    }
+    requests = [poisoned.get(n, [event(n)]) for n in range(150)]
+
+    results = await asyncio.gather(
+        *(inbox.append(rows, T0) for rows in requests), return_exceptions=True
+    )
+
+    for n, result in enumerate(results):
+        if n in poisoned and (n != 121 or database_url.startswith("postgresql")):
+            assert isinstance(result, RowRejected), (n, result)
+        else:
+            assert result is Verdict.STORED, (n, result)
+    stored = watermarks(database_url)
+    assert [w for w in stored if w in {f"WM-SUB-1-{n}" for n in range(150)}] == [
+        f"WM-SUB-1-{n}" for n in range(150) if n not in poisoned
+    ]
+    assert inbox.commits < 150  # they did share commits

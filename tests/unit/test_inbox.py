@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from pushsync.errors import StorageError
+from pushsync.errors import StorageUnavailable
 from pushsync.ews.send_notification import parse_send_notification
 from pushsync.model.notification import Notification, UnknownSubscriptions
 from pushsync.store import Connector, connect
@@ -121,7 +121,7 @@ async def test_storage_failure_raises_and_writes_nothing(tmp_path) -> None:
     blocker = sqlite3.connect(sqlite_path(url), isolation_level=None)
     blocker.execute("BEGIN EXCLUSIVE")  # another process holds the database
     try:
-        with pytest.raises(StorageError):
+        with pytest.raises(StorageUnavailable):  # locked: down for everyone, 503, not 400
             await inbox.append([_event("SUB", "W1"), _event("SUB", "W2")], NOW)
     finally:
         blocker.execute("ROLLBACK")
@@ -132,6 +132,25 @@ async def test_storage_failure_raises_and_writes_nothing(tmp_path) -> None:
     assert len(_rows(url)) == 1
     await inbox.stop()
     await connector.close()
+
+
+async def test_a_database_that_cannot_write_fails_the_whole_batch_at_once(tmp_path) -> None:
+    """No table at all (never migrated): every request would fail alike, so the batch is not
+    retried one by one and nobody is told its rows are unstorable; all are answered 503."""
+    connector = connect(f"sqlite:///{tmp_path}/empty.db")
+    await connector.open()
+    inbox = Inbox(connector)
+    await inbox.start()
+    try:
+        results = await asyncio.gather(
+            *(inbox.append([_event("SUB", f"W{n}")], NOW) for n in range(50)),
+            return_exceptions=True,
+        )
+    finally:
+        await inbox.stop()
+        await connector.close()
+    assert all(isinstance(r, StorageUnavailable) for r in results), results
+    assert inbox.commits == 0
 
 
 async def test_upgrade_is_idempotent(sqlite_connector: Connector) -> None:

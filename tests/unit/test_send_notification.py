@@ -164,9 +164,83 @@ def test_a_timestamp_read_before_is_the_same_instant_and_bad_ones_fail_every_tim
     first = event_time("2026-11-24T11:00:00+01:00")
     again = event_time("2026-11-24T11:00:00+01:00")
     assert first == again == datetime(2026, 11, 24, 10, tzinfo=UTC)
-    assert again is not None and again.utcoffset() is not None and again.utcoffset().seconds == 3600
+    assert again is not None and again.tzinfo is UTC  # read as the UTC instant it names
     for bad in ("2026-11-24T11:00:00", "soon", "2026-11-24T11:00:00." + "1" * 40 + "Z"):
         # no zone; not a time; a time, but longer than Exchange writes one
         for _ in range(2):
             with pytest.raises(MalformedNotification):
                 event_time(bad)
+
+
+def _one_event(event: str, subscription: str = "S") -> bytes:
+    return ENVELOPE.format(messages=_message(subscription, event)).encode()
+
+
+def test_ids_and_watermarks_are_stored_as_sent_but_for_xml_whitespace() -> None:
+    event = MODIFIED_FOLDER.replace(
+        "<t:Watermark>W1</t:Watermark>", "<t:Watermark>\n  \u00a0W1\u3000\t</t:Watermark>"
+    ).replace('Id="F1"', 'Id=" F1\u00a0"')
+    (row,) = parse_send_notification(_one_event(event, "\t SUB\u00a0 \n"))
+    assert row.subscription_id == "SUB\u00a0"
+    assert row.watermark == "\u00a0W1\u3000"
+    assert row.folder_id == " F1\u00a0"  # attributes carry no layout: kept whole
+
+
+@pytest.mark.parametrize(
+    ("event", "why"),
+    [
+        (
+            MODIFIED_FOLDER.replace("W1</t:Watermark>", "AQAA<t:x/>AB9</t:Watermark>"),
+            "Watermark holds an element",
+        ),
+        (
+            MODIFIED_FOLDER.replace("3</t:UnreadCount>", "3<t:x/></t:UnreadCount>"),
+            "UnreadCount holds an element",
+        ),
+        (MODIFIED_FOLDER.replace(">3<", ">18446744073709551616<"), "UnreadCount.*outside"),
+        (MODIFIED_FOLDER.replace(">3<", ">2147483648<"), "UnreadCount.*outside"),
+        (MODIFIED_FOLDER.replace(">3<", ">\u0665<"), "UnreadCount.*not an xs:int"),
+        (MODIFIED_FOLDER.replace(">3<", ">5_0<"), "UnreadCount.*not an xs:int"),
+        (MODIFIED_FOLDER.replace(">3<", "><"), "UnreadCount.*not an xs:int"),
+        (
+            MODIFIED_FOLDER.replace("2026-11-24T10:00:00Z", "9999-12-31T23:30:00-01:00"),
+            "TimeStamp.*outside",
+        ),
+        (
+            MODIFIED_FOLDER.replace("2026-11-24T10:00:00Z", "0001-01-01T00:00:00+14:00"),
+            "TimeStamp.*outside",
+        ),
+        (
+            MODIFIED_FOLDER.replace("2026-11-24T10:00:00Z", "2026-11-24 10:00Z"),
+            "TimeStamp.*not an xs:dateTime",
+        ),
+        (
+            MODIFIED_FOLDER.replace(
+                "<t:Watermark>W1", "<t:Watermark>W0</t:Watermark><t:Watermark>W1"
+            ),
+            "Watermark appears twice",
+        ),
+        (
+            MODIFIED_FOLDER.replace(">3<", ">3</t:UnreadCount><t:UnreadCount>4<"),
+            "UnreadCount appears twice",
+        ),
+        (
+            MODIFIED_FOLDER.replace('ChangeKey="FK"', 'ChangeKey="' + "K" * 513 + '"'),
+            "ChangeKey longer",
+        ),
+        (MODIFIED_FOLDER.replace('Id="F1"', 'Id=""'), "FolderId without Id"),
+    ],
+)
+def test_values_the_table_cannot_hold_as_sent_are_refused(event: str, why: str) -> None:
+    with pytest.raises(MalformedNotification, match=why):
+        parse_send_notification(_one_event(event))
+
+
+def test_notification_level_values_are_checked_too() -> None:
+    twice = "<t:SubscriptionId>S2</t:SubscriptionId>" + MODIFIED_FOLDER
+    with pytest.raises(MalformedNotification, match="SubscriptionId appears twice"):
+        parse_send_notification(_one_event(twice))
+    with pytest.raises(MalformedNotification, match=r"MoreEvents.*xs:boolean"):
+        parse_send_notification(_one_event("<t:MoreEvents></t:MoreEvents>" + MODIFIED_FOLDER))
+    with pytest.raises(MalformedNotification, match="SubscriptionId holds an element"):
+        parse_send_notification(_one_event(MODIFIED_FOLDER, "S<t:x/>"))

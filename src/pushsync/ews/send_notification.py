@@ -20,6 +20,7 @@ from lxml import etree
 from pushsync.errors import MalformedNotification
 from pushsync.ews.namespaces import m, soap, t
 from pushsync.ews.xml import parse_document
+from pushsync.ews.xsd import bounded, read_boolean, read_datetime, read_int, text_of
 from pushsync.model.notification import Notification
 
 # Event element (local name) -> event_type column. StatusEvent is the keep-alive.
@@ -77,9 +78,6 @@ _ID_COLUMNS: dict[str, tuple[int, int | None]] = {
     t("OldParentFolderId"): (_COLUMN["old_parent_folder_id"], None),
 }
 
-MAX_ID_LENGTH = 512  # ItemIds can be long; anything beyond this is not from Exchange
-MAX_TIMESTAMP_LENGTH = 40  # 2026-11-24T10:00:00.1234567+01:00 is 33
-
 
 def parse_send_notification(body: bytes, *, remote_addr: str | None = None) -> list[Notification]:
     """Parse a SendNotification envelope into rows, or raise MalformedNotification."""
@@ -125,9 +123,13 @@ def _parse_message(message: etree._Element, remote_addr: str | None) -> list[Not
     for child in message:
         tag = child.tag
         if tag == _NOTIFICATION:
+            if notification is not None:
+                raise MalformedNotification("a response message with two Notifications")
             notification = child
         elif tag == _RESPONSE_CODE:
-            response_code = _text(child)
+            if response_code is not None:
+                raise MalformedNotification("a response message with two ResponseCodes")
+            response_code = text_of(child, "ResponseCode") or ""
     if notification is None:
         if message.get("ResponseClass") not in ("Error", "Warning"):
             raise MalformedNotification("a Success response message without a Notification")
@@ -138,27 +140,27 @@ def _parse_message(message: etree._Element, remote_addr: str | None) -> list[Not
 def _parse_notification(
     notification: etree._Element, remote_addr: str | None
 ) -> list[Notification]:
-    subscription_id = previous = more_events = None
+    shared = _BLANK_ROW.copy()  # what the Notification element gives every event
+    seen: set[str] = set()
     events: list[tuple[etree._Element, str]] = []
     for child in notification:
         tag = child.tag
         if (event_type := EVENT_TYPES.get(tag)) is not None:
             events.append((child, event_type))
-        elif tag == _SUBSCRIPTION_ID:
-            subscription_id = _text(child)
+            continue
+        if tag == _SUBSCRIPTION_ID:
+            shared[_SUBSCRIPTION_ID_COLUMN] = text_of(child, "SubscriptionId")
         elif tag == _PREVIOUS_WATERMARK:
-            previous = _text(child)
+            shared[_PREVIOUS_WATERMARK_COLUMN] = text_of(child, "PreviousWatermark")
         elif tag == _MORE_EVENTS:
-            more_events = _boolean(child)
-    if subscription_id is None:
+            shared[_MORE_EVENTS_COLUMN] = read_boolean(text_of(child, "MoreEvents"), "MoreEvents")
+        else:
+            continue
+        _once(seen, tag, child)
+    if not shared[_SUBSCRIPTION_ID_COLUMN]:
         raise MalformedNotification("missing SubscriptionId")
-    subscription_id = _bounded(subscription_id, "SubscriptionId")
     if not events:
         raise MalformedNotification("Notification holds no event")
-    shared = _BLANK_ROW.copy()  # what the Notification element gives every event
-    shared[_SUBSCRIPTION_ID_COLUMN] = subscription_id
-    shared[_PREVIOUS_WATERMARK_COLUMN] = previous
-    shared[_MORE_EVENTS_COLUMN] = more_events
     shared[_REMOTE_ADDR_COLUMN] = remote_addr
     return [_event_row(event, event_type, shared) for event, event_type in events]
 
@@ -171,12 +173,14 @@ def _error_row(
     if message_xml is not None:
         for value in message_xml.iterchildren(_VALUE):
             if value.get("Name") == "SubscriptionId":
-                subscription_id = _text(value)
+                if subscription_id is not None:
+                    raise MalformedNotification("MessageXml names two SubscriptionIds")
+                subscription_id = text_of(value, "SubscriptionId") or ""
     if not subscription_id:
         raise MalformedNotification("error notification without a SubscriptionId in MessageXml")
     return Notification(
         protocol="ews",
-        subscription_id=_bounded(subscription_id, "SubscriptionId"),
+        subscription_id=subscription_id,
         event_type="Error",
         response_code=response_code or "ErrorUnknown",
         remote_addr=remote_addr,
@@ -184,52 +188,65 @@ def _error_row(
 
 
 def _event_row(event: etree._Element, event_type: str, shared: list[Any]) -> Notification:
-    """One event's row: `shared` holds the columns the Notification element gives every event."""
+    """One event's row: `shared` holds the columns the Notification element gives every event.
+
+    Each stored element may appear once (the schema's maxOccurs; of two, neither is "as
+    sent"). A column already set means its element came before: ids, times and counts are
+    never None once read, and the watermark, which may be empty, has its own flag."""
     values = shared.copy()
     values[_EVENT_TYPE] = event_type
+    watermark_read = False
     for child in event:
-        tag = child.tag
-        if (columns := _ID_COLUMNS.get(tag)) is not None:
-            id_column, key_column = columns
-            values[id_column] = _bounded(_required_attr(child, "Id"), "Id")
-            if key_column is not None:
-                values[key_column] = child.get("ChangeKey")
-        elif tag == _WATERMARK:
-            values[_WATERMARK_COLUMN] = _text(child)
-        elif tag == _TIMESTAMP:
-            values[_EVENT_TIME] = _timestamp(child)
-        elif tag == _UNREAD_COUNT:
-            values[_UNREAD_COUNT_COLUMN] = _integer(child)
+        if child.tag == _WATERMARK:
+            if watermark_read:
+                raise _twice(child)
+            watermark_read = True
+            values[_WATERMARK_COLUMN] = text_of(child, "Watermark")
+        else:
+            _read_event_child(child, values)
     if values[_EVENT_TIME] is None and event_type != "Status":
         raise MalformedNotification(f"{event_type}Event without a TimeStamp")
     return Notification._make(values)
 
 
-def _text(element: etree._Element | None) -> str | None:
-    if element is None or element.text is None:
-        return None
-    return element.text.strip() or None
+def _read_event_child(child: etree._Element, values: list[Any]) -> None:
+    """An event's id, TimeStamp or UnreadCount into its column; other children are not stored."""
+    tag = child.tag
+    if (columns := _ID_COLUMNS.get(tag)) is not None:
+        id_column, key_column = columns
+        _set_once(values, id_column, child, _id(child))
+        if key_column is not None and (key := child.get("ChangeKey")) is not None:
+            values[key_column] = bounded(key, "ChangeKey")
+    elif tag == _TIMESTAMP:
+        _set_once(values, _EVENT_TIME, child, _read_timestamp(text_of(child, "TimeStamp")))
+    elif tag == _UNREAD_COUNT:
+        count = read_int(text_of(child, "UnreadCount"), "UnreadCount")
+        _set_once(values, _UNREAD_COUNT_COLUMN, child, count)
 
 
-def _required_attr(element: etree._Element, name: str) -> str:
-    value = element.get(name)
+def _set_once(values: list[Any], column: int, child: etree._Element, value: Any) -> None:
+    if values[column] is not None:
+        raise _twice(child)
+    values[column] = value
+
+
+def _once(seen: set[str], tag: str, element: etree._Element) -> None:
+    """Each stored element at most once (the schema's maxOccurs): of two, neither is "as sent"."""
+    if tag in seen:
+        raise _twice(element)
+    seen.add(tag)
+
+
+def _twice(element: etree._Element) -> MalformedNotification:
+    return MalformedNotification(f"{etree.QName(element).localname} appears twice")
+
+
+def _id(element: etree._Element) -> str:
+    """The Id attribute exactly as sent (attributes carry no layout whitespace)."""
+    value = element.get("Id")
     if not value:
-        raise MalformedNotification(f"{etree.QName(element).localname} without {name}")
-    return value
-
-
-def _bounded(value: str, name: str) -> str:
-    if len(value) > MAX_ID_LENGTH:
-        raise MalformedNotification(f"{name} longer than {MAX_ID_LENGTH} characters")
-    return value
-
-
-def _timestamp(element: etree._Element) -> datetime:
-    text = _text(element)
-    if text is not None and len(text) > MAX_TIMESTAMP_LENGTH:
-        # fromisoformat takes any number of fraction digits; such a text would also be kept
-        raise MalformedNotification(f"TimeStamp longer than {MAX_TIMESTAMP_LENGTH} characters")
-    return _read_timestamp(text)
+        raise MalformedNotification(f"{etree.QName(element).localname} without Id")
+    return bounded(value, "Id")
 
 
 # Exchange stamps events in whole seconds, so a busy second brings the same text many times: it
@@ -237,31 +254,4 @@ def _timestamp(element: etree._Element) -> datetime:
 # own memo of its UTC text (pushsync.store.inbox). A text that fails raises again; none is kept.
 @functools.lru_cache(maxsize=4096)
 def _read_timestamp(text: str | None) -> datetime:
-    try:
-        value = datetime.fromisoformat(text or "")
-    except ValueError:
-        raise MalformedNotification(f"TimeStamp {text!r} is not an xs:dateTime") from None
-    if value.tzinfo is None:
-        raise MalformedNotification(f"TimeStamp {text!r} has no time zone")
-    return value
-
-
-def _boolean(element: etree._Element | None) -> bool | None:
-    text = _text(element)
-    if text is None:
-        return None
-    if text in ("true", "1"):
-        return True
-    if text in ("false", "0"):
-        return False
-    raise MalformedNotification(f"MoreEvents {text!r} is not an xs:boolean")
-
-
-def _integer(element: etree._Element) -> int | None:
-    text = _text(element)
-    if text is None:
-        return None
-    try:
-        return int(text)
-    except ValueError:
-        raise MalformedNotification(f"UnreadCount {text!r} is not an xs:int") from None
+    return read_datetime(text, "TimeStamp")

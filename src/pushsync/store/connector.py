@@ -5,8 +5,9 @@ transaction: it commits when the `async with` block ends normally and rolls back
 `transaction(work)` is the same as a function: what the hot path uses, so each engine can run
 the whole transaction the cheapest way it has (SQLite: on the event loop's thread, for short
 writes such as the receiver's group commit).
-Engines translate their own exceptions into `StorageError` (and `RowRejected` for data the
-database refused) so callers never see sqlite3 or psycopg errors.
+Engines translate their own exceptions into `StorageError`: `StorageUnavailable` when the
+database cannot write anything now, `RowRejected` for data it refused, so callers never see
+sqlite3 or psycopg errors.
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from enum import Enum
 from typing import Any
 
-from pushsync.errors import RowRejected, StorageError
+from pushsync.errors import RowRejected, StorageError, StorageUnavailable
 from pushsync.model.notification import Notification, UnknownSubscriptions
 from pushsync.store.connector import Connector, Session
 
@@ -76,13 +76,13 @@ class Inbox:
             self._writer.cancel()
             await asyncio.gather(self._writer, return_exceptions=True)
             self._writer = None
-        _fail(self._waiting, StorageError("the inbox is shutting down"))
+        _fail(self._waiting, StorageUnavailable("the inbox is shutting down"))
         self._waiting.clear()
 
     async def append(self, rows: list[Notification], received_at: datetime) -> Verdict:
         """Store one request's rows; returns once they are committed. Raises StorageError."""
         if self._writer is None or self._loop is None:
-            raise StorageError("the inbox is not running")
+            raise StorageUnavailable("the inbox is not running")
         pending = _Pending(rows, received_at, self._loop.create_future())
         self._waiting.append(pending)
         self._wakeup.set()
@@ -99,7 +99,7 @@ class Inbox:
                 try:
                     await self._commit(batch, top_up=True)
                 except asyncio.CancelledError:  # stopped mid-batch or mid-retry: 503, not silence
-                    _fail(batch, StorageError("the inbox is shutting down"))
+                    _fail(batch, StorageUnavailable("the inbox is shutting down"))
                     raise
 
     def _take_batch(self, rows: int = 0) -> list[_Pending]:
@@ -113,31 +113,41 @@ class Inbox:
         batch, self._waiting = self._waiting[:taken], self._waiting[taken:]
         return batch
 
-    async def _commit(self, batch: list[_Pending], *, top_up: bool = False) -> None:
+    async def _commit(self, batch: list[_Pending], *, top_up: bool = False) -> bool:
+        """Write `batch` and answer each of its requests; False if the storage is down.
+
+        Only a down database fails a whole batch (503 for all: every request would fail alike).
+        Whatever else goes wrong, a refused row, a value an engine cannot take or a bug, may
+        be one request's doing: the batch is written again request by request, so only the
+        request that cannot be stored is refused (RowRejected, 400)."""
         try:
             verdicts = await self._write(batch, top_up=top_up)
-        except RowRejected as exc:
-            if len(batch) == 1:
-                _fail(batch, exc)
-                return
-            # One request's rows poisoned the batch: write each alone so the others go through.
-            log.warning("batch refused (%s); retrying its %d requests one by one", exc, len(batch))
-            for pending in batch:
-                await self._commit([pending])
-            return
-        except StorageError as exc:
-            log.error("storage failed, %d requests answered 503: %s", len(batch), exc)
+        except StorageUnavailable as exc:
+            log.error("storage unavailable, %d requests answered 503: %s", len(batch), exc)
             _fail(batch, exc)
-            return
+            return False
         except Exception as exc:  # never leave a request hanging, whatever went wrong
-            log.exception("unexpected failure writing the inbox")
-            _fail(batch, StorageError(f"unexpected: {exc!r}"))
-            return
+            if len(batch) > 1:
+                log.warning(
+                    "batch failed (%r); retrying its %d requests one by one", exc, len(batch)
+                )
+                return await self._commit_each(batch)
+            _fail(batch, _unstorable(exc))
+            return True
         self.commits += 1
         self.requests_committed += len(batch)
         for pending, verdict in zip(batch, verdicts, strict=True):
             if not pending.done.done():
                 pending.done.set_result(verdict)
+        return True
+
+    async def _commit_each(self, batch: list[_Pending]) -> bool:
+        for index, pending in enumerate(batch):
+            if not await self._commit([pending]):
+                # Down while retrying: the rest would wait out the same failure one by one.
+                _fail(batch[index + 1 :], StorageUnavailable("storage failed during the retry"))
+                return False
+        return True
 
     async def _write(self, batch: list[_Pending], *, top_up: bool) -> list[Verdict]:
         """`batch` in one transaction; with `top_up`, also the requests that arrived while the
@@ -205,6 +215,21 @@ def utc_text(value: datetime) -> str:
     if value.tzinfo is None:
         raise ValueError("naive datetimes are not stored; use UTC")
     return value.astimezone(UTC).isoformat()
+
+
+def _unstorable(exc: Exception) -> RowRejected:
+    """What a request alone answers when its rows failed and the storage is up: the rows cannot
+    be stored. A failure that is not the database refusing data is logged in full (a bug)."""
+    if isinstance(exc, RowRejected):
+        log.warning("request refused by the storage: %s", exc)
+        return exc
+    if not isinstance(exc, StorageError):
+        log.error("a request's rows could not be written", exc_info=exc)
+    else:
+        log.warning("request refused by the storage: %s", exc)
+    rejected = RowRejected(f"the rows cannot be stored: {exc}")
+    rejected.__cause__ = exc
+    return rejected
 
 
 def _fail(batch: list[_Pending], exc: StorageError) -> None:

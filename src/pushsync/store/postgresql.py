@@ -6,8 +6,8 @@ acknowledging after the session has the same meaning as on SQLite.
 https://www.psycopg.org/psycopg3/docs/advanced/pool.html
 
 Outages: a session that cannot get a working connection within `timeout_s` raises
-StorageError (the receiver answers 503). The pool gives up a reconnection attempt after the same
-time instead of psycopg's five minutes of growing back-off, so the next session after the
+StorageUnavailable (the receiver answers 503). The pool gives up a reconnection attempt after the
+same time instead of psycopg's five minutes of growing back-off, so the next session after the
 database returns starts a fresh attempt and the service recovers within seconds of the server,
 not minutes.
 """
@@ -24,7 +24,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
-from pushsync.errors import ConfigError, RowRejected, StorageError
+from pushsync.errors import ConfigError, RowRejected, StorageError, StorageUnavailable
 from pushsync.store.connector import Params, Row, Session, Values
 from pushsync.store.queries import load_queries
 
@@ -81,6 +81,27 @@ def _recording_connection(failure: _LastFailure) -> type[psycopg.AsyncConnection
     return RecordingConnection
 
 
+# SQLSTATE classes that say the server cannot do any work now, whatever the rows: connection
+# exception, invalid transaction state, transaction rollback, syntax error or access rule
+# violation (a schema that is not there), insufficient resources, object not in prerequisite
+# state, operator intervention, system error, internal error.
+# https://www.postgresql.org/docs/current/errcodes-appendix.html
+_UNAVAILABLE_CLASSES = frozenset({"08", "25", "40", "42", "53", "55", "57", "58", "XX"})
+
+
+def storage_error(exc: psycopg.Error) -> StorageError:
+    """psycopg's exception as ours: refused data (class 22 data exception, 23 integrity, e.g. a
+    NUL byte in text) is the rows' fault; OperationalError and InterfaceError (no connection,
+    PoolTimeout within timeout_s) and the classes above mean the server is down or unusable; the
+    rest (a client-side ProgrammingError, a trigger's own error) is retried request by request."""
+    if isinstance(exc, psycopg.errors.IntegrityError | psycopg.errors.DataError):
+        return RowRejected(f"PostgreSQL refused the rows: {exc}")
+    unusable = (exc.sqlstate or "")[:2] in _UNAVAILABLE_CLASSES
+    if unusable or isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError):
+        return StorageUnavailable(f"PostgreSQL: {one_line(str(exc))}")
+    return StorageError(f"PostgreSQL: {one_line(str(exc))}")
+
+
 class PostgreSQLConnector:
     dialect = "postgresql"
 
@@ -109,7 +130,7 @@ class PostgreSQLConnector:
         try:
             await self._pool.open(wait=False)
         except psycopg.Error as exc:
-            raise StorageError(f"PostgreSQL: {exc}") from exc
+            raise StorageUnavailable(f"PostgreSQL: {exc}") from exc
 
     async def close(self) -> None:
         await self._pool.close()
@@ -119,15 +140,12 @@ class PostgreSQLConnector:
         try:
             async with self._pool.connection() as connection, connection.transaction():
                 yield PostgreSQLSession(self, connection)
-        except (psycopg.errors.IntegrityError, psycopg.errors.DataError) as exc:
-            # the rows themselves were refused (a constraint, a NUL byte in text, ...)
-            raise RowRejected(f"PostgreSQL refused the rows: {exc}") from exc
         except PoolTimeout as exc:
             # no working connection within timeout_s: say why the pool's attempts failed
             cause = self._last_failure.message or str(exc)
-            raise StorageError(f"PostgreSQL: {cause}") from exc
+            raise StorageUnavailable(f"PostgreSQL: {cause}") from exc
         except psycopg.Error as exc:
-            raise StorageError(f"PostgreSQL: {one_line(str(exc))}") from exc
+            raise storage_error(exc) from exc
 
     async def transaction(self, work: Callable[[Session], Awaitable[T]]) -> T:
         async with self.session() as session:

@@ -28,12 +28,24 @@ from pathlib import Path
 from typing import Any, Protocol, TypeVar, cast
 from urllib.parse import unquote, urlsplit
 
-from pushsync.errors import ConfigError, RowRejected, StorageError
+from pushsync.errors import ConfigError, RowRejected, StorageError, StorageUnavailable
 from pushsync.store import sqlite_types
 from pushsync.store.connector import Params, Row, Session, Values
 from pushsync.store.queries import load_queries
 
 T = TypeVar("T")
+
+
+def storage_error(exc: sqlite3.Error) -> StorageError:
+    """sqlite3's exception as ours. Data the database refuses is the rows' fault; a statement
+    or binding it cannot use is ours, retried request by request; anything else (locked, I/O,
+    disk full, a corrupt file, a table missing: OperationalError and DatabaseError) means this
+    database cannot write now, whatever the rows."""
+    if isinstance(exc, sqlite3.IntegrityError | sqlite3.DataError):
+        return RowRejected(f"SQLite refused the rows: {exc}")
+    if isinstance(exc, sqlite3.ProgrammingError | sqlite3.InterfaceError):
+        return StorageError(f"SQLite: {exc}")
+    return StorageUnavailable(f"SQLite: {exc}")
 
 
 def sqlite_path(url: str) -> str:
@@ -114,14 +126,12 @@ class SQLiteConnector:
 
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
         if self._executor is None:
-            raise StorageError("the SQLite connector is not open")
+            raise StorageUnavailable("the SQLite connector is not open")
         loop = asyncio.get_running_loop()
         try:
             return await loop.run_in_executor(self._executor, fn, *args)
-        except sqlite3.IntegrityError as exc:
-            raise RowRejected(f"SQLite refused the rows: {exc}") from exc
         except sqlite3.Error as exc:
-            raise StorageError(f"SQLite: {exc}") from exc
+            raise storage_error(exc) from exc
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[SQLiteSession]:
@@ -162,10 +172,8 @@ class SQLiteConnector:
                     if connection.in_transaction:
                         connection.execute("ROLLBACK")
                     raise
-            except sqlite3.IntegrityError as exc:
-                raise RowRejected(f"SQLite refused the rows: {exc}") from exc
             except sqlite3.Error as exc:
-                raise StorageError(f"SQLite: {exc}") from exc
+                raise storage_error(exc) from exc
             finally:
                 self._unlock()
             return result
@@ -200,7 +208,7 @@ class SQLiteConnector:
         except BlockingIOError:
             pass
         if self._executor is None:
-            raise StorageError("the SQLite connector is not open")
+            raise StorageUnavailable("the SQLite connector is not open")
         wait = _LockWait(self._lock_fd)
         waiting = self._executor.submit(wait.run)
         try:
@@ -212,7 +220,7 @@ class SQLiteConnector:
 
     def _open_connection(self) -> sqlite3.Connection:
         if self._connection is None:
-            raise StorageError("the SQLite connector is not open")
+            raise StorageUnavailable("the SQLite connector is not open")
         return self._connection
 
     def _begin(self, connection: sqlite3.Connection) -> None:

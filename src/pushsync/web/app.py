@@ -13,7 +13,14 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from pushsync.errors import ConfigError, Forbidden, NotFound, RejectedRequest, StorageError
+from pushsync.errors import (
+    ConfigError,
+    Forbidden,
+    NotFound,
+    RejectedRequest,
+    RowRejected,
+    StorageError,
+)
 from pushsync.graph.change_notification import ClientStateCheck, client_state_matches
 from pushsync.logs import configure_from
 from pushsync.settings import Settings, load_settings
@@ -26,7 +33,7 @@ from pushsync.web.access.callback_token import CallbackToken
 from pushsync.web.access.client_address import ClientAddress
 from pushsync.web.access.networks import NetworkSet
 from pushsync.web.asgi import Receive, Scope, Send
-from pushsync.web.errors import answer_rejection, answer_storage_failure
+from pushsync.web.errors import answer_rejection, answer_storage_failure, unstorable
 from pushsync.web.ews_endpoint import EwsEndpoint
 from pushsync.web.graph_endpoint import GraphEndpoint
 from pushsync.web.metrics import set_allowed_networks
@@ -133,6 +140,8 @@ class PublicApp:
             await route.handler(request, receive, send)
         except RejectedRequest as exc:
             await answer_rejection(send, exc, request)
+        except RowRejected as exc:  # this request's rows alone cannot be stored: a retry won't do
+            await answer_rejection(send, unstorable(exc), request)
         except StorageError as exc:
             await answer_storage_failure(send, exc, request)
 

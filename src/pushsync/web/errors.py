@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 
-from pushsync.errors import RejectedRequest, StorageError
+from pushsync.errors import RejectedRequest, RowRejected, StorageError
 from pushsync.web.asgi import Send, respond
 from pushsync.web.metrics import count_rejection, count_storage_failure
 from pushsync.web.request import Request
@@ -35,6 +35,12 @@ async def answer_rejection(send: Send, exc: RejectedRequest, request: Request) -
     log_rejection(exc.reason, exc.status, request.remote_addr, exc.detail)
     headers = [_CLOSE, _ALLOW] if exc.status == 405 else [_CLOSE]
     await respond(send, exc.status, f"{exc.detail}\n".encode(), extra_headers=headers)
+
+
+def unstorable(exc: RowRejected) -> RejectedRequest:
+    """A request whose rows the storage refused, alone and while up: 400, like a malformed one
+    (the inbox retries a failed group commit request by request before deciding that)."""
+    return RejectedRequest(str(exc), status=400, reason="unstorable")
 
 
 async def answer_storage_failure(send: Send, exc: StorageError, request: Request) -> None:
