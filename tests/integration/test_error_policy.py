@@ -29,7 +29,7 @@ from pushsync.store import Connector, connect
 from pushsync.store.migrations import upgrade
 from pushsync.store.notification_queue import NotificationQueue
 from pushsync.store.reservation_book import Reservations
-from pushsync.store.subscriptions import Subscriptions
+from pushsync.store.subscriptions import UNREACHABLE, Subscriptions
 from pushsync.worker.loop import Worker
 from tests.acceptance.simulated_exchange import running
 from tests.integration.helpers import T0, add_rows, query
@@ -123,16 +123,22 @@ async def test_rows_fail_at_once_when_exchange_refuses_the_credentials(
     assert "UnauthorizedError" in row["last_error"]
 
 
-async def test_rows_come_again_when_exchange_cannot_be_reached(sqlite: Connector) -> None:
+async def test_rows_wait_uncounted_while_exchange_cannot_be_reached(sqlite: Connector) -> None:
     subscriptions = await with_room(sqlite)
     await add_rows(sqlite, [modified()])
     client = ews_client(f"http://127.0.0.1:{free_port()}/EWS/Exchange.asmx")
     try:
-        assert await worker(sqlite, subscriptions, calendar(client)).run_once() == 1
+        sync = worker(sqlite, subscriptions, calendar(client))
+        assert await sync.run_once() == 1
+        assert await sync.run_once() == 0  # inside the room's wait: not claimed, nothing called
     finally:
         client.close()
     [row] = await NotificationQueue(sqlite).listed(1)
-    assert (row["state"], row["attempts"]) == ("pending", 1)
+    # Exchange away is not the row's fault: no attempt counted, so no outage ends it `failed`
+    assert (row["state"], row["attempts"]) == ("pending", 0)
+    assert row["available_at"] > utcnow()
+    [room] = await subscriptions.rooms()
+    assert room["last_error"].startswith(UNREACHABLE)
 
 
 @pytest.fixture

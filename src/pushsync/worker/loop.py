@@ -11,9 +11,11 @@ the server's back-off has passed, and no call goes to it before then, from any w
 (the pause is kept in `room.paused_until`, which each batch reads). A token authority that
 cannot be reached (`TokenUnavailable`) is the installation's outage, not the rows' fault: no
 call of that protocol is made until a growing back-off has passed, its rows are released
-uncounted and its resyncs wait, and each room it stopped shows "unreachable". Any other
-failure counts an attempt against the rows, which end `failed` after the last one. While a
-batch is worked on, its leases are extended (a heartbeat), so only a dead worker's rows expire.
+uncounted and its resyncs wait, and each room it stopped shows "unreachable"; a room whose own
+server does not answer (`ExchangeUnavailable`: refused, timed out, 5xx) waits the same way,
+alone. Any other failure counts an attempt against the rows, which end `failed` after the last.
+While a batch is worked on, its leases are extended (a heartbeat), so only a dead worker's rows
+expire.
 """
 
 from __future__ import annotations
@@ -26,7 +28,14 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from pushsync.errors import ExchangeError, RowRejected, StorageError, Throttled, TokenUnavailable
+from pushsync.errors import (
+    ExchangeError,
+    ExchangeUnavailable,
+    RowRejected,
+    StorageError,
+    Throttled,
+    TokenUnavailable,
+)
 from pushsync.model.clock import utcnow
 from pushsync.model.reservation import Gone, Observation, plan
 from pushsync.retry import Backoff, bounded, retryable, survive
@@ -66,6 +75,33 @@ OUTAGE_FIRST_WAIT = timedelta(seconds=2)
 OUTAGE_MAX_WAIT = timedelta(minutes=5)
 
 
+class Outages:
+    """Growing waits for what cannot be reached, by key (a protocol's token authority, or one
+    mailbox's Exchange or Graph): twice as long after each failure, up to a cap, forgotten on
+    the first success. A failure while a wait is on (calls that were in flight when it began)
+    joins that wait rather than lengthen it."""
+
+    def __init__(self, clock: Callable[[], datetime]) -> None:
+        self._clock = clock
+        self._waits: dict[str, tuple[datetime, timedelta]] = {}  # key -> (until, wait)
+
+    def until(self, key: str) -> datetime | None:
+        found = self._waits.get(key)
+        return found[0] if found and found[0] > self._clock() else None
+
+    def failed(self, key: str) -> tuple[datetime, bool]:
+        """The end of `key`'s wait, and whether this failure began a new one."""
+        now, last = self._clock(), self._waits.get(key)
+        if last is not None and last[0] > now:
+            return last[0], False
+        wait = min(last[1] * 2, OUTAGE_MAX_WAIT) if last else OUTAGE_FIRST_WAIT
+        self._waits[key] = (now + wait, wait)
+        return now + wait, True
+
+    def over(self, key: str) -> None:
+        self._waits.pop(key, None)
+
+
 class Worker:
     def __init__(
         self,
@@ -95,7 +131,8 @@ class Worker:
         self._resync_lease = resync_lease  # a read's longest time; also the wait after a failure
         self._clock = clock
         self._paused: dict[str, datetime] = {}  # mailbox -> end of the server's back-off
-        self._outages: dict[str, tuple[datetime, timedelta]] = {}  # protocol -> (until, wait)
+        self._outages = Outages(clock)  # by protocol: its token authority is away
+        self._unreachable = Outages(clock)  # by mailbox: its Exchange or Graph does not answer
         self.stats = WorkerStats()
 
     def paused_until(self, mailbox: str) -> datetime | None:
@@ -108,24 +145,19 @@ class Worker:
 
     def outage_until(self, protocol: str) -> datetime | None:
         """Until when no call of this protocol is made (its token authority is away)."""
-        found = self._outages.get(protocol)
-        return found[0] if found and found[0] > self._clock() else None
+        return self._outages.until(protocol)
 
     def _outage(self, protocol: str, exc: TokenUnavailable) -> datetime:
         """Note the authority failed again: wait twice as long as last time, up to a cap.
         Calls that were in flight when the outage began (other mailboxes of the same batch)
         fail too; they join the current wait rather than lengthen it."""
-        now, last = self._clock(), self._outages.get(protocol)
-        if last is not None and last[0] > now:
-            return last[0]
-        wait = min(last[1] * 2, OUTAGE_MAX_WAIT) if last else OUTAGE_FIRST_WAIT
-        until = now + wait
-        self._outages[protocol] = (until, wait)
-        self.stats.unavailable += 1
-        log.warning(
-            "token authority unreachable, waiting",
-            extra={"protocol": protocol, "seconds": wait.total_seconds(), "error": str(exc)},
-        )
+        until, new = self._outages.failed(protocol)
+        if new:
+            self.stats.unavailable += 1
+            log.warning(
+                "token authority unreachable, waiting",
+                extra={"protocol": protocol, "until": until.isoformat(), "error": str(exc)},
+            )
         return until
 
     def _sources_calls(self) -> int:
@@ -258,7 +290,7 @@ class Worker:
         finally:
             self.stats.resync_calls += source.calls - calls
         self.stats.resyncs += 1
-        self._outages.pop(protocol, None)
+        self._outages.over(protocol)
         log.info("room resynced", extra={"mailbox": mailbox, "how": how})
         return 1
 
@@ -287,7 +319,11 @@ class Worker:
             for row in rows:
                 await self._queue.fail(row, "subscription not known (yet)")
             return
-        paused = self.paused_until(mailbox) or self._rows_outage(rows)
+        paused = (
+            self.paused_until(mailbox)
+            or self._rows_outage(rows)
+            or self._unreachable.until(mailbox)
+        )
         if paused is not None:  # rows that arrived while the mailbox waits out its back-off
             await self._queue.release([r.id for r in rows], paused)
             return
@@ -303,14 +339,32 @@ class Worker:
             )
             await self._subscriptions.room_error(mailbox, f"{UNREACHABLE}{exc}", self._clock())
             return
+        except ExchangeUnavailable as exc:  # this room's server away: its rows wait, uncounted
+            await self._queue.release([r.id for r in rows], self._room_unreachable(mailbox, exc))
+            await self._subscriptions.room_error(mailbox, f"{UNREACHABLE}{exc}", self._clock())
+            return
         except (ExchangeError, RowRejected) as exc:
             await self._failed(mailbox, rows, exc)
             return
+        self._unreachable.over(mailbox)
         await self._queue.complete(r.id for r in rows)
         self.stats.notifications += len(rows)
         self.stats.record_lag([r for r in rows if self._reports_change(r)], self._clock())
         for protocol in {r.protocol for r in rows}:
-            self._outages.pop(protocol, None)
+            self._outages.over(protocol)
+
+    def _room_unreachable(self, mailbox: str, exc: ExchangeUnavailable) -> datetime:
+        """No answer from this room's server (connection refused, timeout, 5xx): not the rows'
+        fault, so no attempt is counted and none ends `failed`; they come again after a
+        growing wait, and the room shows "unreachable" meanwhile."""
+        until, new = self._unreachable.failed(mailbox)
+        if new:
+            self.stats.unavailable += 1
+            log.warning(
+                "server unreachable, the room's rows wait",
+                extra={"mailbox": mailbox, "until": until.isoformat(), "error": str(exc)},
+            )
+        return until
 
     def _rows_outage(self, rows: list[Claimed]) -> datetime | None:
         """The latest end of an outage of these rows' protocols, if any is on."""
