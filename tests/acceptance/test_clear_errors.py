@@ -87,11 +87,12 @@ def test_readyz_names_the_database_cause(tmp_path: Path) -> None:
     """The admin listener's readiness names why the database fails, not an exception class."""
     import asyncio
 
-    from pushsync.admin.app import _database_problems
+    from pushsync.admin.app import AdminApp
     from pushsync.settings import Settings
 
     settings = Settings(database_url=_postgres(db="pushsync_no_such_db"))
-    [problem] = asyncio.run(_database_problems(settings))
+    admin = AdminApp(settings, allowed=None, multiproc_dir=None)  # the database part alone
+    [problem] = asyncio.run(admin._database_problems())
     assert 'database "pushsync_no_such_db" does not exist' in problem
     assert "StorageError" not in problem
 
