@@ -50,6 +50,7 @@ async def test_a_store_that_failed_to_open_is_opened_at_a_later_request(tmp_path
         ready = (await client.get("/readyz")).json()
         assert [p for p in ready["problems"] if p.startswith("database: ")]  # could not open
         blocked.unlink()
+        blocked.mkdir()  # the folder is the operator's to make: SQLite does not create it
         ready = (await client.get("/readyz")).json()
     await app.close()
     # opened now: an empty database, so what is missing is the schema
