@@ -5,8 +5,6 @@ client forges changes nothing). nginx is Debian's package; .ci/run installs it."
 
 from __future__ import annotations
 
-import datetime as dt
-import ipaddress
 import shutil
 import ssl
 import subprocess
@@ -16,48 +14,14 @@ from pathlib import Path
 
 import httpx
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
+from pushsync.simulator.authority import self_signed_certificate
 from tests.acceptance.conftest import CALLBACK_TOKEN, EWS_HEADERS, EWS_PATH, free_port
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy" / "nginx"
 EWS_BODY = (Path(__file__).parent.parent / "fixtures" / "ews" / "valid-001.xml").read_bytes()
 CLIENT = "127.0.0.5"  # where "Exchange" connects from; nginx reaches pushsync from 127.0.0.1
 STATE = "nginx-test-client-state"
-
-
-def _certificate(folder: Path) -> tuple[Path, Path]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = folder / "fullchain.pem", folder / "privkey.pem"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return cert_path, key_path
 
 
 def _replace(text: str, old: str, new: str) -> str:
@@ -102,7 +66,7 @@ def published(server_factory, tmp_path: Path) -> Iterator[tuple[str, object, Pat
     )
     folder = tmp_path / "nginx"
     folder.mkdir()
-    cert, key = _certificate(folder)
+    cert, key = self_signed_certificate(folder)  # for 127.0.0.1, as the test authority's
     port = free_port()
     config = _site(folder, port, server.port, cert, key)
     subprocess.run([nginx, "-t", "-p", str(folder), "-c", str(config)], check=True)
