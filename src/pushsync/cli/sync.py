@@ -22,15 +22,6 @@ from pushsync.cli.common import (
 )
 from pushsync.errors import PushsyncError
 from pushsync.model.clock import utcnow
-from pushsync.processes.sync import (
-    build_clients,
-    build_graph_client,
-    build_graph_manager,
-    build_manager,
-    build_worker,
-    room_plan,
-    run_sync,
-)
 from pushsync.settings import Settings
 from pushsync.store import open_store
 from pushsync.store.connector import Connector
@@ -68,6 +59,11 @@ def worker(config: ConfigOption = None, database_url: DatabaseOption = None) -> 
     settings = settings_or_exit(config, database_url=database_url)
 
     async def run() -> None:
+        # imported in each command, not at the top: the EWS and Graph clients import
+        # exchangelib, seconds of start-up, and `serve` loads this module too (a receiver
+        # restarted late makes Exchange drop the subscriptions just created for it)
+        from pushsync.processes.sync import build_clients, run_sync
+
         clients = build_clients(settings)
         try:
             async with open_store(settings) as connector:
@@ -91,6 +87,8 @@ def resync(
     settings = settings_or_exit(config, database_url=database_url)
 
     async def run() -> tuple[int, dict[str, str]]:
+        from pushsync.processes.sync import build_clients, build_worker, room_plan
+
         clients = build_clients(settings)
         failed: dict[str, str] = {}
         done = 0
@@ -132,6 +130,8 @@ def subscriptions_sync(config: ConfigOption = None, database_url: DatabaseOption
 
 
 async def _subscribe_all(settings: Settings) -> tuple[list[str], dict[str, str]]:
+    from pushsync.processes.sync import build_clients, build_graph_manager, build_manager, room_plan
+
     clients = build_clients(settings)
     subscribed: list[str] = []
     failed: dict[str, str] = {}
@@ -187,6 +187,8 @@ def subscriptions_retire(
 
 def _delete_at_graph(settings: Settings, subscription_id: str) -> str:
     async def delete() -> None:
+        from pushsync.processes.sync import build_graph_client
+
         client = build_graph_client(settings)
         try:
             await client.delete_subscription(subscription_id)  # 404: gone already

@@ -12,7 +12,6 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-import exchangelib
 from oauthlib.oauth2 import OAuth2Token
 from pydantic import SecretStr
 
@@ -52,6 +51,8 @@ class EwsCredentials:
 
     @property
     def auth_type(self) -> str:
+        import exchangelib  # see _build
+
         kinds: dict[str, str] = {
             "oauth": exchangelib.OAUTH2,
             "ntlm": exchangelib.NTLM,
@@ -74,6 +75,10 @@ class EwsCredentials:
             self._exl.access_token = token
 
     def _build(self) -> Any:
+        # on demand: importing exchangelib takes seconds, and processes that never call EWS
+        # (the receiver, whose restart Exchange waits on for only StatusFrequency) import this
+        import exchangelib
+
         if self.kind == "oauth":
             self._exl = exchangelib.OAuth2AuthorizationCodeCredentials(
                 client_id=self.client_id, tenant_id=self.tenant_id

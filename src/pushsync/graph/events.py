@@ -23,8 +23,6 @@ from datetime import UTC, datetime, tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from exchangelib.winzone import MS_TIMEZONE_TO_IANA_MAP
-
 from pushsync.errors import ExchangeError
 from pushsync.model.reservation import Reservation
 
@@ -72,6 +70,10 @@ def iana_zone(name: str | None) -> ZoneInfo | None:
     not one (`tzone://Microsoft/Custom`, empty)."""
     if not name:
         return None
+    # on demand: importing exchangelib (its package loads whole) takes seconds, and the
+    # receiver imports this module without ever reading an event
+    from exchangelib.winzone import MS_TIMEZONE_TO_IANA_MAP
+
     key = MS_TIMEZONE_TO_IANA_MAP.get(name, name)
     try:
         return ZoneInfo(key)

@@ -17,7 +17,6 @@ from pushsync.cli.common import console
 from pushsync.cli.sync import Protocol
 from pushsync.logs import configure_logging
 from pushsync.simulator.config import SimulatorConfig, generated_rooms
-from pushsync.simulator.demo import DemoOptions, main
 from pushsync.simulator.simulator import Simulator
 
 REPORT_EVERY_SECONDS = 10.0  # real seconds between two status lines
@@ -70,6 +69,10 @@ def demo(
     seed: Annotated[int, typer.Option(help="seed of the random activity")] = 1,
 ) -> None:
     """Simulator, receiver, subscription manager and worker on embedded SQLite, then a check."""
+    # on demand: the demo builds the EWS client (exchangelib, seconds of start-up), and every
+    # `pushsync` command, `serve` too, loads this module as a plugin
+    from pushsync.simulator.demo import DemoOptions, main
+
     options = DemoOptions(
         rooms=rooms,
         duration_s=duration,

@@ -11,7 +11,6 @@ from pushsync.errors import ConfigError
 from pushsync.settings import Settings
 from pushsync.store.connector import Connector
 from pushsync.store.migrations import upgrade
-from pushsync.store.postgresql import PostgreSQLConnector
 from pushsync.store.sqlite import SQLiteConnector
 
 
@@ -20,6 +19,9 @@ def connect(url: str, **options: Any) -> Connector:
     if url.startswith("sqlite:"):
         return SQLiteConnector(url, **options)
     if url.startswith(("postgresql:", "postgres:")):
+        # on demand: an SQLite installation does not pay for importing psycopg
+        from pushsync.store.postgresql import PostgreSQLConnector
+
         return PostgreSQLConnector(url, **options)
     raise ConfigError(f"database URL {url!r}: use sqlite:///path or postgresql://…")
 

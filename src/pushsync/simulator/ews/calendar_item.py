@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from exchangelib.winzone import IANA_TO_MS_TIMEZONE_MAP
 from lxml import etree
 
 from pushsync.ews.namespaces import t
@@ -23,6 +22,10 @@ from pushsync.simulator.recurrence import WEEKDAY_NAMES, Recurrence
 
 
 def windows_zone(iana: str) -> str:
+    # on demand: exchangelib's package loads whole, seconds of start-up for every `pushsync`
+    # command, which finds this module through the simulator's command plugin
+    from exchangelib.winzone import IANA_TO_MS_TIMEZONE_MAP
+
     known: tuple[str, str] = IANA_TO_MS_TIMEZONE_MAP.get(iana, ("UTC", "001"))
     return known[0]
 
