@@ -33,7 +33,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from pushsync.simulator.graph.api import GRAPH_TOKEN
+from pushsync.simulator.graph.api import GRAPH_TOKEN, read_body
 from pushsync.web.asgi import Receive, Scope, Send, respond
 
 JSON = b"application/json; charset=utf-8"
@@ -53,7 +53,7 @@ class TokenAuthority:
         self.issued = 0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        body = await _read(receive)
+        body = await read_body(receive)
         status, document = self.answer(scope["method"], scope["path"], body)
         await respond(send, status, json.dumps(document).encode(), JSON, [])
 
@@ -191,12 +191,3 @@ def self_signed_certificate(directory: Path) -> tuple[Path, Path]:
 
 def _error(code: str, description: str) -> dict[str, object]:
     return {"error": code, "error_description": description}
-
-
-async def _read(receive: Receive) -> bytes:
-    chunks: list[bytes] = []
-    while True:
-        message = await receive()
-        chunks.append(message.get("body", b""))
-        if not message.get("more_body", False):
-            return b"".join(chunks)

@@ -99,7 +99,7 @@ class GraphApi:
         self.delta_epoch = self.exchange.clock.now()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        body = await _read(receive)
+        body = await read_body(receive)
         status, document, headers = await self.answer(scope, body)
         payload = json.dumps(document).encode() if document is not None else b""
         await respond(send, status, payload, JSON, headers)
@@ -376,7 +376,8 @@ def _json(body: bytes) -> dict[str, Any]:
     return document
 
 
-async def _read(receive: Receive) -> bytes:
+async def read_body(receive: Receive) -> bytes:
+    """A request's whole body (the simulator's token authority reads its bodies so too)."""
     chunks: list[bytes] = []
     while True:
         message = await receive()
