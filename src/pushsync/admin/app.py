@@ -5,12 +5,19 @@ public application, so none of these paths can answer on the public port.
 
 - `/healthz`  200 while the process runs;
 - `/readyz`   200 when the database answers with the current schema, the public listener
-              accepts connections and the address ranges are loaded; 503 with the reasons if not;
-- `/metrics`  Prometheus text, summed over the worker processes (`pushsync.web.metrics`);
+              accepts connections and the address ranges are loaded; 503 with the reasons if not.
+              `processes_down` names each pushsync process down and since when: it does not
+              make the receiver unready (notifications are still stored and answered, and wait
+              for the worker), but says why rooms stop syncing;
+- `/metrics`  Prometheus text, summed over the worker processes (`pushsync.web.metrics`), with
+              the rooms' and the processes' gauges;
 - `/status`   JSON: the ranges in use, the authentication mode, the listeners and limits;
-- `/rooms`    JSON: every room's sync status, those with a problem first (`room_status`);
-- `/`         the same as a page for people: how many rooms are in sync, and why the others
-              are not.
+- `/rooms`    JSON: every room's sync status, those with a problem first (`room_status`), and
+              every process's liveness (`process_status`);
+- `/`         the same as a page for people: how many rooms are in sync, why the others are
+              not, and which process is down.
+
+The supervising process's heartbeat (kind "receiver") is beaten from this listener's lifespan.
 """
 
 from __future__ import annotations
@@ -19,16 +26,17 @@ import asyncio
 import contextlib
 import json
 import logging
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from pushsync.admin.metrics import rooms_exposition
-from pushsync.admin.room_status import room_statuses
+from pushsync.admin.room_status import Overview, overview
 from pushsync.admin.status_page import render
 from pushsync.settings import Settings
 from pushsync.store import Connector, connect
 from pushsync.store.migrations import applied_versions, latest_version
+from pushsync.store.processes import Heartbeat, ProcessHeartbeats
 from pushsync.web.access.address_filter import AddressFilter
 from pushsync.web.asgi import Receive, Scope, Send, respond
 from pushsync.web.metrics import exposition
@@ -85,7 +93,8 @@ class AdminApp:
             await respond(send, 200, b"ok\n")
         elif request.path == "/readyz":
             problems = await self.problems()
-            body = json.dumps({"ready": not problems, "problems": problems}).encode()
+            ready = {"ready": not problems, "problems": problems}
+            body = json.dumps(ready | {"processes_down": await self._processes_down()}).encode()
             await respond(send, 503 if problems else 200, body, _JSON)
         elif request.path == "/metrics":
             body = exposition(self.multiproc_dir) + await self._rooms_metrics()
@@ -97,31 +106,37 @@ class AdminApp:
         else:
             await respond(send, 404, b"not found\n")
 
+    async def overview(self, now: datetime) -> Overview:
+        dead_after = timedelta(seconds=self.settings.process_dead_after_seconds)
+        return await overview(await self.store(), now, dead_after)
+
     async def _rooms_metrics(self) -> bytes:
         """The rooms' gauges; without them (database down) the receiver's own still answer."""
         now = datetime.now(UTC)
         try:
-            statuses = await room_statuses(await self.store(), now)
+            found = await self.overview(now)
         except Exception as exc:  # the receiver's own metrics must still answer
             log.warning("metrics: database", extra={"detail": str(exc)})
             return rooms_exposition(None, now)
-        return rooms_exposition(statuses, now)
+        return rooms_exposition(found.rooms, now, found.fleet)
 
     async def _rooms(self, send: Send, *, page: bool) -> None:
         now = datetime.now(UTC)
         try:
-            statuses = await room_statuses(await self.store(), now)
+            found = await self.overview(now)
         except Exception as exc:
             log.warning("status: database", extra={"detail": str(exc)})
             await respond(send, 503, f"database: {type(exc).__name__}: {exc}\n".encode())
             return
         if page:
-            await respond(send, 200, render(statuses, now), _HTML)
+            await respond(send, 200, render(found.rooms, now, found.fleet), _HTML)
             return
         body = {
-            "rooms": len(statuses),
-            "in_sync": sum(1 for s in statuses if s.problem is None),
-            "statuses": [s.as_json() for s in statuses],
+            "rooms": len(found.rooms),
+            "in_sync": found.in_sync,
+            "statuses": [s.as_json() for s in found.rooms],
+            "processes": [p.as_json() for p in found.fleet.processes],
+            "processes_down": found.fleet.problems(),
         }
         await respond(send, 200, json.dumps(body, indent=1).encode(), _JSON)
 
@@ -133,6 +148,14 @@ class AdminApp:
         if not await _accepts(self.settings.host, self.settings.port):
             problems.append("public listener does not accept connections")
         return problems
+
+    async def _processes_down(self) -> list[str]:
+        """Each process down or missing (nothing if the database cannot say)."""
+        try:
+            return (await self.overview(datetime.now(UTC))).fleet.problems()
+        except Exception as exc:  # the database problem is among `problems` already
+            log.warning("readiness: processes", extra={"detail": str(exc)})
+            return []
 
     async def _database_problems(self) -> list[str]:
         try:
@@ -146,14 +169,41 @@ class AdminApp:
         return []
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
+        closing = asyncio.Event()
+        beating: asyncio.Task[None] | None = None
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
+                beating = asyncio.create_task(self._beat_until(closing))
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
+                closing.set()
+                if beating is not None:
+                    await beating  # marks the receiver stopped
                 await self.close()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
+
+    async def _beat_until(self, closing: asyncio.Event) -> None:
+        """The receiver's heartbeat until `closing`. The store opens lazily: while the database
+        is away, opening is tried again at each beat."""
+        s = self.settings
+        every = timedelta(seconds=s.process_heartbeat_seconds)
+        while True:
+            try:
+                connector = await self.store()
+                break
+            except Exception as exc:
+                log.warning("heartbeat: database", extra={"detail": str(exc)})
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(closing.wait(), every.total_seconds())
+                return
+        forget = timedelta(days=s.process_forget_after_days)
+        heartbeat = Heartbeat(
+            ProcessHeartbeats(connector), "receiver", [None], every=every, forget_after=forget
+        )
+        async with heartbeat.beating():
+            await closing.wait()
 
     def status(self) -> dict[str, Any]:
         self.allowed.reload_if_changed()

@@ -1,5 +1,6 @@
-"""The operator's status page (admin listener, `/`): how many rooms are in sync, and for each
-room that is not, why. Plain HTML without scripts; every value is escaped."""
+"""The operator's status page (admin listener, `/`): how many rooms are in sync, for each
+room that is not, why, and which pushsync process is down since when. Plain HTML without
+scripts; every value is escaped."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from collections import Counter
 from datetime import datetime
 from html import escape
 
+from pushsync.admin.process_status import Fleet
 from pushsync.admin.room_status import RoomStatus
 
 MAX_ROWS = 1000  # rooms listed with a problem; the JSON at /rooms has them all
@@ -18,7 +20,7 @@ _STYLE = (
 )
 
 
-def render(statuses: list[RoomStatus], now: datetime) -> bytes:
+def render(statuses: list[RoomStatus], now: datetime, processes: Fleet | None = None) -> bytes:
     troubled = [s for s in statuses if s.problem]
     kinds = Counter(s.kind for s in troubled if s.kind)
     summary = ", ".join(f"{n} {escape(kind)}" for kind, n in kinds.most_common())
@@ -38,7 +40,8 @@ def render(statuses: list[RoomStatus], now: datetime) -> bytes:
     )
     page = (
         "<!doctype html><html><head><meta charset=utf-8><title>pushsync status</title>"
-        f"<style>{_STYLE}</style></head><body>{head}{table}</body></html>"
+        f"<style>{_STYLE}</style></head><body>{head}"
+        f"{processes_section(processes) if processes else ''}{table}</body></html>"
     )
     return page.encode()
 
@@ -58,3 +61,17 @@ def _row(status: RoomStatus) -> str:
 
 def _time(value: datetime | None) -> str:
     return f"{value:%Y-%m-%d %H:%M}" if value else ""
+
+
+def processes_section(fleet: Fleet) -> str:
+    """The processes: each one down (or missing) named first, with since when, then the live."""
+    problems = fleet.problems()
+    lines = "".join(f"<li>{escape(line)}</li>" for line in problems)
+    alive = [p for p in fleet.processes if p.alive]
+    live = ", ".join(escape(f"{p.name} (since {p.started_at:%Y-%m-%d %H:%M} UTC)") for p in alive)
+    return (
+        '<section id="processes"><h2>Processes</h2>'
+        + (f'<ul class="bad">{lines}</ul>' if problems else "")
+        + (f'<p class="ok">Alive: {live}.</p>' if alive else "<p>No process is alive.</p>")
+        + "</section>"
+    )

@@ -114,3 +114,15 @@ CREATE TABLE reservation_change (
     change          TEXT NOT NULL CHECK (change IN ('upsert', 'delete'))
 );
 CREATE INDEX reservation_change_at ON reservation_change (changed_at);
+
+CREATE TABLE process_heartbeat (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    kind        TEXT NOT NULL CHECK (kind IN ('receiver', 'worker', 'manager')),
+    protocol    TEXT CHECK (protocol IN ('ews', 'graph')),
+    host        TEXT NOT NULL,
+    pid         INTEGER NOT NULL,
+    started_at  TIMESTAMP NOT NULL,
+    last_beat   TIMESTAMP NOT NULL,
+    stopped_at  TIMESTAMP
+);
+CREATE INDEX process_heartbeat_last_beat ON process_heartbeat (last_beat);
