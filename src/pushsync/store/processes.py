@@ -61,12 +61,15 @@ class ProcessHeartbeats:
     def __init__(self, connector: Connector) -> None:
         self._connector = connector
 
-    async def register(self, kind: Kind, protocol: str | None, now: datetime) -> int:
-        """A new row for this process (host and pid from the OS); returns its id."""
+    async def register(
+        self, kind: Kind, protocol: str | None, now: datetime, *, host: str | None = None
+    ) -> int:
+        """A new row for this process (its host, from the OS unless given, and its pid);
+        returns its id."""
         params = {
             "kind": kind,
             "protocol": protocol,
-            "host": socket.gethostname(),
+            "host": host or socket.gethostname(),
             "pid": os.getpid(),
             "now": now,
         }
