@@ -211,6 +211,14 @@ class Settings(BaseSettings):
             )
         return self
 
+    def protocols_needed(self) -> set[str]:
+        """The protocols some configured room uses (known without asking Exchange): each
+        needs a worker (`pushsync status` says when none runs)."""
+        needed: set[str] = {self.protocol} if self.rooms or self.room_lists else set()
+        needed |= {"graph"} if self.graph_rooms else set()
+        needed |= {"ews"} if self.ews_rooms or self.room_lists else set()
+        return needed
+
     def connector_options(self) -> dict[str, int]:
         """What `store.connect` is given besides the URL: the chosen engine's own knobs."""
         if self.database_url.startswith("sqlite:"):

@@ -108,7 +108,8 @@ class AdminApp:
 
     async def overview(self, now: datetime) -> Overview:
         dead_after = timedelta(seconds=self.settings.process_dead_after_seconds)
-        return await overview(await self.store(), now, dead_after)
+        configured = self.settings.protocols_needed()
+        return await overview(await self.store(), now, dead_after, configured)
 
     async def _rooms_metrics(self) -> bytes:
         """The rooms' gauges; without them (database down) the receiver's own still answer."""

@@ -12,6 +12,7 @@ Both `pushsync subscriptions list` and the admin listener's `/rooms` and status 
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -75,11 +76,15 @@ class Overview:
         return sum(1 for s in self.rooms if s.problem is None)
 
 
-async def overview(connector: Connector, now: datetime, dead_after: timedelta) -> Overview:
+async def overview(
+    connector: Connector, now: datetime, dead_after: timedelta, configured: Iterable[str] = ()
+) -> Overview:
     """Every room judged with the processes: a room whose protocol has no live worker is
-    "not syncing", whatever its rows say. What operators are shown."""
+    "not syncing", whatever its rows say. What operators are shown. `configured`: the
+    protocols the settings' rooms use, needed even before a worker recorded any room."""
     rooms, queue = await _rows(connector)
-    found = await fleet(connector, now, dead_after, {room["protocol"] for room in rooms})
+    protocols = {room["protocol"] for room in rooms} | set(configured)
+    found = await fleet(connector, now, dead_after, protocols)
     return Overview(_judge(rooms, queue, now, found), found)
 
 

@@ -36,7 +36,7 @@ def render(statuses: list[RoomStatus], now: datetime, processes: Fleet | None = 
         "<th>last heard</th><th>last synced</th><th>waiting rows</th></tr>"
         f"{rows}</table>"
         if troubled
-        else '<p class="ok">Every room is in sync.</p>'
+        else _no_trouble(statuses, processes)
     )
     page = (
         "<!doctype html><html><head><meta charset=utf-8><title>pushsync status</title>"
@@ -44,6 +44,14 @@ def render(statuses: list[RoomStatus], now: datetime, processes: Fleet | None = 
         f"{processes_section(processes) if processes else ''}{table}</body></html>"
     )
     return page.encode()
+
+
+def _no_trouble(statuses: list[RoomStatus], processes: Fleet | None) -> str:
+    if not statuses:  # no worker recorded a room yet: nothing is known to be in sync
+        return "<p>No room is known yet: the worker records the configured rooms as it starts.</p>"
+    if processes is not None and processes.problems():
+        return '<p class="bad">Every room is in sync, but a process is down (above).</p>'
+    return '<p class="ok">Every room is in sync.</p>'
 
 
 def _row(status: RoomStatus) -> str:

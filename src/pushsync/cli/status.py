@@ -50,7 +50,7 @@ def status(config: ConfigOption = None, database_url: DatabaseOption = None) -> 
     now = utcnow()
 
     async def read(connector: Connector) -> Overview:
-        return await overview(connector, now, dead_after)
+        return await overview(connector, now, dead_after, settings.protocols_needed())
 
     found = with_connector(settings, read, existing=True)
     wrong = _print_processes(found.fleet, now) | _print_rooms(found.rooms)

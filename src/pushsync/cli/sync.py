@@ -219,7 +219,7 @@ def subscriptions_list(
     dead_after = timedelta(seconds=settings.process_dead_after_seconds)
 
     async def fetch(connector: Connector) -> tuple[Overview, dict[str, str]]:
-        found = await overview(connector, utcnow(), dead_after)
+        found = await overview(connector, utcnow(), dead_after, settings.protocols_needed())
         return found, await subscription_prefixes(connector)
 
     found, prefixes = with_connector(settings, fetch, existing=True)

@@ -214,10 +214,7 @@ class RoomPlan:
 
 def protocols_needed(settings: Settings) -> set[str]:
     """The protocols some configured room uses (known without asking Exchange)."""
-    needed: set[str] = {settings.protocol} if settings.rooms or settings.room_lists else set()
-    needed |= {"graph"} if settings.graph_rooms else set()
-    needed |= {"ews"} if settings.ews_rooms or settings.room_lists else set()
-    return needed
+    return settings.protocols_needed()
 
 
 async def room_plan(settings: Settings, client: EwsClient | None) -> RoomPlan:
