@@ -20,6 +20,7 @@ import httpx
 from pushsync.simulator import generated_rooms
 from pushsync.store import connect
 from pushsync.store.subscriptions import Subscriptions
+from tests.acceptance.alert_rules import firing
 from tests.acceptance.conftest import ServerProcess, pushsync_command
 from tests.acceptance.simulated_exchange import running, wait_for
 from tests.acceptance.sync_loop import sync_settings
@@ -91,6 +92,7 @@ def test_a_killed_worker_is_named_everywhere_and_its_rooms_are_not_in_sync(
             assert healthy.returncode == 0, healthy.stdout + healthy.stderr
             assert "2 of 2 rooms in sync" in healthy.stdout
             assert re.search(rf"worker +│ ews .*│ {doomed.pid} +│ alive", healthy.stdout)
+            assert not firing("PushsyncWorkerDown", admin(server, "/metrics").text)
             doomed.send_signal(signal.SIGKILL)
             doomed.wait(10)
         finally:
@@ -116,6 +118,7 @@ def test_a_killed_worker_is_named_everywhere_and_its_rooms_are_not_in_sync(
 
         metrics = admin(server, "/metrics").text
         assert set(up_samples(metrics, "worker").values()) == {0.0}
+        assert firing("PushsyncWorkerDown", metrics)
         assert set(up_samples(metrics, "receiver").values()) == {1.0}
         assert 'pushsync_rooms{status="no worker"} 2.0' in metrics
         assert "pushsync_process_last_heartbeat_timestamp_seconds{" in metrics
