@@ -176,3 +176,25 @@ def test_a_worker_never_started_is_named_and_no_room_is_called_in_sync(server_fa
     server.stop()  # a clean stop marks the receiver stopped
     after = status(server, rooms=rooms)
     assert re.search(r"receiver +│ +│ .*│ stopped at", after.stdout), after.stdout
+
+
+def test_status_names_its_exit_codes_and_creates_no_database(tmp_path: Path) -> None:
+    help_text = subprocess.run(
+        pushsync_command("status", "--help"),
+        env={**os.environ, "COLUMNS": "200"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
+    assert "3: a process is down or missing, or a room is out of sync" in help_text
+    missing = tmp_path / "nowhere.db"
+    result = subprocess.run(
+        pushsync_command("status", "--database-url", f"sqlite:///{missing}"),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 1 and "no SQLite database at" in result.stderr
+    assert not missing.exists()
