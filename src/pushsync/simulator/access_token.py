@@ -22,11 +22,12 @@ import json
 import time
 import uuid
 from collections.abc import Iterable
+from typing import Any
 
 GRAPH_AUDIENCE = "https://graph.microsoft.com"
 GRANTED_ROLES = ("Calendars.Read", "Place.Read.All")  # what pushsync's app registration asks for
 _KEY = b"pushsync-simulator-signing-key"
-_HEADER = {"typ": "JWT", "alg": "HS256"}
+_HEADER: dict[str, object] = {"typ": "JWT", "alg": "HS256"}
 
 
 def issue(
@@ -62,7 +63,7 @@ def issue(
     return f"{signed}.{_signature(signed)}"
 
 
-def verified_claims(token: str, now: float | None = None) -> dict[str, object] | None:
+def verified_claims(token: str, now: float | None = None) -> dict[str, Any] | None:
     """The claims of a token this simulator issued, still valid and for Graph; else None."""
     signed, _, signature = token.rpartition(".")
     if not signed or not hmac.compare_digest(signature, _signature(signed)):

@@ -121,7 +121,7 @@ class GraphApi:
         if claims is None:
             error = {"error": {"code": "InvalidAuthenticationToken", "message": "no token"}}
             return 401, error, [(b"www-authenticate", b'Bearer realm="simulator"')]
-        if not CALENDAR_ROLES & set(claims.get("roles") or ()):  # type: ignore[arg-type]
+        if not CALENDAR_ROLES & set(claims.get("roles") or ()):
             message = "Access is denied. Check credentials and try again."
             return 403, {"error": {"code": "ErrorAccessDenied", "message": message}}, []
         path = scope["path"][len(PREFIX) :]
@@ -359,7 +359,7 @@ class GraphApi:
         return state
 
 
-def _token_claims(scope: Scope) -> dict[str, object] | None:
+def _token_claims(scope: Scope) -> dict[str, Any] | None:
     """The claims of the request's bearer token, if the simulator's authority issued it."""
     for name, value in scope["headers"]:
         if name == b"authorization" and value.startswith(b"Bearer "):
