@@ -6,6 +6,7 @@ address out is reported reachable and filtering, not broken."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
@@ -16,10 +17,11 @@ from pathlib import Path
 
 import pytest
 
+from pushsync.cli.sync import _subscribe_all
 from pushsync.simulator import SimulatorThread
 from pushsync.simulator.access_token import issue
 from pushsync.simulator.graph.api import GRAPH_TOKEN
-from tests.acceptance.conftest import CALLBACK_TOKEN, ServerProcess, pushsync_command, run_pushsync
+from tests.acceptance.conftest import CALLBACK_TOKEN, ServerProcess, pushsync_command
 from tests.acceptance.simulated_exchange import running
 
 STATE = "doctor-client-state"
@@ -79,9 +81,34 @@ def rig(
             "PUSHSYNC_IPRANGES_DIR": str(tmp_path / "ranges"),
             "COLUMNS": "400",  # a finding is one line
         }
-        assert "subscribed 2, failed 0" in run_pushsync("subscriptions", "sync", env=env)
-        assert "resynced 2 room(s)" in run_pushsync("resync", "--all", env=env)  # in sync
+        subscribe_and_resync(env)
         yield thread, server, env
+
+
+def subscribe_and_resync(env: dict[str, str]) -> None:
+    """What `subscriptions sync` and `resync --all` do, in this process: the doctor is the
+    command under test, and each command's start costs seconds on a loaded machine."""
+    from pushsync.processes.sync import build_clients, build_worker, room_plan
+    from pushsync.settings import Settings
+    from pushsync.store import open_store
+
+    variables = {k.removeprefix("PUSHSYNC_").lower(): v for k, v in env.items()}
+    settings = Settings(**{k: v for k, v in variables.items() if k in Settings.model_fields})
+
+    async def run() -> None:
+        subscribed, failed = await _subscribe_all(settings)
+        assert sorted(subscribed) == sorted([EWS_ROOM, GRAPH_ROOM]) and not failed, failed
+        clients = build_clients(settings)
+        try:
+            async with open_store(settings) as connector:
+                plan = await room_plan(settings, clients.ews)
+                sync = build_worker(settings, connector, clients.ews, graph=clients.graph)
+                for mailbox in plan.all:
+                    assert await sync.resync(mailbox, plan.protocol_of(mailbox), full=True)
+        finally:
+            await clients.aclose()
+
+    asyncio.run(run())
 
 
 def test_a_healthy_installation_passes_and_each_broken_part_is_named(rig, tmp_path: Path) -> None:
