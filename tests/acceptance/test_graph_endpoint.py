@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote_plus
 
@@ -19,9 +20,29 @@ JSON = {"Content-Type": "application/json; charset=utf-8"}
 SAMPLES = sorted(p for p in GRAPH_CORPUS.glob("*.json") if not p.name.endswith(".expected.json"))
 
 
+@pytest.fixture(scope="module")
+def shared_graph_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    folder = tmp_path_factory.mktemp("graph-endpoint")
+    server = ServerProcess(folder / "pushsync.db", {"PUSHSYNC_GRAPH_CLIENT_STATE": STATE})
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+
+
 @pytest.fixture
-def graph_server(server_factory) -> ServerProcess:
-    return server_factory(pushsync_graph_client_state=STATE)
+def graph_server(shared_graph_server: ServerProcess) -> ServerProcess:
+    """One receiver for the module's tests (a start costs seconds on a loaded machine); each
+    test begins with an empty notification table. Nothing else of a test outlives it: the
+    receiver keeps no state of its own between requests but the table."""
+    database = sqlite3.connect(shared_graph_server.database)
+    try:
+        with database:
+            database.execute("DELETE FROM sync_notification")
+    finally:
+        database.close()
+    return shared_graph_server
 
 
 def _item(state: str | None, subscription: str = "SUB-1", item_id: str = "AAA") -> dict:
@@ -120,11 +141,12 @@ def test_a_redelivered_change_adds_no_row_and_a_new_version_does(
 
 
 def test_forged_client_state_is_403_and_writes_nothing(graph_server: ServerProcess) -> None:
+    earlier = len(graph_server.logs())  # the shared receiver's log holds earlier tests' lines
     for state in ("guess", "s3cr3t-statf", "", None):
         response = _post(graph_server, [_item(state)])
         assert response.status_code == 403, state
     assert graph_server.rows() == []
-    assert "reason=client_state" in graph_server.logs()
+    assert "reason=client_state" in graph_server.logs()[earlier:]
 
 
 def test_a_mixed_batch_keeps_only_the_genuine_items(graph_server: ServerProcess) -> None:
