@@ -11,7 +11,7 @@ from urllib.parse import quote_plus
 import httpx
 import pytest
 
-from tests.acceptance.conftest import ServerProcess
+from tests.acceptance.conftest import ServerProcess, shared_server
 from tests.conftest import GRAPH_CORPUS
 
 GRAPH_PATH = "/graph/notifications"
@@ -22,27 +22,15 @@ SAMPLES = sorted(p for p in GRAPH_CORPUS.glob("*.json") if not p.name.endswith("
 
 @pytest.fixture(scope="module")
 def shared_graph_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    folder = tmp_path_factory.mktemp("graph-endpoint")
-    server = ServerProcess(folder / "pushsync.db", {"PUSHSYNC_GRAPH_CLIENT_STATE": STATE})
-    try:
-        server.start()
+    with shared_server(
+        tmp_path_factory.mktemp("graph-endpoint"), pushsync_graph_client_state=STATE
+    ) as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture
 def graph_server(shared_graph_server: ServerProcess) -> ServerProcess:
-    """One receiver for the module's tests (a start costs seconds on a loaded machine); each
-    test begins with an empty notification table. Nothing else of a test outlives it: the
-    receiver keeps no state of its own between requests but the table."""
-    database = sqlite3.connect(shared_graph_server.database)
-    try:
-        with database:
-            database.execute("DELETE FROM sync_notification")
-    finally:
-        database.close()
-    return shared_graph_server
+    return shared_graph_server.emptied()
 
 
 def _item(state: str | None, subscription: str = "SUB-1", item_id: str = "AAA") -> dict:
