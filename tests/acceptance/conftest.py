@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -125,6 +126,30 @@ class ServerProcess:
 
     def logs(self) -> str:
         return self.log.read_text() if self.log else ""
+
+    def emptied(self) -> ServerProcess:
+        """The same receiver with its notification and subscription tables empty, for tests
+        that share one module-wide (a start costs seconds on a loaded machine). The receiver
+        keeps nothing between requests but these rows."""
+        connection = sqlite3.connect(self.database)
+        try:
+            with connection:
+                connection.execute("DELETE FROM sync_notification")
+                connection.execute("DELETE FROM subscription")
+        finally:
+            connection.close()
+        return self
+
+
+@contextlib.contextmanager
+def shared_server(folder: Path, **env: str) -> Iterator[ServerProcess]:
+    """A receiver for a whole module: `ServerProcess` in `folder`, stopped at the end."""
+    server = ServerProcess(folder / "pushsync.db", {k.upper(): v for k, v in env.items()})
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
 
 
 @pytest.fixture

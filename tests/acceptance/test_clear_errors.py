@@ -20,10 +20,11 @@ POSTGRES_URL = os.environ.get(POSTGRES_URL_ENV, DEFAULT_POSTGRES_URL)
 
 
 def run(*args: str, cwd: Path, env: dict[str, str] | None = None) -> tuple[int, list[str]]:
+    merged = {**os.environ, "COLUMNS": "60", **(env or {})}  # narrow: errors must not wrap
     result = subprocess.run(
         pushsync_command(*args),
         cwd=cwd,
-        env={**os.environ, "COLUMNS": "60", **(env or {})},  # narrow: errors must not wrap
+        env={name: value for name, value in merged.items() if value != ""},  # "": unset
         capture_output=True,
         text=True,
         timeout=120,
@@ -59,6 +60,23 @@ def test_reading_commands_create_no_database(tmp_path: Path, command: list[str])
     assert code != 0
     assert "no SQLite database at here.db" in error_line(lines)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_default_database_gets_its_folder_and_only_the_default(tmp_path: Path) -> None:
+    env = {"PUSHSYNC_DATABASE_URL": ""}  # unset below: the default URL, sqlite:///var/pushsync.db
+    code, lines = run("db", "status", cwd=tmp_path, env=env)
+    assert code != 0
+    assert "no SQLite database at var/pushsync.db" in error_line(lines)
+    assert list(tmp_path.iterdir()) == []  # reading creates nothing, not even var/
+
+    code, lines = run("db", "upgrade", cwd=tmp_path, env=env)
+    assert code == 0, lines
+    assert (tmp_path / "var" / "pushsync.db").is_file()
+
+    code, lines = run("db", "upgrade", "--database-url", "sqlite:///elsewhere/x.db", cwd=tmp_path)
+    assert code != 0
+    assert "elsewhere/ does not exist" in error_line(lines)
+    assert not (tmp_path / "elsewhere").exists()
 
 
 def _postgres(db: str) -> str:

@@ -10,7 +10,7 @@ from tests.acceptance.conftest import run_pushsync
 
 def test_demo_runs_the_whole_loop_and_its_consistency_check_passes(tmp_path: Path) -> None:
     output = run_pushsync(
-        "demo", "--rooms", "4", "--duration", "6", "--activity", "30", cwd=tmp_path, timeout=180
+        "demo", "--rooms", "4", "--duration", "3", "--activity", "60", cwd=tmp_path, timeout=180
     )
     assert "PASS" in output
     notifications = int(re.search(r"notifications received\s*│\s*(\d+)", output).group(1))

@@ -20,9 +20,9 @@ def test_demo_over_graph_passes_its_consistency_check_with_graph_rows_only(
         "--rooms",
         "4",
         "--duration",
-        "6",
+        "3",  # the same actions as 6 s at 30 a minute, in half the time
         "--activity",
-        "30",
+        "60",
         cwd=tmp_path,
         timeout=180,
     )

@@ -147,3 +147,37 @@ def test_a_client_outside_the_allowed_networks_is_refused_by_pushsync(published)
         )
     assert answer.status_code == 403
     assert server.rows() == []
+
+
+def test_the_doctor_reaches_the_receiver_through_the_proxy_and_sees_it_filter(
+    published, tmp_path: Path
+) -> None:
+    """`pushsync doctor` posts its self-test to the published https URL: nginx passes it with
+    the doctor's address, which is not an allowed source, so pushsync refuses it with its own
+    403, which the doctor reports as reachable and filtering; Graph's handshake passes."""
+    import os
+    from datetime import UTC, datetime
+
+    from tests.acceptance.test_cli_doctor import doctor, line, write_ranges
+
+    base, server, cert = published
+    write_ranges(tmp_path / "ranges", datetime.now(UTC))
+    env = {
+        **os.environ,
+        "PUSHSYNC_DATABASE_URL": server.database_url,
+        "PUSHSYNC_PUBLIC_URL": base,
+        "PUSHSYNC_CALLBACK_TOKEN": CALLBACK_TOKEN,
+        "PUSHSYNC_TRUSTED_PROXIES": "127.0.0.1",
+        "PUSHSYNC_GRAPH_CLIENT_STATE": STATE,
+        "PUSHSYNC_IPRANGES_DIR": str(tmp_path / "ranges"),
+        "SSL_CERT_FILE": str(cert),  # the doctor trusts the test certificate, as httpx reads it
+        "COLUMNS": "400",
+    }
+    code, lines = doctor(env)
+
+    assert code == 0, "\n".join(lines)  # warnings alone leave the exit code 0
+    assert "no room configured" in line(lines, "warn settings")
+    assert "sources are filtered as they should be" in line(lines, "ok   public URL (EWS)")
+    assert "validation handshake through the proxy" in line(lines, "ok   public URL (Graph)")
+    assert not any("trusted_proxies" in entry for entry in lines)
+    assert server.rows() == []  # refused before anything was stored

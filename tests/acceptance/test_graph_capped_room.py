@@ -7,7 +7,7 @@ reported with its problem on the admin listener and is not counted as in sync, i
 every `max_retry_after_seconds`, and catches up once an admin has made room.
 
 The simulator's clock runs at real speed from now (as in test_cli_graph); it grants
-subscriptions 10 seconds of life, so the worker must renew them several times here.
+subscriptions 5 seconds of life, so the worker must renew them several times here.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ STATE = "capped-room-client-state"
 ROOMS = generated_rooms(4)
 CAPPED = ROOMS[-1].email
 OTHERS = [room.email for room in ROOMS[:-1]]
-LIFETIME = timedelta(seconds=10)
+LIFETIME = timedelta(seconds=5)  # renewed every 0.5 s round: ten rounds of margin
 BOUND_S = 2  # max_retry_after_seconds: how often the capped room is asked again
 
 

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote_plus
 
 import httpx
 import pytest
 
-from tests.acceptance.conftest import ServerProcess
+from tests.acceptance.conftest import ServerProcess, shared_server
 from tests.conftest import GRAPH_CORPUS
 
 GRAPH_PATH = "/graph/notifications"
@@ -19,9 +20,17 @@ JSON = {"Content-Type": "application/json; charset=utf-8"}
 SAMPLES = sorted(p for p in GRAPH_CORPUS.glob("*.json") if not p.name.endswith(".expected.json"))
 
 
+@pytest.fixture(scope="module")
+def shared_graph_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    with shared_server(
+        tmp_path_factory.mktemp("graph-endpoint"), pushsync_graph_client_state=STATE
+    ) as server:
+        yield server
+
+
 @pytest.fixture
-def graph_server(server_factory) -> ServerProcess:
-    return server_factory(pushsync_graph_client_state=STATE)
+def graph_server(shared_graph_server: ServerProcess) -> ServerProcess:
+    return shared_graph_server.emptied()
 
 
 def _item(state: str | None, subscription: str = "SUB-1", item_id: str = "AAA") -> dict:
@@ -120,11 +129,12 @@ def test_a_redelivered_change_adds_no_row_and_a_new_version_does(
 
 
 def test_forged_client_state_is_403_and_writes_nothing(graph_server: ServerProcess) -> None:
+    earlier = len(graph_server.logs())  # the shared receiver's log holds earlier tests' lines
     for state in ("guess", "s3cr3t-statf", "", None):
         response = _post(graph_server, [_item(state)])
         assert response.status_code == 403, state
     assert graph_server.rows() == []
-    assert "reason=client_state" in graph_server.logs()
+    assert "reason=client_state" in graph_server.logs()[earlier:]
 
 
 def test_a_mixed_batch_keeps_only_the_genuine_items(graph_server: ServerProcess) -> None:

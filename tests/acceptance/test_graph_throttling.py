@@ -141,8 +141,8 @@ async def test_renewals_go_on_while_a_room_is_being_waited_for(rig: Rig) -> None
     slow, *others = rig.rooms
     await rig.manager.subscribe_rooms(others)
     rig.manager._renew_before = timedelta(days=8)  # due at every round
-    rig.sim.graph.retry_after = 2
-    rig.sim.graph.throttle(slow, 6)  # six 2-second waits before its create goes through
+    rig.sim.graph.retry_after = 1  # the shortest Retry-After HTTP can say (whole seconds)
+    rig.sim.graph.throttle(slow, 6)  # six 1-second waits before its create goes through
     stop = asyncio.Event()
     running = asyncio.create_task(rig.manager.run(stop, rig.rooms, 0.1))
     try:

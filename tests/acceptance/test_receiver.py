@@ -5,14 +5,34 @@ from __future__ import annotations
 import json
 import sqlite3
 import subprocess
+from collections.abc import Iterator
 
 import httpx
+import pytest
 from lxml import etree
 
-from tests.acceptance.conftest import EWS_HEADERS, EWS_PATH, ServerProcess, pushsync_command
+from tests.acceptance.conftest import (
+    EWS_HEADERS,
+    EWS_PATH,
+    ServerProcess,
+    pushsync_command,
+    shared_server,
+)
 from tests.conftest import EWS_CORPUS, FIXTURES
 
 M = "{http://schemas.microsoft.com/exchange/services/2006/messages}"
+
+
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    with shared_server(tmp_path_factory.mktemp("receiver")) as server:
+        yield server
+
+
+@pytest.fixture
+def server(shared: ServerProcess) -> ServerProcess:
+    """One receiver for the module, with empty tables for each test."""
+    return shared.emptied()
 
 
 def _status(response: httpx.Response) -> str:
@@ -91,6 +111,7 @@ def test_retired_subscription_gets_unsubscribe(server: ServerProcess) -> None:
 
 
 def test_wrong_path_is_404_and_writes_nothing(server: ServerProcess) -> None:
+    earlier = len(server.logs())  # the shared receiver's log holds earlier tests' lines
     body = (EWS_CORPUS / "valid-001.xml").read_bytes()
     for path in (
         "/",
@@ -101,16 +122,18 @@ def test_wrong_path_is_404_and_writes_nothing(server: ServerProcess) -> None:
         response = httpx.post(server.url + path, content=body, headers=EWS_HEADERS)
         assert response.status_code == 404, path
     assert server.rows() == []
-    assert "reason=path" in server.logs()
+    assert "reason=path" in server.logs()[earlier:]
 
 
 def test_parse_error_is_400_with_a_logged_reason_and_no_row(server: ServerProcess) -> None:
+    earlier = len(server.logs())
     body = (EWS_CORPUS / "valid-005.xml").read_bytes()[:-40]  # truncated
     response = httpx.post(server.url + EWS_PATH, content=body, headers=EWS_HEADERS)
     assert response.status_code == 400
     assert "not well-formed" in response.text
     assert server.rows() == []
-    assert "reason=malformed" in server.logs() and "remote_addr=127.0.0.1" in server.logs()
+    logged = server.logs()[earlier:]
+    assert "reason=malformed" in logged and "remote_addr=127.0.0.1" in logged
 
 
 def test_storage_failure_is_503_and_recovers(server_factory) -> None:

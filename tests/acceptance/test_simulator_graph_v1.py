@@ -110,3 +110,29 @@ async def test_all_day_midnights_are_the_events_own_dates_not_converted_to_utc(
     assert event["isAllDay"] is True
     assert event["start"] == {"dateTime": f"{day}T00:00:00.0000000", "timeZone": "UTC"}
     assert event["end"]["dateTime"] == f"{day + timedelta(days=1)}T00:00:00.0000000"
+
+
+async def test_a_token_is_checked_and_must_carry_the_calendar_permission(sim: Simulator) -> None:
+    import httpx
+
+    from pushsync.simulator.access_token import issue
+
+    now = sim.clock.now()
+    end = now + timedelta(days=1)
+    window = f"startDateTime={now:%Y-%m-%dT%H:%M:%SZ}&endDateTime={end:%Y-%m-%dT%H:%M:%SZ}"
+    url = f"{sim.graph_url}/users/{ROOM}/calendarView/delta?{window}"
+    without = issue("contoso", "app", roles=("Place.Read.All",))
+    expired = issue("contoso", "app", issued_at=1767225600, lifetime=60)
+    forged = GRAPH_TOKEN[:-4] + ("AAAA" if not GRAPH_TOKEN.endswith("AAAA") else "BBBB")
+    async with httpx.AsyncClient() as client:
+        answers = {
+            name: await client.get(url, headers={"Authorization": f"Bearer {token}"})
+            for name, token in [
+                ("granted", GRAPH_TOKEN), ("without", without), ("expired", expired),
+                ("forged", forged),
+            ]
+        }  # fmt: skip
+    assert answers["granted"].status_code == 200
+    assert answers["without"].status_code == 403
+    assert answers["without"].json()["error"]["code"] == "ErrorAccessDenied"
+    assert answers["expired"].status_code == 401 and answers["forged"].status_code == 401

@@ -88,11 +88,11 @@ def test_pattern_change_cancelled_occurrence_hard_delete_and_all_day_series(
 def test_seeded_random_activity_converges(server_factory, seed: int) -> None:
     server = server_factory()
     with running(
-        rooms=generated_rooms(5), scale=SCALE, seed=seed, activity_per_minute=90
+        rooms=generated_rooms(5), scale=SCALE, seed=seed, activity_per_minute=180
     ) as thread:
         sim = thread.sim
         with Workers(sync_settings(server, thread), sim.clock.now, MINUTE) as workers:
-            time.sleep(6)  # six Exchange minutes: about 500 random actions
+            time.sleep(3)  # three Exchange minutes: about 500 random actions
             thread.call(sim.pause_activity)
             converge(thread, server.database_url, lambda: workers.failure)
         stats = workers.workers[0].stats

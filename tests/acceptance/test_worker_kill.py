@@ -100,7 +100,7 @@ def _all_done(server: ServerProcess, ids: list[int]) -> bool:
 def test_two_workers_give_the_same_result_without_out_of_order_writes(server_factory) -> None:
     server = server_factory()
     rooms = generated_rooms(4)
-    with running(rooms=rooms, scale=60.0, seed=7, activity_per_minute=120) as thread:
+    with running(rooms=rooms, scale=60.0, seed=7, activity_per_minute=240) as thread:
         sim = thread.sim
         # Small batches, so both workers hold rows of the same room at the same time.
         settings = sync_settings(server, thread, worker_batch_size=8, worker_debounce_ms=50)
@@ -108,7 +108,7 @@ def test_two_workers_give_the_same_result_without_out_of_order_writes(server_fac
             Regressions(server.database) as regressions,
             Workers(settings, sim.clock.now, timedelta(seconds=1), count=2) as workers,
         ):
-            time.sleep(8)  # eight Exchange minutes of random bookings, edits and deletions
+            time.sleep(4)  # four Exchange minutes of random bookings, edits and deletions
             thread.call(sim.pause_activity)
             converge(thread, server.database_url, lambda: workers.failure)
             truth, stored = versions(thread, server.database_url)

@@ -43,14 +43,14 @@ def early_calls(journal: list[Request], back_off_s: float) -> list[tuple[Request
 def test_back_off_is_honoured_and_nothing_is_lost(server_factory) -> None:
     server = server_factory()
     rooms = generated_rooms(4)
-    config = {"busy_rate": 0.3, "busy_back_off_ms": BACK_OFF_MS, "activity_per_minute": 60}
+    config = {"busy_rate": 0.3, "busy_back_off_ms": BACK_OFF_MS, "activity_per_minute": 120}
     with running(rooms=rooms, scale=SCALE, seed=11, **config) as thread:
         sim = thread.sim
         journal: list[Request] = []
         sim.exchange.journal = journal  # a plain attribute; the list is appended on sim's loop
         settings = sync_settings(server, thread, worker_debounce_ms=100)
         with Workers(settings, sim.clock.now, timedelta(seconds=60 / SCALE)) as workers:
-            time.sleep(6)  # six Exchange minutes of bookings while 30% of requests are refused
+            time.sleep(3)  # three Exchange minutes of bookings while 30% of requests are refused
             thread.call(sim.pause_activity)
             converge(thread, server.database_url, lambda: workers.failure, deadline_s=60)
         worker = workers.workers[0]

@@ -13,7 +13,7 @@ from rich.markup import escape
 
 from pushsync.errors import ConfigError, PushsyncError
 from pushsync.logs import configure_from
-from pushsync.settings import Settings, load_settings
+from pushsync.settings import DEFAULT_DATABASE_URL, Settings, load_settings
 from pushsync.store import open_store
 from pushsync.store.connector import Connector
 from pushsync.store.sqlite import require_folder, sqlite_path
@@ -75,7 +75,8 @@ def require_database(url: str) -> None:
     path = sqlite_path(url)
     if path == ":memory:":
         return
-    require_folder(path)
+    if url != DEFAULT_DATABASE_URL:  # the default's folder is made with the database
+        require_folder(path)
     if not Path(path).is_file():
         raise ConfigError(
             f"no SQLite database at {path} (give --database-url; `pushsync db upgrade` creates one)"

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
+import pushsync.cli.doctor as cli_doctor
 import pushsync.cli.status as cli_status
 import pushsync.cli.sync as cli_sync
 from pushsync.cli.common import (
@@ -42,6 +43,7 @@ ipranges_app = typer.Typer(help="Microsoft 365's published address ranges.", no_
 app.add_typer(ipranges_app, name="ipranges")
 app.add_typer(cli_sync.commands)
 app.add_typer(cli_status.commands)
+app.add_typer(cli_doctor.commands)
 
 
 def _print_version(value: bool) -> None:

@@ -22,31 +22,22 @@ from pushsync.ews.calendar_source import EwsCalendar
 from pushsync.ews.client import EwsClient
 from pushsync.ews.subscription_manager import SubscriptionManager
 from pushsync.graph.adapter import GraphAdapter
-from pushsync.graph.auth import MsalTokens, TokenProvider, static_token
+from pushsync.graph.auth import TokenProvider
 from pushsync.graph.calendar_source import GraphCalendar
 from pushsync.graph.client import GraphClient
 from pushsync.graph.subscription_manager import GraphSubscriptionManager
 from pushsync.model.clock import utcnow
+from pushsync.processes.settings_view import ews_callback_url, graph_tokens
 from pushsync.settings import Settings
 from pushsync.store import Connector
 from pushsync.store.notification_queue import NotificationQueue, QueuePolicy
 from pushsync.store.processes import Heartbeat, Kind, ProcessHeartbeats
 from pushsync.store.reservation_book import Reservations
 from pushsync.store.subscriptions import Subscriptions
-from pushsync.web.access.callback_token import callback_url
 from pushsync.worker.adapter import CalendarSource, ProtocolAdapter
 from pushsync.worker.loop import Worker
 
 log = logging.getLogger(__name__)
-
-
-def ews_callback_url(settings: Settings) -> str:
-    if not settings.public_url:
-        raise ConfigError(
-            "PUSHSYNC_PUBLIC_URL is needed: the URL at which Exchange reaches pushsync"
-        )
-    token = settings.callback_token.get_secret_value() if settings.callback_token else None
-    return callback_url(settings.public_url.rstrip("/") + settings.ews_path, token)
 
 
 def build_ews_client(settings: Settings) -> EwsClient:
@@ -104,18 +95,7 @@ def graph_notification_url(settings: Settings) -> str:
 
 def build_graph_client(settings: Settings, tokens: TokenProvider | None = None) -> GraphClient:
     """Tokens from msal client credentials unless a fixed token is set (or `tokens` given)."""
-    if tokens is None and settings.graph_token is not None:
-        tokens = static_token(settings.graph_token.get_secret_value())
-    if tokens is None:
-        tokens = MsalTokens(
-            settings.tenant_id,
-            settings.client_id,
-            settings.client_secret,
-            settings.authority_host,
-            discovery=settings.authority_discovery,
-            ca_bundle=settings.authority_ca_bundle,
-        )
-    return GraphClient(tokens, settings.graph_url)
+    return GraphClient(tokens or graph_tokens(settings), settings.graph_url)
 
 
 def build_graph_manager(

@@ -7,8 +7,9 @@ https://learn.microsoft.com/entra/identity-platform/v2-oauth2-client-creds-grant
 
 - GET /{tenant}/v2.0/.well-known/openid-configuration: issuer, authorization and token
   endpoints; 400 for another tenant.
-- POST /{tenant}/oauth2/v2.0/token: `GRAPH_TOKEN` for the configured client id and secret;
-  401 `invalid_client` otherwise; 503 while `failing`.
+- POST /{tenant}/oauth2/v2.0/token: an access token for the configured client id and secret,
+  with the claims Microsoft documents (`access_token.py`: `roles` = the granted application
+  permissions, `aud`, `tid`, `appid`, …); 401 `invalid_client` otherwise; 503 while `failing`.
 
 With `PUSHSYNC_AUTHORITY_HOST` at `url`, `PUSHSYNC_AUTHORITY_DISCOVERY=false` (no instance
 discovery at login.microsoftonline.com) and `PUSHSYNC_AUTHORITY_CA_BUNDLE` at `ca_bundle`, the
@@ -33,7 +34,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from pushsync.simulator.graph.api import GRAPH_TOKEN, read_body
+from pushsync.simulator import access_token
+from pushsync.simulator.graph.api import read_body
 from pushsync.web.asgi import Receive, Scope, Send, respond
 
 JSON = b"application/json; charset=utf-8"
@@ -51,6 +53,7 @@ class TokenAuthority:
         self.failing = False  # answer token requests 503, as an authority in trouble
         self.expires_in = 3599  # seconds a token lasts (Entra: about an hour)
         self.issued = 0
+        self.roles: tuple[str, ...] = access_token.GRANTED_ROLES  # the admin-consented permissions
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         body = await read_body(receive)
@@ -92,7 +95,9 @@ class TokenAuthority:
         return 200, {
             "token_type": "Bearer",
             "expires_in": self.expires_in,
-            "access_token": GRAPH_TOKEN,
+            "access_token": access_token.issue(
+                self.tenant_id, self.client_id, roles=self.roles, lifetime=self.expires_in
+            ),
         }
 
 

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 from pushsync.errors import ConfigError
-from pushsync.settings import Settings
+from pushsync.settings import DEFAULT_DATABASE_URL, Settings
 from pushsync.store.connector import Connector
 from pushsync.store.migrations import upgrade
-from pushsync.store.sqlite import SQLiteConnector
+from pushsync.store.sqlite import SQLiteConnector, sqlite_path
 
 
 def connect(url: str, **options: Any) -> Connector:
@@ -32,6 +33,7 @@ async def open_store(
 ) -> AsyncIterator[Connector]:
     """The store, open until the block ends; migrated first if `migrate` (default: the
     `auto_migrate` setting)."""
+    make_default_folder(settings.database_url)
     connector = connect(settings.database_url, **settings.connector_options())
     await connector.open()
     try:
@@ -40,3 +42,11 @@ async def open_store(
         yield connector
     finally:
         await connector.close()
+
+
+def make_default_folder(url: str) -> None:
+    """The default database's folder (`var/`) is made on first use, so that `pushsync serve`
+    runs out of the box; a folder the operator named and that is missing stays an error (a
+    mistyped path creates nothing)."""
+    if url == DEFAULT_DATABASE_URL:
+        Path(sqlite_path(url)).parent.mkdir(parents=True, exist_ok=True)

@@ -123,3 +123,11 @@ async def room_failure(connector: Connector, mailbox: str, now: datetime) -> str
     if row is not None and row.get("last_error"):
         return str(row["last_error"])
     return "not resynced (no client for its protocol is configured, or it is being resynced)"
+
+
+async def forget_notifications_of(connector: Connector, subscription_id: str) -> int:
+    """Delete the rows of a subscription no room owns (the doctor's self-test); how many."""
+    async with connector.session() as session:
+        return await session.execute(
+            "forget_notifications_of", {"subscription_id": subscription_id}
+        )

@@ -32,6 +32,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs, quote, unquote
 
+from pushsync.simulator import access_token
 from pushsync.simulator.calendar import RoomCalendar
 from pushsync.simulator.exchange import Exchange
 from pushsync.simulator.graph.resources import ews_id, graph_id, instance_json, master_json
@@ -39,7 +40,18 @@ from pushsync.simulator.graph.webhooks import MAX_EXPIRATION, GraphWebhooks, Val
 from pushsync.simulator.items import Folder
 from pushsync.web.asgi import Receive, Scope, Send, respond
 
-GRAPH_TOKEN = "simulator-graph-token"  # noqa: S105 - a test double's well-known token
+# The well-known token of `pushsync simulate` and the tests: one of the authority's tokens, for
+# its default tenant and app, valid for a century (Entra's last about an hour).
+GRAPH_TOKEN = access_token.issue(
+    "simulator-tenant",
+    "simulator-app",
+    issued_at=1767225600,  # 2026-01-01
+    lifetime=100 * 365 * 86400,
+    token_id="simulator-well-known",  # noqa: S106 - an id, not a password
+)
+# What Graph answers a call whose token lacks the calendar permission (403 ErrorAccessDenied):
+# https://learn.microsoft.com/graph/resolve-auth-errors
+CALENDAR_ROLES = frozenset({"Calendars.Read", "Calendars.ReadWrite"})
 PREFIX = "/v1.0"
 PAGE_SIZE = 50
 MAX_VIEW = timedelta(days=1825)
@@ -105,9 +117,13 @@ class GraphApi:
         await respond(send, status, payload, JSON, headers)
 
     async def answer(self, scope: Scope, body: bytes) -> Answer:
-        if not _authorized(scope):
+        claims = _token_claims(scope)
+        if claims is None:
             error = {"error": {"code": "InvalidAuthenticationToken", "message": "no token"}}
             return 401, error, [(b"www-authenticate", b'Bearer realm="simulator"')]
+        if not CALENDAR_ROLES & set(claims.get("roles") or ()):
+            message = "Access is denied. Check credentials and try again."
+            return 403, {"error": {"code": "ErrorAccessDenied", "message": message}}, []
         path = scope["path"][len(PREFIX) :]
         query = {k: v[0] for k, v in parse_qs(scope.get("query_string", b"").decode()).items()}
         try:
@@ -343,11 +359,12 @@ class GraphApi:
         return state
 
 
-def _authorized(scope: Scope) -> bool:
+def _token_claims(scope: Scope) -> dict[str, Any] | None:
+    """The claims of the request's bearer token, if the simulator's authority issued it."""
     for name, value in scope["headers"]:
-        if name == b"authorization":
-            return bool(value == b"Bearer " + GRAPH_TOKEN.encode())
-    return False
+        if name == b"authorization" and value.startswith(b"Bearer "):
+            return access_token.verified_claims(value[len(b"Bearer ") :].decode("latin-1"))
+    return None
 
 
 def _window(query: dict[str, str]) -> tuple[datetime, datetime]:

@@ -26,3 +26,7 @@ LEFT JOIN subscription s ON s.subscription_id = n.subscription_id
 WHERE (:state IS NULL OR n.state = :state)
   AND (:room IS NULL OR lower(s.mailbox) = lower(:room))
 ORDER BY n.id DESC LIMIT :limit;
+
+-- name: forget_notifications_of
+-- `pushsync doctor`'s self-test row, removed once it has been found (no room owns it).
+DELETE FROM sync_notification WHERE subscription_id = :subscription_id;
