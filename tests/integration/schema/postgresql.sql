@@ -114,3 +114,15 @@ CREATE TABLE reservation_change (
     change          TEXT NOT NULL CHECK (change IN ('upsert', 'delete'))
 );
 CREATE INDEX reservation_change_at ON reservation_change (changed_at);
+
+CREATE TABLE graph_write_budget (
+    budget_key  TEXT PRIMARY KEY,
+    held_until  DOUBLE PRECISION NOT NULL DEFAULT 0
+);
+
+CREATE TABLE graph_write_permit (
+    permit_id   TEXT PRIMARY KEY,
+    budget_key  TEXT NOT NULL REFERENCES graph_write_budget (budget_key),
+    expires_at  DOUBLE PRECISION NOT NULL
+);
+CREATE INDEX graph_write_permit_expiry ON graph_write_permit (budget_key, expires_at);
