@@ -81,6 +81,7 @@ SHORT_WAIT = 10.0  # seconds: a Retry-After up to this is waited out within the 
 WRITE_LIMIT = 500
 WRITE_WINDOW = 20.0  # seconds
 CALL_TIMEOUT = 60.0  # seconds a write may be in flight before its permit counts as answered
+WRITES_IN_FLIGHT = 32  # renewals and recreations under way at once in a maintenance round
 GONE = "gone at Graph: "  # prefix of a subscription's last_error once Graph no longer has it
 T = TypeVar("T")
 
@@ -136,21 +137,29 @@ class GraphSubscriptionManager:
         return outcome
 
     async def maintain(self) -> Outcome:
-        """Renew what is due or asked to be reauthorized, soonest-expiring first; recreate what
-        was removed; delete at Graph what we retired. Rooms inside a back-off wait for a later
-        round."""
+        """Recreate what was removed; renew what is due or asked to be reauthorized,
+        soonest-expiring first; delete at Graph what we retired. Rooms inside a back-off wait
+        for a later round. Up to WRITES_IN_FLIGHT writes are under way at once (the write
+        budget paces them): renewals due together after a downtime are not one at a time."""
         outcome = Outcome()
         now = self._clock()
-        due = []
+        recreate, renew = [], []
         for subscription in await self._graph_live():
             if self._held(subscription.mailbox):
                 continue
             if subscription.state == "broken" and not await self._reauthorizing(subscription):
-                await self._recreate(subscription, outcome, gone=_gone(subscription))
+                recreate.append(subscription)
             elif subscription.state == "broken" or self._due(subscription, now):
-                due.append(subscription)
-        for subscription in sorted(due, key=_expiry):
-            await self._renew(subscription, outcome)
+                renew.append(subscription)
+        slots = asyncio.Semaphore(WRITES_IN_FLIGHT)
+
+        async def each(job: Awaitable[None]) -> None:
+            async with slots:
+                await job
+
+        jobs = [self._recreate(s, outcome, gone=_gone(s)) for s in recreate]
+        jobs += [self._renew(s, outcome) for s in sorted(renew, key=_expiry)]
+        await asyncio.gather(*(each(job) for job in jobs))
         await self.delete_retired()
         return outcome
 
@@ -233,13 +242,7 @@ class GraphSubscriptionManager:
         return record is not None and record["last_error"] == REAUTHORIZATION_REQUIRED
 
     def _due(self, subscription: LiveSubscription, now: datetime) -> bool:
-        """Whether a renewal is due: once less than `renew_before`, stretched by the
-        subscription's own share of one more `renew_before`, is left."""
-        expires = subscription.expires_at
-        if expires is None:
-            return True
-        margin = self._renew_before * (1 + _spread(subscription.subscription_id))
-        return _aware(expires) - now < margin
+        return renewal_due(subscription, now, self._renew_before)
 
     async def _renew(self, subscription: LiveSubscription, outcome: Outcome) -> None:
         expires = self._clock() + self._lifetime
@@ -435,6 +438,18 @@ def default_pacer(
         subscriptions.connector, key, limit=limit, window=window, lease=CALL_TIMEOUT + window
     )
     return throttling.WritePacer(budget)
+
+
+def renewal_due(subscription: LiveSubscription, now: datetime, renew_before: timedelta) -> bool:
+    """Whether a renewal is due: once less than `renew_before`, stretched by the
+    subscription's own share of one more `renew_before`, is left. The share comes from its
+    id, so the moment is the same in every process and after a restart, and subscriptions
+    that expire together are renewed over a stretch of `renew_before`."""
+    expires = subscription.expires_at
+    if expires is None:
+        return True
+    margin = renew_before * (1 + _spread(subscription.subscription_id))
+    return _aware(expires) - now < margin
 
 
 def _spread(subscription_id: str) -> float:
