@@ -121,10 +121,43 @@ async def test_a_permit_never_given_back_counts_until_its_lease_ends(
     """A process that died in the middle of its writes does not take the budget for ever."""
     dead = WriteBudget(connectors[0], "graph:t:a", limit=2, window=WINDOW, lease=WINDOW)
     alive = WriteBudget(connectors[1], "graph:t:a", limit=2, window=WINDOW, lease=WINDOW)
-    assert (await dead.draw()).permit_id and (await dead.draw()).permit_id  # never released
+    assert len((await dead.draw(5)).permit_ids) == 2  # what is left, not what was asked
 
     full = await alive.draw()
-    assert full.permit_id is None and not full.held and 0 < full.wait <= WINDOW
+    assert full.permit_ids == () and not full.held and 0 < full.wait <= WINDOW
 
     await asyncio.sleep(full.wait + 0.05)
-    assert (await alive.draw()).permit_id is not None
+    assert len((await alive.draw()).permit_ids) == 1
+
+
+async def test_permits_given_back_count_a_window_more_from_then(
+    connectors: list[Connector],
+) -> None:
+    budget = WriteBudget(connectors[0], "graph:t:a", limit=3, window=WINDOW, lease=30.0)
+    drawn = (await budget.draw(3)).permit_ids
+    await budget.release(drawn)  # answered now: free again one window later, not after 30 s
+
+    full = await budget.draw()
+    assert full.permit_ids == () and 0.5 * WINDOW < full.wait <= WINDOW
+    await asyncio.sleep(full.wait + 0.05)
+    assert len((await budget.draw(3)).permit_ids) == 3
+
+
+async def test_one_process_draws_for_all_its_waiting_writes_at_once(
+    connectors: list[Connector],
+) -> None:
+    pacer = _pacer(connectors[0])
+    draws = 0
+    draw = pacer.budget.draw
+
+    async def counted(count: int = 1):  # the real draw, counted
+        nonlocal draws
+        draws += 1
+        return await draw(count)
+
+    pacer.budget.draw = counted  # type: ignore[method-assign]
+    spans: list[tuple[float, float]] = []
+
+    await _writes(pacer, LIMIT, spans)
+
+    assert len(spans) == LIMIT and draws < LIMIT / 2

@@ -92,11 +92,19 @@ class WritePacer:
     write budget shared by all manager processes (`store/write_budget.py`) and waits while
     none is left, or while Graph told any of them to wait.
 
-    Draws queue here one at a time, so a creation round of thousands of rooms costs the
-    database one draw per write, not one per waiting room. A shared Retry-After longer than a
-    caller will wait (`max_hold`) is remembered and raised as `Throttled` at once to the
-    callers after it, until it has passed.
+    Draws queue here one at a time, each for every write waiting then (up to `MAX_DRAW`), and
+    permits given back while a release is under way go together in the next one: the budget
+    costs the database about two transactions per batch of writes, not per write, and a
+    creation round of thousands of rooms costs no more than its writes. A shared Retry-After
+    longer than a caller will wait (`max_hold`) is remembered and raised as `Throttled` at
+    once to the callers after it, until it has passed.
     """
+
+    MAX_DRAW = 64
+    # A permit drawn for a caller that then went away is used by a later one only this soon
+    # after its draw; older ones are given back (a permit counts until its lease ends, so one
+    # used late could leave the window before its write reaches Graph).
+    FRESH = 5.0  # seconds
 
     def __init__(
         self,
@@ -111,7 +119,12 @@ class WritePacer:
         self._poll = poll if poll is not None else min(1.0, budget.window / 10)
         self._monotonic = monotonic
         self._turn = asyncio.Lock()
-        self._held_until = 0.0  # monotonic end of a shared Retry-After too long to wait out
+        self._waiting = 0  # callers inside `_take`
+        self._drawn: list[str] = []  # permits drawn for callers still queued for their turn
+        self._drawn_at = 0.0  # monotonic
+        self._returned: list[str] = []  # permits to give back in the next release
+        self._releasing = False
+        self._held_until = 0.0  # monotonic end of a shared Retry-After this process knows of
         self.writes = 0
         self.waited = 0.0  # seconds spent waiting for a permit or a Retry-After
 
@@ -130,33 +143,56 @@ class WritePacer:
         await self.budget.hold(seconds)
 
     async def _take(self, max_hold: float) -> str:
-        async with self._turn:
-            while True:
-                self._refuse_if_held(max_hold)
-                draw = await self.budget.draw()
-                if draw.permit_id is not None:
-                    self.writes += 1
-                    return draw.permit_id
-                if draw.held:
-                    self._held_until = max(self._held_until, self._monotonic() + draw.wait)
-                    self._refuse_if_held(max_hold)
-                    wait = draw.wait
-                else:
-                    wait = min(max(draw.wait, 0.001), self._poll)
-                self.waited += wait
-                await asyncio.sleep(wait)
+        self._waiting += 1
+        try:
+            async with self._turn:
+                return await self._next(max_hold)
+        finally:
+            self._waiting -= 1
 
-    def _refuse_if_held(self, max_hold: float) -> None:
-        left = self._held_until - self._monotonic()
-        if left > max_hold:
-            raise Throttled(
-                f"Graph's subscription write limit: this app was asked to wait {left:.0f} s"
-                " more in this tenant",
-                left,
-            )
+    async def _next(self, max_hold: float) -> str:
+        while True:
+            left = self._held_until - self._monotonic()
+            if left > max_hold:
+                raise Throttled(
+                    f"Graph's subscription write limit: this app was asked to wait {left:.0f}"
+                    " s more in this tenant",
+                    left,
+                )
+            if left > 0:
+                await self._sleep(left)
+                continue
+            if self._drawn and self._monotonic() - self._drawn_at > self.FRESH:
+                stale, self._drawn = self._drawn, []
+                for permit_id in stale:
+                    await self._give_back(permit_id)
+            if self._drawn:
+                self.writes += 1
+                return self._drawn.pop()
+            draw = await self.budget.draw(min(self._waiting, self.MAX_DRAW))
+            if draw.permit_ids:
+                self._drawn, self._drawn_at = list(draw.permit_ids), self._monotonic()
+            elif draw.held:
+                self._held_until = max(self._held_until, self._monotonic() + draw.wait)
+            else:
+                await self._sleep(min(max(draw.wait, 0.001), self._poll))
+
+    async def _sleep(self, seconds: float) -> None:
+        self.waited += seconds
+        await asyncio.sleep(seconds)
 
     async def _give_back(self, permit_id: str) -> None:
+        """Give the permit back, with any others given back meanwhile, in one release."""
+        self._returned.append(permit_id)
+        if self._releasing:
+            return  # the release under way takes it next
+        self._releasing = True
         try:
-            await self.budget.release(permit_id)
-        except StorageError as exc:  # the permit counts until its lease ends: on the safe side
-            log.warning("write permit not given back", extra={"error": str(exc)})
+            while self._returned:
+                batch, self._returned = self._returned, []
+                try:
+                    await self.budget.release(batch)
+                except StorageError as exc:  # they count until their lease ends: safe side
+                    log.warning("write permits not given back", extra={"error": str(exc)})
+        finally:
+            self._releasing = False

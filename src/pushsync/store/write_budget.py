@@ -6,9 +6,9 @@ Graph allows an app 500 subscription writes (create, renew, delete) per 20 secon
 tenant, however many manager processes that app runs. So the budget lives in the database:
 a row per app and tenant (`key`), locked by every draw, and a row per permit drawn. A permit
 counts from the moment it is drawn until `window` seconds after the write it allowed has been
-answered (`release`): the request reached Graph somewhere in between, so however late or
-early it arrived, no `window` of Graph's holds more than `limit` of our writes. A permit that
-is never released (its process died) counts until `lease` seconds after it was drawn.
+answered (`release`, a moment after): the request reached Graph somewhere in between, so
+however late or early it arrived, no `window` of Graph's holds more than `limit` of our
+writes. A permit never released (its process died) counts until `lease` seconds after its draw.
 
 The same row holds a tenant-wide Retry-After (`hold`): one manager told to wait makes all of
 them wait. Times are the database's clock (seconds since 1970), the one clock all processes
@@ -18,6 +18,7 @@ share.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from pushsync.errors import StorageError
@@ -26,10 +27,10 @@ from pushsync.store.connector import Connector, Session
 
 @dataclass(frozen=True, slots=True)
 class Draw:
-    """What a draw got: a permit, or how long to wait before drawing again."""
+    """What a draw got: permits, or (none) how long to wait before drawing again."""
 
-    permit_id: str | None
-    wait: float = 0.0  # seconds; 0 with a permit
+    permit_ids: tuple[str, ...] = ()
+    wait: float = 0.0  # seconds; 0 with permits
     held: bool = False  # the wait is a Retry-After Graph gave, not a full budget
 
 
@@ -51,37 +52,38 @@ class WriteBudget:
         self.window = window  # seconds
         self._lease = max(lease, window)  # seconds a permit counts if it is never released
 
-    async def draw(self) -> Draw:
-        """One permit if the budget has one and no Retry-After holds it, else the wait."""
+    async def draw(self, count: int = 1) -> Draw:
+        """Up to `count` permits, as many as the budget has, unless a Retry-After holds it;
+        else the wait. One transaction however many: a process draws for all its waiting
+        writes at once."""
         async with self._connector.session() as session:
-            return await self._draw(session)
+            return await self._draw(session, count)
 
-    async def _draw(self, session: Session) -> Draw:
+    async def _draw(self, session: Session, count: int) -> Draw:
         budget = await session.fetch_one("lock_write_budget", {"key": self.key})
         if budget is None:  # an UPSERT … RETURNING always returns its row
             raise StorageError(f"the write budget {self.key!r} returned no row")
         now, held_until = float(budget["now"]), float(budget["held_until"])
         if held_until > now:
-            return Draw(None, held_until - now, held=True)
+            return Draw((), held_until - now, held=True)
         await session.execute("drop_expired_write_permits", {"key": self.key, "now": now})
         in_use = await session.fetch_one("write_permits_in_use", {"key": self.key})
         used = int(in_use["used"]) if in_use else 0
         if used >= self.limit:
             first_free = float(in_use["first_free"]) if in_use else now
-            return Draw(None, max(first_free - now, 0.0))
-        permit_id = uuid.uuid4().hex
-        await session.execute(
-            "insert_write_permit",
-            {"permit_id": permit_id, "key": self.key, "expires_at": now + self._lease},
-        )
-        return Draw(permit_id)
+            return Draw((), max(first_free - now, 0.0))
+        permit_ids = tuple(uuid.uuid4().hex for _ in range(min(count, self.limit - used)))
+        expires_at = now + self._lease
+        rows = [{"permit_id": p, "key": self.key, "expires_at": expires_at} for p in permit_ids]
+        await session.execute_many("insert_write_permit", rows)
+        return Draw(permit_ids)
 
-    async def release(self, permit_id: str) -> None:
-        """The write this permit allowed has been answered: it counts `window` seconds more."""
+    async def release(self, permit_ids: Sequence[str]) -> None:
+        """The writes these permits allowed have been answered: each counts `window` seconds
+        more, from now (a moment after its answer: on the safe side)."""
         async with self._connector.session() as session:
-            await session.execute(
-                "release_write_permit", {"permit_id": permit_id, "window": self.window}
-            )
+            params = {"permit_ids": list(permit_ids), "window": self.window}
+            await session.execute("release_write_permits", params)
 
     async def hold(self, seconds: float) -> None:
         """Graph asked this app to wait `seconds` in this tenant: no draw until then."""
