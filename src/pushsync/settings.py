@@ -149,6 +149,9 @@ class Settings(BaseSettings):
     )
     graph_subscription_minutes: int = Field(10000, ge=45, le=10080, description="lifetime")
     graph_renew_before_minutes: int = Field(1440, ge=1, description="renew when less is left")
+    graph_polling_minutes: float = Field(
+        5.0, gt=0, description="how often a room Graph refuses a subscription is read instead"
+    )
     public_url: str | None = Field(None, description="where Exchange reaches the public listener")
     status_frequency_minutes: int = Field(15, ge=1, le=1440)
     subscription_check_seconds: float = Field(60.0, gt=0)

@@ -103,7 +103,8 @@ def test_the_cli_upgrades_and_reports(database_url: str) -> None:
     dialect = "sqlite" if database_url.startswith("sqlite:") else "postgresql"
     latest = latest_version(dialect)
     assert f"schema at version {latest}" in pushsync("db", "upgrade")
-    assert str(list(range(1, latest + 1))) in pushsync("db", "status")
+    versions = [version for version, _, _ in load_migrations(dialect)]  # numbers may skip
+    assert str(versions) in pushsync("db", "status")
 
 
 async def test_0009_rekeys_single_meetings_and_logs_the_new_keys(database_url: str) -> None:
@@ -123,14 +124,15 @@ async def test_0009_rekeys_single_meetings_and_logs_the_new_keys(database_url: s
                 await session.execute_script(script)
                 record = {"version": version, "name": name, "applied_at": start}
                 await session.execute("record_version", record)
-        await Subscriptions(connector).ensure_rooms(["ews@x.org"], "ews", start)
-        await Subscriptions(connector).ensure_rooms(["graph@x.org"], "graph", start)
+        async with connector.session() as session:  # today's upsert names later columns
+            await session.execute_script(_OLD_ROOMS)
         await Reservations(connector).reconcile_room(
             "graph@x.org", lambda _s: Plan(), start, resynced=1
         )
         async with connector.session() as session:  # as the SQL before 0009 wrote them
             await session.execute_script(_OLD_ROWS)
-        assert await upgrade(connector) == [9, *range(10, latest_version(dialect) + 1)]
+        later = [version for version, _, _ in load_migrations(dialect) if version >= 9]
+        assert await upgrade(connector) == later
 
         stored = {r.uid: r.original_start for r in await Reservations(connector).all()}
         assert stored == {"S": None, "R": start}
@@ -142,6 +144,12 @@ async def test_0009_rekeys_single_meetings_and_logs_the_new_keys(database_url: s
     finally:
         await connector.close()
 
+
+_OLD_ROOMS = """
+INSERT INTO room (mailbox, protocol, created_at)
+VALUES ('ews@x.org', 'ews', '2026-12-01T09:00:00+00:00'),
+       ('graph@x.org', 'graph', '2026-12-01T09:00:00+00:00');
+"""
 
 _OLD_ROWS = """
 INSERT INTO reservation (mailbox, uid, original_start, item_id, item_type, start_at, end_at,

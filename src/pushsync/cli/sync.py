@@ -8,6 +8,7 @@ from enum import StrEnum
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.progress import Progress
 from rich.table import Table
 
@@ -62,14 +63,14 @@ def worker(config: ConfigOption = None, database_url: DatabaseOption = None) -> 
         # imported in each command, not at the top: the EWS and Graph clients import
         # exchangelib, seconds of start-up, and `serve` loads this module too (a receiver
         # restarted late makes Exchange drop the subscriptions just created for it)
-        from pushsync.processes.sync import build_clients, run_sync
+        from pushsync.processes.sync import build_clients, protocols_moved_to, run_sync
 
-        clients = build_clients(settings)
-        try:
-            async with open_store(settings) as connector:
+        async with open_store(settings) as connector:
+            clients = build_clients(settings, moved_to=await protocols_moved_to(connector))
+            try:
                 await run_sync(settings, connector, clients, _stop_on_signals())
-        finally:
-            await clients.aclose()
+            finally:
+                await clients.aclose()
 
     run_or_exit(run())
 
@@ -220,18 +221,22 @@ def subscriptions_list(
 
     statuses, prefixes = with_connector(settings, fetch, existing=True)
     heading = "subscription" if full_ids else "subscription (id prefix)"
-    table = Table("room", "proto", heading, "state", "last heard", "waiting", "problem")
+    columns = ["room", "proto", heading, "state", "last heard", "waiting", "problem"]
+    moving = any(status.migration for status in statuses)
+    table = Table(*columns, *(["migration"] if moving else []))
     for status in statuses:
-        if problems and status.problem is None:
+        if problems and status.problem is None and not status.migration:
             continue
+        state = "polling" if status.polling_reason else status.subscription_state or "none"
         table.add_row(
             status.mailbox,
             status.protocol,
             _subscription_id(status.subscription_id, prefixes, full_ids),
-            status.subscription_state or "none",
+            state,
             _time(status.last_heard),
             str(status.pending) if status.pending else "",
-            status.problem or "[green]in sync[/green]",
+            escape(status.problem) if status.problem else "[green]in sync[/green]",
+            *([escape(status.migration or "")] if moving else []),
         )
     console.print(table)
     in_sync = sum(1 for s in statuses if s.problem is None)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -31,10 +31,12 @@ from pushsync.settings import Settings
 from pushsync.store import Connector
 from pushsync.store.notification_queue import NotificationQueue, QueuePolicy
 from pushsync.store.reservation_book import Reservations
+from pushsync.store.room_migrations import RoomMigrations
 from pushsync.store.subscriptions import Subscriptions
 from pushsync.web.access.callback_token import callback_url
 from pushsync.worker.adapter import CalendarSource, ProtocolAdapter
 from pushsync.worker.loop import Worker
+from pushsync.worker.migration import Migrator, Subscribe
 
 log = logging.getLogger(__name__)
 
@@ -170,6 +172,7 @@ def build_worker(
         batch_size=settings.worker_batch_size,
         debounce=timedelta(milliseconds=settings.worker_debounce_ms),
         resync_every=timedelta(hours=settings.resync_interval_hours) or None,
+        poll_every=timedelta(minutes=settings.graph_polling_minutes),
         max_pause=timedelta(seconds=settings.max_retry_after_seconds),
     )
 
@@ -195,12 +198,21 @@ class RoomPlan:
         return self.default
 
 
-def protocols_needed(settings: Settings) -> set[str]:
-    """The protocols some configured room uses (known without asking Exchange)."""
+def protocols_needed(settings: Settings, moved_to: Iterable[str] = ()) -> set[str]:
+    """The protocols some configured room uses (known without asking Exchange), and those
+    rooms were moved to by `pushsync rooms migrate` (`moved_to`, from `protocols_moved_to`)."""
     needed: set[str] = {settings.protocol} if settings.rooms or settings.room_lists else set()
     needed |= {"graph"} if settings.graph_rooms else set()
     needed |= {"ews"} if settings.ews_rooms or settings.room_lists else set()
-    return needed
+    return needed | set(moved_to)
+
+
+async def protocols_moved_to(connector: Connector) -> set[str]:
+    """The protocols rooms were moved to, or are being moved to, by `pushsync rooms migrate`:
+    the worker needs their clients whatever the settings say."""
+    migrations = RoomMigrations(connector)
+    moving = {move["target"] for move in await migrations.open()}
+    return moving | set((await migrations.overridden()).values())
 
 
 async def room_plan(settings: Settings, client: EwsClient | None) -> RoomPlan:
@@ -238,8 +250,10 @@ class Clients:
             await self.graph.aclose()
 
 
-def build_clients(settings: Settings, graph_tokens: TokenProvider | None = None) -> Clients:
-    needed = protocols_needed(settings)
+def build_clients(
+    settings: Settings, graph_tokens: TokenProvider | None = None, moved_to: Iterable[str] = ()
+) -> Clients:
+    needed = protocols_needed(settings, moved_to)
     return Clients(
         ews=build_ews_client(settings) if "ews" in needed else None,
         graph=build_graph_client(settings, graph_tokens) if "graph" in needed else None,
@@ -260,14 +274,29 @@ async def run_sync(
     worker = build_worker(settings, connector, clients.ews, graph=clients.graph)
     loops: list[Awaitable[None]] = [worker.run(stop), _purge_forever(connector, settings, stop)]
     interval = settings.subscription_check_seconds
-    if clients.ews is not None and plan.ews:
+    subscribe: dict[str, Subscribe] = {}  # a manager runs for each protocol with a client
+    if clients.ews is not None:
         manager = build_manager(settings, connector, clients.ews, minute)
         loops.append(manager.run(stop, plan.ews, interval))
-    if clients.graph is not None and plan.graph:
+        subscribe["ews"] = manager.subscribe_missing
+    if clients.graph is not None:
         graph_manager = build_graph_manager(settings, connector, clients.graph)
         loops.append(graph_manager.run(stop, plan.graph, interval))
+        subscribe["graph"] = graph_manager.subscribe_missing
+    loops.append(build_migrator(connector, worker, subscribe).run(stop, interval))
     await asyncio.gather(*loops)
     return worker
+
+
+def build_migrator(
+    connector: Connector, worker: Worker, subscribe: dict[str, Subscribe]
+) -> Migrator:
+    """What carries out `pushsync rooms migrate`: the managers subscribe, the worker reads."""
+
+    async def resync(mailbox: str, protocol: str) -> int:
+        return await worker.resync(mailbox, protocol, full=True)
+
+    return Migrator(RoomMigrations(connector), Subscriptions(connector), subscribe, resync)
 
 
 async def _purge_forever(connector: Connector, settings: Settings, stop: asyncio.Event) -> None:

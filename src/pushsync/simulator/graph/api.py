@@ -15,7 +15,9 @@ deleting a subscription on it) is answered 429 with Retry-After for the configur
 (`busy_rate`, as for EWS: a generic "Too many requests") and, after `throttle()`, for that
 mailbox (Outlook's per-mailbox wording, "Application is over its RequestRate limit."). A
 mailbox holding 1,000 subscriptions, ours and other apps' (`hold_subscriptions`), refuses a
-new one with 429 SubscriptionCountReached and a Retry-After that ends in the year 9999.
+new one with 429 SubscriptionCountReached and a Retry-After that ends in the year 9999. A room
+of `on_premises_rooms` refuses a subscription (404 MailboxNotEnabledForRESTAPI) and is read as any
+other; one of `denied_rooms` answers every call about it 403 ErrorAccessDenied.
 https://learn.microsoft.com/graph/api/subscription-post-subscriptions
 https://learn.microsoft.com/graph/throttling-limits#outlook-service-limits
 https://learn.microsoft.com/graph/api/event-delta
@@ -57,6 +59,13 @@ CAP_MESSAGE = (
     "Operation: Create; Exception: [Status Code: 429; Reason: Resource"
     " 'SubscriptionCountReached' has reached limit of '1000'. Please retry after"
     " '12/31/9999 11:59:59 PM']"
+)
+
+# A hybrid tenant's on-premises mailbox (KB 4462988) and a mailbox an application access policy
+# keeps from the app, as Graph words them (docs/simulator.md: where the docs are silent).
+ON_PREMISES_MESSAGE = "REST API is not yet supported for this mailbox."
+DENIED_MESSAGE = (
+    "Access to OData is disabled: Blocked by tenant configured AppOnly AccessPolicy settings."
 )
 
 Answer = tuple[int, dict[str, Any] | None, list[tuple[bytes, bytes]]]
@@ -148,6 +157,7 @@ class GraphApi:
         room = unquote(mailbox).lower()
         self.calls[operation] += 1
         self._admit(operation, room)
+        self._refuse_denied(room)
         self.exchange.attend()
         calendar = self.exchange.calendar(room)
         if calendar is None:
@@ -180,6 +190,9 @@ class GraphApi:
         calendar = self.exchange.calendar(room)
         if calendar is None:
             raise GraphError(404, "ResourceNotFound", f"no mailbox {room}")
+        self._refuse_denied(room)
+        if self.exchange.config.on_premises(room):
+            raise GraphError(404, "MailboxNotEnabledForRESTAPI", ON_PREMISES_MESSAGE)
         change_types = frozenset(str(request.get("changeType", "")).split(","))
         if not change_types <= {"created", "updated", "deleted"}:
             raise GraphError(400, "InvalidRequest", "changeType must be created, updated, deleted")
@@ -206,6 +219,10 @@ class GraphApi:
                 400, "ValidationError", f"Subscription validation request failed: {exc}"
             ) from None
         return 201, subscription.as_json(), []
+
+    def _refuse_denied(self, room: str) -> None:
+        if self.exchange.config.denied(room):
+            raise GraphError(403, "ErrorAccessDenied", DENIED_MESSAGE)
 
     def _check_cap(self, room: str) -> None:
         held = len(self.webhooks.active(room)) + self._held_elsewhere[room]
