@@ -66,7 +66,8 @@ def worker(config: ConfigOption = None, database_url: DatabaseOption = None) -> 
         from pushsync.processes.sync import build_clients, protocols_moved_to, run_sync
 
         async with open_store(settings) as connector:
-            clients = build_clients(settings, moved_to=await protocols_moved_to(connector))
+            moved_to = await protocols_moved_to(settings, connector)
+            clients = build_clients(settings, moved_to=moved_to)
             try:
                 await run_sync(settings, connector, clients, _stop_on_signals())
             finally:

@@ -207,12 +207,16 @@ def protocols_needed(settings: Settings, moved_to: Iterable[str] = ()) -> set[st
     return needed | set(moved_to)
 
 
-async def protocols_moved_to(connector: Connector) -> set[str]:
-    """The protocols rooms were moved to, or are being moved to, by `pushsync rooms migrate`:
-    the worker needs their clients whatever the settings say."""
+async def protocols_moved_to(settings: Settings, connector: Connector) -> set[str]:
+    """The protocols `pushsync rooms migrate` may move rooms to, or moved them to: the worker
+    runs their managers whatever the room settings say. A protocol counts once its settings
+    are there (EWS: `ews_url`; Graph: `graph_client_state`), so that a move requested while the
+    worker runs is carried out without a restart."""
     migrations = RoomMigrations(connector)
     moving = {move["target"] for move in await migrations.open()}
-    return moving | set((await migrations.overridden()).values())
+    configured = {"ews"} if settings.ews_url else set()
+    configured |= {"graph"} if settings.graph_client_state is not None else set()
+    return moving | configured | set((await migrations.overridden()).values())
 
 
 async def room_plan(settings: Settings, client: EwsClient | None) -> RoomPlan:
@@ -283,20 +287,27 @@ async def run_sync(
         graph_manager = build_graph_manager(settings, connector, clients.graph)
         loops.append(graph_manager.run(stop, plan.graph, interval))
         subscribe["graph"] = graph_manager.subscribe_missing
-    loops.append(build_migrator(connector, worker, subscribe).run(stop, interval))
+    migrator = build_migrator(connector, worker, subscribe, plan)
+    loops.append(migrator.run(stop, interval))
     await asyncio.gather(*loops)
     return worker
 
 
 def build_migrator(
-    connector: Connector, worker: Worker, subscribe: dict[str, Subscribe]
+    connector: Connector, worker: Worker, subscribe: dict[str, Subscribe], plan: RoomPlan
 ) -> Migrator:
     """What carries out `pushsync rooms migrate`: the managers subscribe, the worker reads."""
 
     async def resync(mailbox: str, protocol: str) -> int:
         return await worker.resync(mailbox, protocol, full=True)
 
-    return Migrator(RoomMigrations(connector), Subscriptions(connector), subscribe, resync)
+    return Migrator(
+        RoomMigrations(connector),
+        Subscriptions(connector),
+        subscribe,
+        resync,
+        covered={"ews": plan.ews, "graph": plan.graph},
+    )
 
 
 async def _purge_forever(connector: Connector, settings: Settings, stop: asyncio.Event) -> None:

@@ -4,7 +4,8 @@ change lost on the way.
 Each round takes every move not yet over (`store/room_migrations.py`) one step on:
 
 1. `requested`: the room is given to the new protocol (`room.protocol_override`, so the old
-   protocol's manager no longer subscribes it) and its manager subscribes it. The old
+   protocol's manager no longer subscribes it) and the new protocol's manager subscribes it
+   (in its own round if the settings already list the room under it, else at our call). The old
    subscription stays live: both deliver for a while, and the worker applies each protocol's
    rows through its own source.
 2. `subscribed`: the room is read over the new protocol from now on and resynced in full. The
@@ -25,7 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from datetime import datetime
 
 from pushsync.model.clock import utcnow
@@ -49,11 +50,15 @@ class Migrator:
         subscribe: Mapping[str, Subscribe],
         resync: Resync,
         *,
+        covered: Mapping[str, Iterable[str]] | None = None,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self._migrations = migrations
         self._subscriptions = subscriptions
         self._subscribe = dict(subscribe)  # protocol -> its manager's subscribe_missing
+        # protocol -> rooms its manager's own rounds subscribe (the settings'): those are left
+        # to it, so that two creators never race to subscribe one room twice
+        self._covered = {p: {m.lower() for m in rooms} for p, rooms in (covered or {}).items()}
         self._resync = resync
         self._clock = clock
 
@@ -90,9 +95,9 @@ class Migrator:
             await self._migrations.failed(mailbox, why, self._clock())
             return None
         await self._migrations.override(mailbox, target)
-        outcome = await subscribe([mailbox])
+        outcome = Outcome() if self._covers(target, mailbox) else await subscribe([mailbox])
         if not await self._live_over(mailbox, target):
-            why = outcome.failed.get(mailbox) or f"{target} subscription not created yet (back-off)"
+            why = outcome.failed.get(mailbox) or f"waiting for the {target} manager's next round"
             await self._migrations.failed(mailbox, f"subscribe: {why}", self._clock())
             return None
         await self._migrations.switch(mailbox, target)
@@ -111,6 +116,9 @@ class Migrator:
         retired = await self._subscriptions.retire_other_protocols(mailbox, target, self._clock())
         log.info("room moved", extra={"mailbox": mailbox, "protocol": target, "retired": retired})
         return 1
+
+    def _covers(self, protocol: str, mailbox: str) -> bool:
+        return mailbox.lower() in self._covered.get(protocol, set())
 
     async def _step(self, mailbox: str, target: str, seen: str, state: str) -> str | None:
         moved = await self._migrations.step(mailbox, target, seen, state, self._clock())
@@ -132,6 +140,8 @@ class Migrator:
         by_protocol: dict[str, list[str]] = {}
         for mailbox, protocol in (await self._migrations.overridden()).items():
             if mailbox not in moving and protocol in self._subscribe:
+                if self._covers(protocol, mailbox):
+                    continue
                 by_protocol.setdefault(protocol, []).append(mailbox)
         for protocol, rooms in by_protocol.items():
             await self._subscribe[protocol](rooms)
