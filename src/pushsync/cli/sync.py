@@ -90,25 +90,28 @@ def resync(
 
     async def run() -> tuple[int, dict[str, str]]:
         from pushsync.processes.sync import build_clients, build_worker, room_plan
+        from pushsync.store.room_migrations import RoomMigrations
 
-        clients = build_clients(settings)
         failed: dict[str, str] = {}
         done = 0
-        try:
-            async with open_store(settings) as connector:
+        async with open_store(settings) as connector:
+            moved = await RoomMigrations(connector).overridden()  # `rooms migrate` outranks
+            clients = build_clients(settings, moved_to=set(moved.values()))
+            try:
                 plan = await room_plan(settings, clients.ews)
                 rooms = [await find_room(connector, room, plan.all)] if room else plan.all
                 sync = build_worker(settings, connector, clients.ews, graph=clients.graph)
                 with Progress(console=console) as progress:
                     task = progress.add_task("resync", total=len(rooms))
                     for mailbox in rooms:  # one at a time: a resync is the heaviest load
-                        if await sync.resync(mailbox, plan.protocol_of(mailbox), full=True):
+                        protocol = moved.get(mailbox) or plan.protocol_of(mailbox)
+                        if await sync.resync(mailbox, protocol, full=True):
                             done += 1
                         else:
                             failed[mailbox] = await room_failure(connector, mailbox, utcnow())
                         progress.advance(task)
-        finally:
-            await clients.aclose()
+            finally:
+                await clients.aclose()
         return done, failed
 
     done, failed = run_or_exit(run())

@@ -130,6 +130,9 @@ class Worker:
         self._max_pause = max_pause  # a Retry-After of years would pause the room forever
         self._resync_every = resync_every
         self._poll_every = poll_every  # a room refused a subscription is read this often
+        # polls are looked for a few times per interval, not every round (a write each time)
+        self._poll_check = min(poll_every / 4, timedelta(seconds=15))
+        self._next_poll_check = clock()
         self._resync_lease = resync_lease  # a read's longest time; also the wait after a failure
         self._clock = clock
         self._paused: dict[str, datetime] = {}  # mailbox -> end of the server's back-off
@@ -262,16 +265,20 @@ class Worker:
         """Read the rooms that are polled (their protocol refused them a subscription: a
         hybrid tenant's on-premises mailbox, an access policy, Graph's cap) and whose last read
         is `poll_every` old, a few per round."""
+        now = self._clock()
         reachable = [p for p in self._sources if self.outage_until(p) is None]
-        if not reachable:
+        if not reachable or now < self._next_poll_check:
             return 0
+        self._next_poll_check = now + self._poll_check
         rooms = await self._subscriptions.claim_polls(
             limit,
             protocols=reachable,
-            now=self._clock(),
+            now=now,
             every=self._poll_every,
             lease=self._resync_lease,
         )
+        if len(rooms) == limit:  # more may be due: look again next round
+            self._next_poll_check = now
         done = 0
         for room in rooms:
             done += await self.poll(room["mailbox"], room["protocol"], room["resync_generation"])
