@@ -9,6 +9,7 @@ from collections.abc import Awaitable
 from datetime import timedelta
 
 from pushsync.admin.room_status import room_statuses
+from pushsync.admin.status_page import render
 from pushsync.model.reservation import Plan
 from pushsync.store import Connector, connect
 from pushsync.store.connector import Row
@@ -161,3 +162,7 @@ async def test_polling_that_fails_is_shown_broken_and_a_move_under_way_is_shown(
     assert (denied.problem or "").startswith("broken: polling fails too: resync: 403")
     assert statuses[OTHER].migration == "to ews: requested (subscribe: Exchange away)"
     assert statuses[ROOM].migration is None
+    page = render(list(statuses.values()), T0).decode()
+    assert "Moving between protocols: 1" in page
+    assert "to ews: requested (subscribe: Exchange away)" in page
+    assert "broken: polling fails too" in page
