@@ -97,8 +97,11 @@ async def test_the_old_subscription_is_kept_until_the_room_is_resynced_over_the_
     # what a Graph manager does right after creating: refused while the move is under way
     assert await subscriptions.retire_other_protocols(ROOM, "graph", T0) == 0
     assert await live(subscriptions, ROOM) == [("ews", "active"), ("graph", "active")]
+    await subscriptions.start_polling(ROOM, "subscription cap", "429 …", T0)  # an old refusal
     await migrations.switch(ROOM, "graph")
     assert await subscriptions.sync_state(ROOM) is None  # EWS's cursor means nothing to Graph
+    [room] = [r for r in await subscriptions.rooms() if r["mailbox"] == ROOM]
+    assert (room["protocol"], room["poll_reason"], room["poll_since"]) == ("graph", None, None)
     await migrations.step(ROOM, "graph", "requested", "subscribed", T0)
     assert await subscriptions.retire_other_protocols(ROOM, "graph", T0) == 0
     await migrations.step(ROOM, "graph", "subscribed", "resynced", T0)
