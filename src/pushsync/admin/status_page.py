@@ -41,7 +41,8 @@ def render(statuses: list[RoomStatus], now: datetime, processes: Fleet | None = 
     page = (
         "<!doctype html><html><head><meta charset=utf-8><title>pushsync status</title>"
         f"<style>{_STYLE}</style></head><body>{head}"
-        f"{processes_section(processes) if processes else ''}{table}</body></html>"
+        f"{processes_section(processes) if processes else ''}{table}{_moving(statuses)}"
+        "</body></html>"
     )
     return page.encode()
 
@@ -65,6 +66,22 @@ def _row(status: RoomStatus) -> str:
         str(status.pending),
     )
     return "<tr>" + "".join(f"<td>{escape(cell)}</td>" for cell in cells) + "</tr>"
+
+
+def _moving(statuses: list[RoomStatus]) -> str:
+    """Rooms `pushsync rooms migrate` is moving between protocols, each with its step."""
+    moving = [s for s in statuses if s.migration][:MAX_ROWS]
+    if not moving:
+        return ""
+    rows = "".join(
+        f"<tr><td>{escape(s.mailbox)}</td><td>{escape(s.protocol)}</td>"
+        f"<td>{escape(s.migration or '')}</td></tr>"
+        for s in moving
+    )
+    return (
+        f"<h2>Moving between protocols: {len(moving)}</h2>"
+        f"<table><tr><th>room</th><th>read over</th><th>migration</th></tr>{rows}</table>"
+    )
 
 
 def _time(value: datetime | None) -> str:

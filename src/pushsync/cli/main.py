@@ -20,6 +20,7 @@ from pushsync.cli.common import (
     with_connector,
 )
 from pushsync.cli.help_format import hide_flag_placeholders
+from pushsync.cli.rooms import rooms_app
 from pushsync.errors import PushsyncError
 from pushsync.settings import export_flags
 from pushsync.store.connector import Connector
@@ -44,6 +45,7 @@ app.add_typer(ipranges_app, name="ipranges")
 app.add_typer(cli_sync.commands)
 app.add_typer(cli_status.commands)
 app.add_typer(cli_doctor.commands)
+app.add_typer(rooms_app, name="rooms")
 
 
 def _print_version(value: bool) -> None:

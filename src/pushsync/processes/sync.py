@@ -34,9 +34,11 @@ from pushsync.store import Connector
 from pushsync.store.notification_queue import NotificationQueue, QueuePolicy
 from pushsync.store.processes import Heartbeat, Kind, ProcessHeartbeats
 from pushsync.store.reservation_book import Reservations
+from pushsync.store.room_migrations import RoomMigrations
 from pushsync.store.subscriptions import Subscriptions
 from pushsync.worker.adapter import CalendarSource, ProtocolAdapter
 from pushsync.worker.loop import Worker
+from pushsync.worker.migration import Migrator, Subscribe
 
 log = logging.getLogger(__name__)
 
@@ -180,6 +182,7 @@ def build_worker(
         batch_size=settings.worker_batch_size,
         debounce=timedelta(milliseconds=settings.worker_debounce_ms),
         resync_every=timedelta(hours=settings.resync_interval_hours) or None,
+        poll_every=timedelta(minutes=settings.graph_polling_minutes),
         max_pause=timedelta(seconds=settings.max_retry_after_seconds),
         heartbeat=heartbeat(settings, connector, "worker", sorted(adapters)),
     )
@@ -206,9 +209,22 @@ class RoomPlan:
         return self.default
 
 
-def protocols_needed(settings: Settings) -> set[str]:
-    """The protocols some configured room uses (known without asking Exchange)."""
-    return settings.protocols_needed()
+def protocols_needed(settings: Settings, moved_to: Iterable[str] = ()) -> set[str]:
+    """The protocols some configured room uses (known without asking Exchange), and those
+    rooms were moved to by `pushsync rooms migrate` (`moved_to`, from `protocols_moved_to`)."""
+    return settings.protocols_needed() | set(moved_to)
+
+
+async def protocols_moved_to(settings: Settings, connector: Connector) -> set[str]:
+    """The protocols `pushsync rooms migrate` may move rooms to, or moved them to: the worker
+    runs their managers whatever the room settings say. A protocol counts once its settings
+    are there (EWS: `ews_url`; Graph: `graph_client_state`), so that a move requested while the
+    worker runs is carried out without a restart."""
+    migrations = RoomMigrations(connector)
+    moving = {move["target"] for move in await migrations.open()}
+    configured = {"ews"} if settings.ews_url else set()
+    configured |= {"graph"} if settings.graph_client_state is not None else set()
+    return moving | configured | set((await migrations.overridden()).values())
 
 
 async def room_plan(settings: Settings, client: EwsClient | None) -> RoomPlan:
@@ -246,8 +262,10 @@ class Clients:
             await self.graph.aclose()
 
 
-def build_clients(settings: Settings, graph_tokens: TokenProvider | None = None) -> Clients:
-    needed = protocols_needed(settings)
+def build_clients(
+    settings: Settings, graph_tokens: TokenProvider | None = None, moved_to: Iterable[str] = ()
+) -> Clients:
+    needed = protocols_needed(settings, moved_to)
     return Clients(
         ews=build_ews_client(settings) if "ews" in needed else None,
         graph=build_graph_client(settings, graph_tokens) if "graph" in needed else None,
@@ -268,14 +286,36 @@ async def run_sync(
     worker = build_worker(settings, connector, clients.ews, graph=clients.graph)
     loops: list[Awaitable[None]] = [worker.run(stop), _purge_forever(connector, settings, stop)]
     interval = settings.subscription_check_seconds
-    if clients.ews is not None and plan.ews:
+    subscribe: dict[str, Subscribe] = {}  # a manager runs for each protocol with a client
+    if clients.ews is not None:
         manager = build_manager(settings, connector, clients.ews, minute)
         loops.append(manager.run(stop, plan.ews, interval))
-    if clients.graph is not None and plan.graph:
+        subscribe["ews"] = manager.subscribe_missing
+    if clients.graph is not None:
         graph_manager = build_graph_manager(settings, connector, clients.graph)
         loops.append(graph_manager.run(stop, plan.graph, interval))
+        subscribe["graph"] = graph_manager.subscribe_missing
+    migrator = build_migrator(connector, worker, subscribe, plan)
+    loops.append(migrator.run(stop, interval))
     await asyncio.gather(*loops)
     return worker
+
+
+def build_migrator(
+    connector: Connector, worker: Worker, subscribe: dict[str, Subscribe], plan: RoomPlan
+) -> Migrator:
+    """What carries out `pushsync rooms migrate`: the managers subscribe, the worker reads."""
+
+    async def resync(mailbox: str, protocol: str) -> int:
+        return await worker.resync(mailbox, protocol, full=True)
+
+    return Migrator(
+        RoomMigrations(connector),
+        Subscriptions(connector),
+        subscribe,
+        resync,
+        covered={"ews": plan.ews, "graph": plan.graph},
+    )
 
 
 async def _purge_forever(connector: Connector, settings: Settings, stop: asyncio.Event) -> None:

@@ -76,7 +76,22 @@ CREATE TABLE room (
     created_at       TIMESTAMPTZ NOT NULL,
     resync_generation INTEGER NOT NULL DEFAULT 0,
     paused_until     TIMESTAMPTZ,
-    resync_lease_until TIMESTAMPTZ
+    resync_lease_until TIMESTAMPTZ,
+    protocol_override TEXT CHECK (protocol_override IN ('ews', 'graph')),
+    poll_reason      TEXT,
+    poll_detail      TEXT,
+    poll_since       TIMESTAMPTZ
+);
+
+CREATE TABLE room_migration (
+    mailbox       TEXT PRIMARY KEY,
+    source        TEXT NOT NULL CHECK (source IN ('ews', 'graph')),
+    target        TEXT NOT NULL CHECK (target IN ('ews', 'graph')),
+    state         TEXT NOT NULL
+                  CHECK (state IN ('requested', 'subscribed', 'resynced', 'retired')),
+    requested_at  TIMESTAMPTZ NOT NULL,
+    updated_at    TIMESTAMPTZ NOT NULL,
+    last_error    TEXT
 );
 
 CREATE TABLE reservation (
