@@ -27,6 +27,7 @@ from pushsync.graph.calendar_source import GraphCalendar
 from pushsync.graph.client import GraphClient
 from pushsync.graph.subscription_manager import GraphSubscriptionManager
 from pushsync.model.clock import utcnow
+from pushsync.processes.fleet_sampler import FleetSampler
 from pushsync.settings import Settings
 from pushsync.store import Connector
 from pushsync.store.notification_queue import NotificationQueue, QueuePolicy
@@ -258,7 +259,12 @@ async def run_sync(
     if not plan.all:
         log.warning("no rooms configured (PUSHSYNC_ROOMS, _ROOM_LISTS or _GRAPH_ROOMS)")
     worker = build_worker(settings, connector, clients.ews, graph=clients.graph)
-    loops: list[Awaitable[None]] = [worker.run(stop), _purge_forever(connector, settings, stop)]
+    sampler = FleetSampler(connector, worker, lambda: clients.calls)
+    loops: list[Awaitable[None]] = [
+        worker.run(stop),
+        _purge_forever(connector, settings, stop),
+        sampler.run(stop, settings.status_sample_seconds),
+    ]
     interval = settings.subscription_check_seconds
     if clients.ews is not None and plan.ews:
         manager = build_manager(settings, connector, clients.ews, minute)
