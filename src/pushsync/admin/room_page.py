@@ -52,12 +52,7 @@ def render_room(
         f"<p>{'out of sync' if status.problem else 'in sync'} · {now:%Y-%m-%d %H:%M:%S} UTC · "
         '<a href="/">all rooms</a></p>'
     )
-    notice = (
-        '<p class="notice" id="resync-queued">Resync queued: the worker reads the room\'s '
-        "calendar afresh at its next round; this page shows when it is done.</p>"
-        if queued
-        else ""
-    )
+    notice = _resync_notice(status) if queued else ""
     facts = _facts(
         [
             ("status", verdict),
@@ -120,6 +115,19 @@ def render_room(
         )
     )
     return page(f"pushsync: {status.mailbox}", header, body, bad=bool(status.problem))
+
+
+def _resync_notice(status: RoomStatus) -> str:
+    """After "Resync now": queued until the worker has run it, then done."""
+    if status.resync_reason is not None:
+        return (
+            '<p class="notice" id="resync-queued">Resync queued: the worker reads the room\'s '
+            "calendar afresh at its next round; this page shows when it is done.</p>"
+        )
+    return (
+        f'<p class="notice" id="resync-done">Resync done: last resync '
+        f"{_time(status.last_synced_at)} UTC.</p>"
+    )
 
 
 def render_unknown_room(given: str, why: str) -> bytes:

@@ -46,7 +46,8 @@ ADVICE = {
 
 STYLE = (
     "body{font:14px/1.4 system-ui,sans-serif;margin:0;color:#1d2733;background:#f4f6f8}"
-    "header{padding:16px 28px;color:#fff;background:#176f2c}header.bad{background:#a4161a}"
+    "header{padding:16px 28px;background:#176f2c}header.bad{background:#a4161a}"
+    "header.ok,header.bad{color:#fff}"
     "header h1{margin:0;font-size:22px}header p{margin:4px 0 0;opacity:.9}"
     "header a{color:#fff}main{padding:12px 28px 40px}"
     "h2{font-size:16px;margin:22px 0 8px}"
@@ -60,7 +61,7 @@ STYLE = (
     "table{border-collapse:collapse;background:#fff;width:100%;border:1px solid #dde2e7}"
     "td,th{border-bottom:1px solid #e6e9ed;padding:5px 10px;text-align:left;vertical-align:top}"
     "th{background:#eef1f4;font-weight:600}td.advice{color:#4a5561;max-width:30em}"
-    "code{font-size:12px;background:#eef1f4;padding:0 3px}"
+    "#facts th{width:14em}code{font-size:12px;background:#eef1f4;padding:0 3px}"
     ".ok{color:#176f2c}.bad{color:#a4161a}.muted{color:#6b7682}"
     ".card{background:#fff;border:1px solid #dde2e7;border-radius:6px;padding:10px 14px}"
     "button{font:inherit;padding:6px 14px;border-radius:4px;border:1px solid #0b5394;"

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import os
 import socket
 from collections.abc import Callable, Sequence
@@ -34,7 +35,7 @@ def percentile(ordered: Sequence[float], share: float) -> float | None:
     """The nearest-rank percentile of sorted values (None for none)."""
     if not ordered:
         return None
-    rank = max(1, round(share * len(ordered) + 0.5))
+    rank = max(1, math.ceil(round(share * len(ordered), 9)))  # 0.99 * 100 is 99.000…01
     return ordered[min(rank, len(ordered)) - 1]
 
 

@@ -114,3 +114,22 @@ CREATE TABLE reservation_change (
     change          TEXT NOT NULL CHECK (change IN ('upsert', 'delete'))
 );
 CREATE INDEX reservation_change_at ON reservation_change (changed_at);
+
+CREATE TABLE fleet_sample (
+    minute_at          TIMESTAMP NOT NULL,  -- the start of the minute (UTC)
+    process            TEXT NOT NULL,       -- host:pid of the worker that wrote it
+    received           INTEGER NOT NULL DEFAULT 0,  -- notification rows that arrived (fleet)
+    worked             INTEGER NOT NULL DEFAULT 0,  -- rows this worker worked off
+    lag_p50_seconds    REAL,                -- received -> applied, of the rows it applied
+    lag_p99_seconds    REAL,
+    rooms_out_of_sync  INTEGER,             -- of the whole fleet, at the end of the minute
+    calls              INTEGER NOT NULL DEFAULT 0,  -- requests to Exchange / Graph
+    throttled          INTEGER NOT NULL DEFAULT 0,  -- back-offs a server asked for
+    PRIMARY KEY (minute_at, process)
+);
+
+CREATE TABLE room_out_of_sync (
+    mailbox  TEXT PRIMARY KEY,
+    since    TIMESTAMP NOT NULL,  -- the first sample that found the room with a problem
+    kind     TEXT NOT NULL        -- that problem's kind (room_status.PROBLEM_KINDS)
+);
