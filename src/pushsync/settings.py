@@ -182,6 +182,17 @@ class Settings(BaseSettings):
     fetch_chunk_size: int = Field(25, ge=1, le=100, description="item ids per GetItem")
     notification_retention_days: int = Field(7, ge=1)
 
+    # every long-running process's heartbeat (store/processes.py)
+    process_heartbeat_seconds: float = Field(
+        15.0, gt=0, description="how often each process notes in the database that it lives"
+    )
+    process_dead_after_seconds: float = Field(
+        60.0, gt=0, description="a process whose last heartbeat is older is down"
+    )
+    process_forget_after_days: float = Field(
+        7.0, gt=0, description="the row of a process down this long is deleted"
+    )
+
     unknown_subscriptions: UnknownSubscriptions = UnknownSubscriptions.ACCEPT
     max_batch_rows: int = Field(2000, ge=1, description="rows per group commit at most")
 
@@ -200,7 +211,19 @@ class Settings(BaseSettings):
         both = {m.lower() for m in self.graph_rooms} & {m.lower() for m in self.ews_rooms}
         if both:
             raise ValueError(f"rooms in both graph_rooms and ews_rooms: {', '.join(sorted(both))}")
+        if self.process_dead_after_seconds <= self.process_heartbeat_seconds:
+            raise ValueError(
+                "process_dead_after_seconds must exceed process_heartbeat_seconds (a few beats)"
+            )
         return self
+
+    def protocols_needed(self) -> set[str]:
+        """The protocols some configured room uses (known without asking Exchange): each
+        needs a worker (`pushsync status` says when none runs)."""
+        needed: set[str] = {self.protocol} if self.rooms or self.room_lists else set()
+        needed |= {"graph"} if self.graph_rooms else set()
+        needed |= {"ews"} if self.ews_rooms or self.room_lists else set()
+        return needed
 
     def connector_options(self) -> dict[str, int]:
         """What `store.connect` is given besides the URL: the chosen engine's own knobs."""

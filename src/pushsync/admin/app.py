@@ -5,15 +5,23 @@ public application, so none of these paths can answer on the public port.
 
 - `/healthz`  200 while the process runs;
 - `/readyz`   200 when the database answers with the current schema, the public listener
-              accepts connections and the address ranges are loaded; 503 with the reasons if not;
-- `/metrics`  Prometheus text, summed over the worker processes (`pushsync.web.metrics`);
+              accepts connections and the address ranges are loaded; 503 with the reasons if not.
+              `processes_down` names each pushsync process down and since when: it does not
+              make the receiver unready (notifications are still stored and answered, and wait
+              for the worker), but says why rooms stop syncing;
+- `/metrics`  Prometheus text, summed over the worker processes (`pushsync.web.metrics`), with
+              the rooms' and the processes' gauges;
 - `/status`   JSON: the ranges in use, the authentication mode, the listeners and limits;
-- `/rooms`    JSON: every room's sync status, those with a problem first (`room_status`);
-- `/`         the same as a page for people: how many rooms are in sync, the fleet's last
-              24 hours as charts, and why the others are not, since when, and what to do;
+- `/rooms`    JSON: every room's sync status, those with a problem first (`room_status`), and
+              every process's liveness (`process_status`);
+- `/`         the same as a page for people: which process is down since when, how many rooms
+              are in sync, the fleet's last 24 hours as charts, and why the others are not,
+              since when, and what to do;
 - `/rooms/{mailbox}`          one room's page: its history, and a "resync now" button that
 - `/rooms/{mailbox}/resync`   POSTs here (a per-page token, and no cross-site request), which
                               asks the worker for a resync and redirects back to the page.
+
+The supervising process's heartbeat (kind "receiver") is beaten from this listener's lifespan.
 """
 
 from __future__ import annotations
@@ -23,14 +31,14 @@ import contextlib
 import json
 import logging
 import secrets
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from pushsync.admin.metrics import rooms_exposition
 from pushsync.admin.room_page import render_room, render_unknown_room, resync_token
-from pushsync.admin.room_status import RoomStatus, room_statuses
+from pushsync.admin.room_status import Overview, overview
 from pushsync.admin.status_page import HISTORY, render
 from pushsync.errors import PushsyncError
 from pushsync.settings import Settings
@@ -38,6 +46,7 @@ from pushsync.store import Connector, connect
 from pushsync.store.fleet_samples import FleetSamples
 from pushsync.store.migrations import applied_versions, latest_version
 from pushsync.store.operator_lookup import UnknownName, find_room
+from pushsync.store.processes import Heartbeat, ProcessHeartbeats
 from pushsync.store.subscriptions import Subscriptions
 from pushsync.web.access.address_filter import AddressFilter
 from pushsync.web.asgi import Receive, Scope, Send, respond
@@ -106,7 +115,8 @@ class AdminApp:
             await respond(send, 200, b"ok\n")
         elif request.path == "/readyz":
             problems = await self.problems()
-            body = json.dumps({"ready": not problems, "problems": problems}).encode()
+            ready = {"ready": not problems, "problems": problems}
+            body = json.dumps(ready | {"processes_down": await self._processes_down()}).encode()
             await respond(send, 503 if problems else 200, body, _JSON)
         elif request.path == "/metrics":
             body = exposition(self.multiproc_dir) + await self._rooms_metrics()
@@ -120,38 +130,46 @@ class AdminApp:
         else:
             await respond(send, 404, b"not found\n")
 
+    async def overview(self, now: datetime) -> Overview:
+        dead_after = timedelta(seconds=self.settings.process_dead_after_seconds)
+        configured = self.settings.protocols_needed()
+        return await overview(await self.store(), now, dead_after, configured)
+
     async def _rooms_metrics(self) -> bytes:
         """The rooms' gauges; without them (database down) the receiver's own still answer."""
         now = datetime.now(UTC)
         try:
-            statuses = await room_statuses(await self.store(), now)
+            found = await self.overview(now)
         except Exception as exc:  # the receiver's own metrics must still answer
             log.warning("metrics: database", extra={"detail": str(exc)})
             return rooms_exposition(None, now)
-        return rooms_exposition(statuses, now)
+        return rooms_exposition(found.rooms, now, found.fleet)
 
     async def _rooms(self, send: Send, *, page: bool) -> None:
         now = datetime.now(UTC)
         try:
-            statuses = await room_statuses(await self.store(), now)
+            found = await self.overview(now)
         except Exception as exc:
             log.warning("status: database", extra={"detail": str(exc)})
             await respond(send, 503, f"database: {type(exc).__name__}: {exc}\n".encode())
             return
         if page:
-            await respond(send, 200, await self._status_page(statuses, now), _HTML)
+            await respond(send, 200, await self._status_page(found, now), _HTML)
             return
         body = {
-            "rooms": len(statuses),
-            "in_sync": sum(1 for s in statuses if s.problem is None),
-            "statuses": [s.as_json() for s in statuses],
+            "rooms": len(found.rooms),
+            "in_sync": found.in_sync,
+            "statuses": [s.as_json() for s in found.rooms],
+            "processes": [p.as_json() for p in found.fleet.processes],
+            "processes_down": found.fleet.problems(),
         }
         await respond(send, 200, json.dumps(body, indent=1).encode(), _JSON)
 
-    async def _status_page(self, statuses: list[RoomStatus], now: datetime) -> bytes:
+    async def _status_page(self, found: Overview, now: datetime) -> bytes:
         samples = FleetSamples(await self.store())
         history = await samples.history(now - HISTORY)
-        return render(statuses, now, history, await samples.out_of_sync())
+        since = await samples.out_of_sync()
+        return render(found.rooms, now, history, since, found.fleet)
 
     async def _room(self, request: Request, send: Send) -> None:
         """One room's page; a room the database does not know is a 404 page."""
@@ -160,7 +178,7 @@ class AdminApp:
         try:
             connector = await self.store()
             mailbox = await find_room(connector, given, [])
-            statuses = await room_statuses(connector, now)
+            found = await self.overview(now)
             samples = FleetSamples(connector)
             history = await samples.room_history(mailbox)
             since = await samples.room_since(mailbox)
@@ -173,13 +191,15 @@ class AdminApp:
             log.warning("room page: database", extra={"detail": str(exc)})
             await respond(send, 503, f"database: {exc}\n".encode())
             return
-        status = next((s for s in statuses if s.mailbox == mailbox), None)
+        status = next((s for s in found.rooms if s.mailbox == mailbox), None)
         if status is None or room is None:  # a room without a row of its own: nothing to show
             await respond(send, 404, render_unknown_room(given, f"no room {given!r}"), _HTML)
             return
         token = resync_token(self._form_secret, mailbox)
         queued = b"queued=1" in request.query
-        body = render_room(status, room, history, since, now, token=token, queued=queued)
+        body = render_room(
+            status, room, history, since, now, token=token, queued=queued, processes=found.fleet
+        )
         await respond(send, 200, body, _HTML)
 
     async def _resync(self, request: Request, receive: Receive, send: Send) -> None:
@@ -220,6 +240,14 @@ class AdminApp:
             problems.append("public listener does not accept connections")
         return problems
 
+    async def _processes_down(self) -> list[str]:
+        """Each process down or missing (nothing if the database cannot say)."""
+        try:
+            return (await self.overview(datetime.now(UTC))).fleet.problems()
+        except Exception as exc:  # the database problem is among `problems` already
+            log.warning("readiness: processes", extra={"detail": str(exc)})
+            return []
+
     async def _database_problems(self) -> list[str]:
         try:
             connector = await self.store()
@@ -232,14 +260,41 @@ class AdminApp:
         return []
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
+        closing = asyncio.Event()
+        beating: asyncio.Task[None] | None = None
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
+                beating = asyncio.create_task(self._beat_until(closing))
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
+                closing.set()
+                if beating is not None:
+                    await beating  # marks the receiver stopped
                 await self.close()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
+
+    async def _beat_until(self, closing: asyncio.Event) -> None:
+        """The receiver's heartbeat until `closing`. The store opens lazily: while the database
+        is away, opening is tried again at each beat."""
+        s = self.settings
+        every = timedelta(seconds=s.process_heartbeat_seconds)
+        while True:
+            try:
+                connector = await self.store()
+                break
+            except Exception as exc:
+                log.warning("heartbeat: database", extra={"detail": str(exc)})
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(closing.wait(), every.total_seconds())
+                return
+        forget = timedelta(days=s.process_forget_after_days)
+        heartbeat = Heartbeat(
+            ProcessHeartbeats(connector), "receiver", [None], every=every, forget_after=forget
+        )
+        async with heartbeat.beating():
+            await closing.wait()
 
     def status(self) -> dict[str, Any]:
         self.allowed.reload_if_changed()

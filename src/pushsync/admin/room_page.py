@@ -16,6 +16,7 @@ from datetime import datetime
 from html import escape
 from urllib.parse import quote
 
+from pushsync.admin.process_status import Fleet
 from pushsync.admin.room_status import RoomStatus
 from pushsync.admin.status_page import advice, out_of_sync_since, page, since_text
 from pushsync.store.connector import Row
@@ -40,8 +41,10 @@ def render_room(
     *,
     token: str,
     queued: bool,
+    processes: Fleet | None = None,
 ) -> bytes:
-    since = out_of_sync_since(status, (noted_since, status.kind or "") if noted_since else None)
+    noted = (noted_since, status.kind or "") if noted_since else None
+    since = out_of_sync_since(status, noted, processes)
     verdict = (
         f'<span class="bad">{escape(status.problem)}</span>'
         if status.problem

@@ -4,20 +4,25 @@ The subscription table says whether Exchange can still reach us for the room, th
 whether the worker could read it (last error, a resync waiting, Exchange's back-off), and the
 notification queue whether its rows are worked off (failed rows, the oldest one pending). The
 first problem found, in that order, is the room's `problem`; a room without one is in sync.
+Before all of them: a room whose protocol has no live worker (`process_status`) is not syncing,
+whatever its rows say.
 Both `pushsync subscriptions list` and the admin listener's `/rooms` and status page show it.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from pushsync.admin.process_status import Fleet, fleet
 from pushsync.store.connector import Connector, Row
 from pushsync.store.subscriptions import DEFAULT_STATUS_FREQUENCY, UNREACHABLE
 
 PROBLEM_KINDS = (
+    "no worker",
     "no subscription",
     "subscription broken",
     "silent",
@@ -59,11 +64,49 @@ class RoomStatus:
         }
 
 
-async def room_statuses(connector: Connector, now: datetime) -> list[RoomStatus]:
-    """Every room, those with a problem first (then by mailbox)."""
+@dataclass(frozen=True)
+class Overview:
+    """The rooms' verdicts with the processes' liveness they were judged against."""
+
+    rooms: list[RoomStatus]
+    fleet: Fleet
+
+    @property
+    def in_sync(self) -> int:
+        return sum(1 for s in self.rooms if s.problem is None)
+
+
+async def overview(
+    connector: Connector, now: datetime, dead_after: timedelta, configured: Iterable[str] = ()
+) -> Overview:
+    """Every room judged with the processes: a room whose protocol has no live worker is
+    "not syncing", whatever its rows say. What operators are shown. `configured`: the
+    protocols the settings' rooms use, needed even before a worker recorded any room."""
+    rooms, queue = await _rows(connector)
+    protocols = {room["protocol"] for room in rooms} | set(configured)
+    found = await fleet(connector, now, dead_after, protocols)
+    return Overview(_judge(rooms, queue, now, found), found)
+
+
+async def room_statuses(
+    connector: Connector, now: datetime, processes: Fleet | None = None
+) -> list[RoomStatus]:
+    """Every room, those with a problem first (then by mailbox). Without `processes` the
+    rows alone are judged (no worker's liveness): `overview` is what operators are shown."""
+    rooms, queue = await _rows(connector)
+    return _judge(rooms, queue, now, processes)
+
+
+async def _rows(connector: Connector) -> tuple[list[Row], list[Row]]:
     async with connector.session() as session:
         rooms = await session.fetch_all("subscription_overview")
         queue = await session.fetch_all("queue_by_room")
+    return rooms, queue
+
+
+def _judge(
+    rooms: list[Row], queue: list[Row], now: datetime, processes: Fleet | None
+) -> list[RoomStatus]:
     by_room: dict[str, dict[str, Row]] = defaultdict(dict)
     for row in queue:
         by_room[row["mailbox"]][row["state"]] = row
@@ -71,7 +114,8 @@ async def room_statuses(connector: Connector, now: datetime) -> list[RoomStatus]
     for room in rooms:
         first.setdefault(room["mailbox"], room)
     statuses = [
-        verdict(room, _queue_of(by_room[mailbox], room), now) for mailbox, room in first.items()
+        verdict(room, _queue_of(by_room[mailbox], room), now, processes)
+        for mailbox, room in first.items()
     ]
     return sorted(statuses, key=lambda s: (s.problem is None, s.mailbox))
 
@@ -99,9 +143,13 @@ def _when(value: datetime | str) -> datetime:
     return value if isinstance(value, datetime) else datetime.fromisoformat(value)
 
 
-def verdict(room: Row, queue: dict[str, Any], now: datetime) -> RoomStatus:
-    """One room's status from its overview row (`subscription_overview`) and queue counts."""
-    found = problem(room, queue, now)
+def verdict(
+    room: Row, queue: dict[str, Any], now: datetime, processes: Fleet | None = None
+) -> RoomStatus:
+    """One room's status from its overview row (`subscription_overview`) and queue counts,
+    and if given the processes: without a live worker for its protocol it is not syncing."""
+    no_worker = processes.no_worker(room["protocol"]) if processes is not None else None
+    found = ("no worker", no_worker) if no_worker else problem(room, queue, now)
     return RoomStatus(
         mailbox=room["mailbox"],
         protocol=room["protocol"],

@@ -1,6 +1,6 @@
-"""The operator's status page (admin listener, `/`): how many rooms are in sync, the fleet's
-last 24 hours as small charts, and for each room that is not in sync, why, since when, and what
-to do about it.
+"""The operator's status page (admin listener, `/`): which pushsync process is down since when,
+how many rooms are in sync, the fleet's last 24 hours as small charts, and for each room that is
+not in sync, why, since when, and what to do about it.
 
 Drawn on the server (charts as inline SVG, `charts.py`); the only script reloads the page every
 `REFRESH_SECONDS` and keeps the scroll position. Every value from the database is escaped.
@@ -17,6 +17,7 @@ from html import escape
 from urllib.parse import quote
 
 from pushsync.admin.charts import Series, chart
+from pushsync.admin.process_status import Fleet
 from pushsync.admin.room_status import RoomStatus
 from pushsync.store.connector import Row
 
@@ -26,6 +27,8 @@ HISTORY = timedelta(hours=24)
 
 # What an operator can do about each kind of problem (room_status.PROBLEM_KINDS).
 ADVICE = {
+    "no worker": "Start `pushsync worker` (or see why it stopped: its log, `journalctl`). The "
+    "notifications wait in the table; the worker works them off when it is back.",
     "no subscription": "Check that `pushsync worker` runs; the error names why Subscribe failed "
     "(a mistyped or removed room: fix PUSHSYNC_ROOMS). Then `pushsync subscriptions sync`.",
     "subscription broken": "The worker's manager replaces it at its next check. If it stays "
@@ -97,15 +100,18 @@ def render(
     now: datetime,
     history: Sequence[Row] = (),
     since: Mapping[str, tuple[datetime, str]] | None = None,
-    processes: str | None = None,
+    processes: Fleet | None = None,
 ) -> bytes:
     """`history`: `FleetSamples.history` rows; `since`: when each room was first seen out of
-    sync; `processes`: the processes section's HTML (None: heartbeats are not recorded)."""
+    sync; `processes`: the processes' liveness (None: not known)."""
     troubled = [s for s in statuses if s.problem]
     kinds = Counter(s.kind for s in troubled if s.kind)
     summary = ", ".join(f"{n} {escape(kind)}" for kind, n in kinds.most_common())
+    down = processes.problems() if processes is not None else []
     header = (
-        f"<h1>pushsync: {len(statuses) - len(troubled)} of {len(statuses)} rooms in sync</h1>"
+        f"<h1>pushsync: {len(statuses) - len(troubled)} of {len(statuses)} rooms in sync"
+        + (f" · {len(down)} process{'es' if len(down) > 1 else ''} down" if down else "")
+        + "</h1>"
         f"<p>{now:%Y-%m-%d %H:%M:%S} UTC · "
         + (f"Needing attention: {summary}. " if troubled else "")
         + f"refreshes every {REFRESH_SECONDS} s · "
@@ -116,19 +122,35 @@ def render(
         + '<h2>The last 24 hours</h2><div class="charts">'
         + _charts(history, now)
         + "</div>"
-        + _problem_rooms(troubled, now, since or {})
+        + _problem_rooms(statuses, troubled, now, since or {}, processes)
     )
-    return page("pushsync status", header, body, bad=bool(troubled))
+    return page("pushsync status", header, body, bad=bool(troubled or down))
 
 
-def _processes_section(processes: str | None) -> str:
-    """Which receiver, worker and manager processes are alive: filled in from the process
-    heartbeats (issue 19, `store/processes.py`) once they are recorded."""
-    if processes is not None:
-        return f'<section id="processes"><h2>Processes</h2>{processes}</section>'
+def _processes_section(fleet: Fleet | None) -> str:
+    if fleet is None:
+        return (
+            '<section id="processes"><h2>Processes</h2><p class="muted">The processes\' '
+            "heartbeats could not be read.</p></section>"
+        )
+    return processes_section(fleet)
+
+
+def processes_section(fleet: Fleet) -> str:
+    """The processes: each one down (or missing) named first, with since when, then the live."""
+    problems = fleet.problems()
+    lines = "".join(f"<li>{_code(line)}</li>" for line in problems)
+    alive = [p for p in fleet.processes if p.alive]
+    live = ", ".join(escape(f"{p.name} (since {p.started_at:%Y-%m-%d %H:%M} UTC)") for p in alive)
     return (
-        '<section id="processes"><h2>Processes</h2><p class="muted">Process heartbeats are '
-        "not recorded yet: a stopped worker shows here only as a gap in the charts.</p></section>"
+        '<section id="processes"><h2>Processes</h2>'
+        + (f'<ul class="bad card" id="processes-down">{lines}</ul>' if problems else "")
+        + (
+            f'<p class="ok">Alive: {live}.</p>'
+            if alive
+            else '<p class="bad">No process is alive.</p>'
+        )
+        + "</section>"
     )
 
 
@@ -185,11 +207,15 @@ def _charts(history: Sequence[Row], now: datetime) -> str:
 
 
 def _problem_rooms(
-    troubled: Sequence[RoomStatus], now: datetime, since: Mapping[str, tuple[datetime, str]]
+    statuses: Sequence[RoomStatus],
+    troubled: Sequence[RoomStatus],
+    now: datetime,
+    since: Mapping[str, tuple[datetime, str]],
+    processes: Fleet | None,
 ) -> str:
     if not troubled:
-        return '<h2>Rooms</h2><p class="ok card">Every room is in sync.</p>'
-    rows = "".join(_row(s, now, since) for s in troubled[:MAX_ROWS])
+        return "<h2>Rooms</h2>" + _no_trouble(statuses, processes)
+    rows = "".join(_row(s, now, since, processes) for s in troubled[:MAX_ROWS])
     more = (
         f'<p class="muted">and {len(troubled) - MAX_ROWS} more: see /rooms.</p>'
         if len(troubled) > MAX_ROWS
@@ -203,10 +229,28 @@ def _problem_rooms(
     )
 
 
-def out_of_sync_since(status: RoomStatus, noted: tuple[datetime, str] | None) -> datetime | None:
+def _no_trouble(statuses: Sequence[RoomStatus], processes: Fleet | None) -> str:
+    if not statuses:  # no worker recorded a room yet: nothing is known to be in sync
+        return (
+            '<p class="card">No room is known yet: the worker records the configured rooms '
+            "as it starts.</p>"
+        )
+    if processes is not None and processes.problems():
+        return '<p class="bad card">Every room is in sync, but a process is down (above).</p>'
+    return '<p class="ok card">Every room is in sync.</p>'
+
+
+def out_of_sync_since(
+    status: RoomStatus, noted: tuple[datetime, str] | None, processes: Fleet | None = None
+) -> datetime | None:
     """When the room went out of sync: when a sample first found it so, or earlier evidence
-    (the oldest waiting row, the last heartbeat) when that says more."""
-    evidence = {"behind": status.oldest_pending, "silent": status.last_heard}.get(status.kind or "")
+    (the oldest waiting row, the last heartbeat, its worker's death) when that says more."""
+    worker_down = processes.down_since("worker", status.protocol) if processes else None
+    evidence = {
+        "behind": status.oldest_pending,
+        "silent": status.last_heard,
+        "no worker": worker_down,
+    }.get(status.kind or "")
     found = [t for t in (noted[0] if noted else None, evidence) if t is not None]
     return min(found, default=None)
 
@@ -227,8 +271,13 @@ def duration(span: timedelta) -> str:
     return f"{hours // 24} days"
 
 
-def _row(status: RoomStatus, now: datetime, since: Mapping[str, tuple[datetime, str]]) -> str:
-    when = out_of_sync_since(status, since.get(status.mailbox))
+def _row(
+    status: RoomStatus,
+    now: datetime,
+    since: Mapping[str, tuple[datetime, str]],
+    processes: Fleet | None,
+) -> str:
+    when = out_of_sync_since(status, since.get(status.mailbox), processes)
     cells = (
         room_link(status.mailbox),
         escape(status.problem or ""),
@@ -248,7 +297,12 @@ def _row(status: RoomStatus, now: datetime, since: Mapping[str, tuple[datetime, 
 
 def advice(kind: str | None) -> str:
     """What to do about a kind of problem, as HTML (`commands` set as code)."""
-    parts = escape(ADVICE.get(kind or "", ""), quote=False).split("`")
+    return _code(ADVICE.get(kind or "", ""))
+
+
+def _code(text: str) -> str:
+    """Escaped, with `commands` set as code."""
+    parts = escape(text, quote=False).split("`")
     return "".join(f"<code>{p}</code>" if i % 2 else p for i, p in enumerate(parts))
 
 

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
+import pushsync.cli.status as cli_status
 import pushsync.cli.sync as cli_sync
 from pushsync.cli.common import (
     ConfigOption,
@@ -40,6 +41,7 @@ app.add_typer(notifications_app, name="notifications")
 ipranges_app = typer.Typer(help="Microsoft 365's published address ranges.", no_args_is_help=True)
 app.add_typer(ipranges_app, name="ipranges")
 app.add_typer(cli_sync.commands)
+app.add_typer(cli_status.commands)
 
 
 def _print_version(value: bool) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+from datetime import timedelta
 from enum import StrEnum
 from typing import Annotated
 
@@ -11,7 +12,7 @@ import typer
 from rich.progress import Progress
 from rich.table import Table
 
-from pushsync.admin.room_status import RoomStatus, room_statuses
+from pushsync.admin.room_status import Overview, overview
 from pushsync.cli.common import (
     ConfigOption,
     DatabaseOption,
@@ -215,10 +216,14 @@ def subscriptions_list(
     """Each room's subscription and sync status: which rooms are out of sync, and why."""
     settings = settings_or_exit(config, database_url=database_url)
 
-    async def fetch(connector: Connector) -> tuple[list[RoomStatus], dict[str, str]]:
-        return await room_statuses(connector, utcnow()), await subscription_prefixes(connector)
+    dead_after = timedelta(seconds=settings.process_dead_after_seconds)
 
-    statuses, prefixes = with_connector(settings, fetch, existing=True)
+    async def fetch(connector: Connector) -> tuple[Overview, dict[str, str]]:
+        found = await overview(connector, utcnow(), dead_after, settings.protocols_needed())
+        return found, await subscription_prefixes(connector)
+
+    found, prefixes = with_connector(settings, fetch, existing=True)
+    statuses = found.rooms
     heading = "subscription" if full_ids else "subscription (id prefix)"
     table = Table("room", "proto", heading, "state", "last heard", "waiting", "problem")
     for status in statuses:
@@ -236,6 +241,8 @@ def subscriptions_list(
     console.print(table)
     in_sync = sum(1 for s in statuses if s.problem is None)
     console.print(f"{in_sync} of {len(statuses)} rooms in sync")
+    for line in found.fleet.problems():  # why rooms say "not syncing"; `pushsync status` too
+        console.print(f"[red]down:[/red] {line}", highlight=False)
 
 
 def _subscription_id(value: str | None, prefixes: dict[str, str], full: bool) -> str:

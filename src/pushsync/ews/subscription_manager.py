@@ -23,6 +23,7 @@ from pushsync.ews.client import EwsClient, Subscription
 from pushsync.model.clock import utcnow
 from pushsync.model.outcome import Outcome
 from pushsync.retry import MAX_THROTTLED_TRIES, Backoff, RetryAfterHolds, retryable, survive
+from pushsync.store.processes import Heartbeat, beating
 from pushsync.store.subscriptions import LiveSubscription, Subscriptions
 
 log = logging.getLogger(__name__)
@@ -45,8 +46,10 @@ class SubscriptionManager:
         minute: timedelta = timedelta(minutes=1),
         clock: Callable[[], datetime] = utcnow,
         max_retry_after: timedelta = timedelta(hours=1),
+        heartbeat: Heartbeat | None = None,
     ) -> None:
         self._client = client
+        self._heartbeat = heartbeat  # beaten while `run` runs
         self._subscriptions = subscriptions
         self._callback_url = callback_url
         self._status_frequency = status_frequency
@@ -108,7 +111,10 @@ class SubscriptionManager:
         get a subscription. One refused for good (`given_up`) is not, until a restart. A round
         that fails as a whole (the database away) is waited out with a back-off.
         """
-        rooms = list(rooms)
+        async with beating(self._heartbeat):
+            await self._run(stop, list(rooms), interval_s)
+
+    async def _run(self, stop: asyncio.Event, rooms: list[str], interval_s: float) -> None:
         backoff = Backoff()
         while not stop.is_set() and not await survive(
             lambda: self.subscribe_rooms(rooms), "EWS subscriptions", backoff, stop

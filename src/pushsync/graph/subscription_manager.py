@@ -49,6 +49,7 @@ from pushsync.retry import (
     retryable,
     survive,
 )
+from pushsync.store.processes import Heartbeat, beating
 from pushsync.store.subscriptions import LiveSubscription, Subscriptions
 
 log = logging.getLogger(__name__)
@@ -70,8 +71,10 @@ class GraphSubscriptionManager:
         renew_before: timedelta = timedelta(days=1),
         max_retry_after: timedelta = timedelta(hours=1),
         clock: Callable[[], datetime] = utcnow,
+        heartbeat: Heartbeat | None = None,
     ) -> None:
         self._client = client
+        self._heartbeat = heartbeat  # beaten while `run` runs
         self._subscriptions = subscriptions
         self._url = notification_url
         self._client_state = client_state
@@ -182,10 +185,11 @@ class GraphSubscriptionManager:
         async def maintain() -> None:
             await self.maintain()
 
-        await asyncio.gather(
-            _every(stop, interval_s, create, "Graph subscribe", at_once=True),
-            _every(stop, interval_s, maintain, "Graph renewals", at_once=False),
-        )
+        async with beating(self._heartbeat):
+            await asyncio.gather(
+                _every(stop, interval_s, create, "Graph subscribe", at_once=True),
+                _every(stop, interval_s, maintain, "Graph renewals", at_once=False),
+            )
 
     def _held(self, mailbox: str | None) -> bool:
         """Whether a call about `mailbox` must wait longer than is waited out in a call."""

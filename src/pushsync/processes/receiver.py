@@ -35,9 +35,12 @@ def serve(settings: Settings) -> None:
     multiproc_dir = Path(tempfile.mkdtemp(prefix="pushsync-metrics-"))
     os.environ[MULTIPROC_ENV] = str(multiproc_dir)
     try:
-        _start_admin(settings, AdminApp(settings, allowed, multiproc_dir))
-        with _stop_is_success():
-            _run_public(settings)
+        admin = _start_admin(settings, AdminApp(settings, allowed, multiproc_dir))
+        try:
+            with _stop_is_success():
+                _run_public(settings)
+        finally:
+            _stop_admin(*admin)
     finally:
         shutil.rmtree(multiproc_dir, ignore_errors=True)
 
@@ -87,7 +90,14 @@ def _run_public(settings: Settings) -> None:
     )
 
 
-def _start_admin(settings: Settings, app: AdminApp) -> None:
+def _stop_admin(server: uvicorn.Server, thread: threading.Thread) -> None:
+    """Let the admin listener end its lifespan, which marks the receiver's heartbeat stopped
+    (a killed receiver's goes stale instead)."""
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+def _start_admin(settings: Settings, app: AdminApp) -> tuple[uvicorn.Server, threading.Thread]:
     """Start the admin listener on a daemon thread; fail loudly if it cannot bind."""
     config = uvicorn.Config(
         app,
@@ -110,3 +120,4 @@ def _start_admin(settings: Settings, app: AdminApp) -> None:
                 f"admin listener could not start on {settings.admin_host}:{settings.admin_port}"
             )
         time.sleep(0.02)
+    return server, thread

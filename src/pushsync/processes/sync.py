@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -31,6 +31,7 @@ from pushsync.processes.fleet_sampler import FleetSampler
 from pushsync.settings import Settings
 from pushsync.store import Connector
 from pushsync.store.notification_queue import NotificationQueue, QueuePolicy
+from pushsync.store.processes import Heartbeat, Kind, ProcessHeartbeats
 from pushsync.store.reservation_book import Reservations
 from pushsync.store.subscriptions import Subscriptions
 from pushsync.web.access.callback_token import callback_url
@@ -64,6 +65,19 @@ def build_ews_client(settings: Settings) -> EwsClient:
     return EwsClient(settings.ews_url, credentials, max_concurrency=settings.ews_max_concurrency)
 
 
+def heartbeat(
+    settings: Settings, connector: Connector, kind: Kind, protocols: Iterable[str | None]
+) -> Heartbeat:
+    """The heartbeat a long-running process beats while it runs (`store/processes.py`)."""
+    return Heartbeat(
+        ProcessHeartbeats(connector),
+        kind,
+        protocols,
+        every=timedelta(seconds=settings.process_heartbeat_seconds),
+        forget_after=timedelta(days=settings.process_forget_after_days),
+    )
+
+
 def build_manager(
     settings: Settings,
     connector: Connector,
@@ -78,6 +92,7 @@ def build_manager(
         concurrency=settings.ews_max_concurrency,
         minute=minute,
         max_retry_after=timedelta(seconds=settings.max_retry_after_seconds),
+        heartbeat=heartbeat(settings, connector, "manager", ["ews"]),
     )
 
 
@@ -121,6 +136,7 @@ def build_graph_manager(
         renew_before=timedelta(minutes=settings.graph_renew_before_minutes),
         max_retry_after=timedelta(seconds=settings.max_retry_after_seconds),
         clock=clock,
+        heartbeat=heartbeat(settings, connector, "manager", ["graph"]),
     )
 
 
@@ -172,6 +188,7 @@ def build_worker(
         debounce=timedelta(milliseconds=settings.worker_debounce_ms),
         resync_every=timedelta(hours=settings.resync_interval_hours) or None,
         max_pause=timedelta(seconds=settings.max_retry_after_seconds),
+        heartbeat=heartbeat(settings, connector, "worker", sorted(adapters)),
     )
 
 
@@ -198,10 +215,7 @@ class RoomPlan:
 
 def protocols_needed(settings: Settings) -> set[str]:
     """The protocols some configured room uses (known without asking Exchange)."""
-    needed: set[str] = {settings.protocol} if settings.rooms or settings.room_lists else set()
-    needed |= {"graph"} if settings.graph_rooms else set()
-    needed |= {"ews"} if settings.ews_rooms or settings.room_lists else set()
-    return needed
+    return settings.protocols_needed()
 
 
 async def room_plan(settings: Settings, client: EwsClient | None) -> RoomPlan:
@@ -286,5 +300,7 @@ async def _purge_forever(connector: Connector, settings: Settings, stop: asyncio
         changes = await Reservations(connector).purge_changes(datetime.now(UTC) - retention)
         if changes:
             log.info("purged reservation changes", extra={"rows": changes})
+        forget = timedelta(days=settings.process_forget_after_days)
+        await ProcessHeartbeats(connector).forget(datetime.now(UTC) - forget)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), 3600)

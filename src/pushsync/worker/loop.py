@@ -40,6 +40,7 @@ from pushsync.model.clock import utcnow
 from pushsync.model.reservation import Gone, Observation, plan
 from pushsync.retry import Backoff, bounded, retryable, survive
 from pushsync.store.notification_queue import Claimed, NotificationQueue
+from pushsync.store.processes import Heartbeat, beating
 from pushsync.store.reservation_book import Reservations
 from pushsync.store.subscriptions import UNREACHABLE, Subscriptions
 from pushsync.worker.adapter import CalendarSource, IncrementalSource, ProtocolAdapter
@@ -117,8 +118,10 @@ class Worker:
         resync_lease: timedelta = timedelta(minutes=10),
         max_pause: timedelta = timedelta(hours=1),
         clock: Callable[[], datetime] = utcnow,
+        heartbeat: Heartbeat | None = None,
     ) -> None:
         self._queue = queue
+        self._liveness = heartbeat  # beaten while `run` runs: this worker lives
         self._reservations = reservations
         self._subscriptions = subscriptions
         self._adapters = dict(adapters)  # protocol -> its adapter
@@ -166,11 +169,12 @@ class Worker:
     async def run(self, stop: asyncio.Event) -> None:
         """Rounds until `stop`; a storage outage or an unreachable Exchange is waited out."""
         backoff = Backoff()
-        while not stop.is_set():
-            worked = await survive(self._round, "sync worker", backoff, stop)
-            if not worked:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), self._idle_sleep)
+        async with beating(self._liveness):
+            while not stop.is_set():
+                worked = await survive(self._round, "sync worker", backoff, stop)
+                if not worked:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(stop.wait(), self._idle_sleep)
 
     async def _round(self) -> int:
         worked = await self.run_once()

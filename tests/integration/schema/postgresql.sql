@@ -115,6 +115,18 @@ CREATE TABLE reservation_change (
 );
 CREATE INDEX reservation_change_at ON reservation_change (changed_at);
 
+CREATE TABLE process_heartbeat (
+    id          BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    kind        TEXT NOT NULL CHECK (kind IN ('receiver', 'worker', 'manager')),
+    protocol    TEXT CHECK (protocol IN ('ews', 'graph')),
+    host        TEXT NOT NULL,
+    pid         INTEGER NOT NULL,
+    started_at  TIMESTAMPTZ NOT NULL,
+    last_beat   TIMESTAMPTZ NOT NULL,
+    stopped_at  TIMESTAMPTZ
+);
+CREATE INDEX process_heartbeat_last_beat ON process_heartbeat (last_beat);
+
 CREATE TABLE fleet_sample (
     minute_at          TIMESTAMPTZ NOT NULL,  -- the start of the minute (UTC)
     process            TEXT NOT NULL,       -- host:pid of the worker that wrote it

@@ -115,6 +115,18 @@ CREATE TABLE reservation_change (
 );
 CREATE INDEX reservation_change_at ON reservation_change (changed_at);
 
+CREATE TABLE process_heartbeat (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    kind        TEXT NOT NULL CHECK (kind IN ('receiver', 'worker', 'manager')),
+    protocol    TEXT CHECK (protocol IN ('ews', 'graph')),
+    host        TEXT NOT NULL,
+    pid         INTEGER NOT NULL,
+    started_at  TIMESTAMP NOT NULL,
+    last_beat   TIMESTAMP NOT NULL,
+    stopped_at  TIMESTAMP
+);
+CREATE INDEX process_heartbeat_last_beat ON process_heartbeat (last_beat);
+
 CREATE TABLE fleet_sample (
     minute_at          TIMESTAMP NOT NULL,  -- the start of the minute (UTC)
     process            TEXT NOT NULL,       -- host:pid of the worker that wrote it

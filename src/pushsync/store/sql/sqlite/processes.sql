@@ -1,0 +1,19 @@
+-- Named SQL for the processes' heartbeats (pushsync.store.processes).
+
+-- name: process_register
+INSERT INTO process_heartbeat (kind, protocol, host, pid, started_at, last_beat)
+VALUES (:kind, :protocol, :host, :pid, :now, :now)
+RETURNING id;
+
+-- name: process_beat
+UPDATE process_heartbeat SET last_beat = :now WHERE id = :id AND stopped_at IS NULL;
+
+-- name: process_stopped
+UPDATE process_heartbeat SET last_beat = :now, stopped_at = :now WHERE id = :id;
+
+-- name: process_forget
+-- Rows of processes gone for long: their restart (or their host's removal) is old news.
+DELETE FROM process_heartbeat WHERE last_beat < :before;
+
+-- name: process_rows
+SELECT * FROM process_heartbeat ORDER BY kind, protocol, host, started_at;
