@@ -7,7 +7,9 @@ the Exchange simulator with three rooms and one room that Exchange does not know
 Subscribe fails with ErrorNonExistentMailbox: the failing room). The test reads the page as an
 operator does: the charts are drawn from the worker's samples, the failing room is listed with
 since when and what to do, the page reloads itself and keeps the scroll position, and "Resync
-now" on a room's page queues a resync that the worker then runs.
+now" on a room's page queues a resync that the worker then runs. Then the worker is killed
+(SIGKILL, no goodbye): the page names it down since its last heartbeat, and every room "not
+syncing" for want of a worker.
 
 Screenshots are kept as test artifacts in test-artifacts/screenshots/ (at the repository's
 root, ignored by git), one PNG per page looked at.
@@ -15,6 +17,7 @@ root, ignored by git), one PNG per page looked at.
 
 from __future__ import annotations
 
+import signal
 import sqlite3
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -90,7 +93,14 @@ def test_the_status_page_and_a_room_page_in_a_real_browser(
         sim = thread.sim
         base = epoch.replace(hour=9, minute=0, second=0) + timedelta(days=2)
         thread.call(sim.exchange.book, meeting("FIRST", base), [good[0]])
-        settings = sync_settings(server, thread, rooms=[*good, GHOST], status_sample_seconds=1.0)
+        settings = sync_settings(
+            server,
+            thread,
+            rooms=[*good, GHOST],
+            status_sample_seconds=1.0,
+            process_heartbeat_seconds=1.0,
+            process_dead_after_seconds=4.0,
+        )
         worker = worker_process(settings, tmp_path / "worker.log")
         try:
             wait_for(lambda: _settled(server, good), timeout=90)
@@ -105,6 +115,10 @@ def test_the_status_page_and_a_room_page_in_a_real_browser(
             _room_page_and_resync(page, admin, server, good[0])
             _failing_room_page(page, admin)
             _refused_requests(page, admin, server, good[0])
+
+            worker.send_signal(signal.SIGKILL)
+            worker.wait(20)
+            _dead_worker(page, admin)
         finally:
             worker.terminate()
             worker.wait(20)
@@ -210,6 +224,24 @@ def _refused_requests(page: Page, admin: str, server: ServerProcess, room: str) 
     assert unknown.status_code == 404
     (row,) = server.rows(f"SELECT needs_resync FROM room WHERE mailbox = '{room}'")
     assert not row["needs_resync"]
+
+
+def _dead_worker(page: Page, admin: str) -> None:
+    def named_down() -> bool:
+        page.goto(admin + "/")
+        return page.locator("#processes-down").count() > 0
+
+    wait_for(named_down, timeout=60)
+    down = page.locator("#processes-down").inner_text()
+    assert "worker" in down and "down since" in down and "no heartbeat" in down
+    expect(page.locator("header h1")).to_contain_text("0 of 4 rooms in sync")
+    rows = page.locator("#problem-rooms tr[data-room]")
+    expect(rows).to_have_count(4)
+    first = rows.first.locator("td").all_inner_texts()
+    assert "no live ews worker since" in first[1]
+    assert "UTC" in first[2], "since when: the worker's death"
+    assert "pushsync worker" in first[3]
+    _shot(page, "status-page-worker-down")
 
 
 def _last_synced(server: ServerProcess, room: str) -> datetime:

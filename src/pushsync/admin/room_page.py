@@ -18,7 +18,7 @@ from urllib.parse import quote
 
 from pushsync.admin.process_status import Fleet
 from pushsync.admin.room_status import RoomStatus
-from pushsync.admin.status_page import advice, out_of_sync_since, page, since_text
+from pushsync.admin.status_page import advice, code, out_of_sync_since, page, since_text
 from pushsync.store.connector import Row
 from pushsync.store.fleet_samples import RECENT_ROWS, RoomHistory
 
@@ -46,7 +46,7 @@ def render_room(
     noted = (noted_since, status.kind or "") if noted_since else None
     since = out_of_sync_since(status, noted, processes)
     verdict = (
-        f'<span class="bad">{escape(status.problem)}</span>'
+        f'<span class="bad">{code(status.problem)}</span>'
         if status.problem
         else '<span class="ok">in sync</span>'
     )

@@ -139,7 +139,7 @@ def _processes_section(fleet: Fleet | None) -> str:
 def processes_section(fleet: Fleet) -> str:
     """The processes: each one down (or missing) named first, with since when, then the live."""
     problems = fleet.problems()
-    lines = "".join(f"<li>{_code(line)}</li>" for line in problems)
+    lines = "".join(f"<li>{code(line)}</li>" for line in problems)
     alive = [p for p in fleet.processes if p.alive]
     live = ", ".join(escape(f"{p.name} (since {p.started_at:%Y-%m-%d %H:%M} UTC)") for p in alive)
     return (
@@ -280,7 +280,7 @@ def _row(
     when = out_of_sync_since(status, since.get(status.mailbox), processes)
     cells = (
         room_link(status.mailbox),
-        escape(status.problem or ""),
+        code(status.problem or ""),
         since_text(when, now),
         advice(status.kind),
         escape(status.subscription_state or "none"),
@@ -297,10 +297,10 @@ def _row(
 
 def advice(kind: str | None) -> str:
     """What to do about a kind of problem, as HTML (`commands` set as code)."""
-    return _code(ADVICE.get(kind or "", ""))
+    return code(ADVICE.get(kind or "", ""))
 
 
-def _code(text: str) -> str:
+def code(text: str) -> str:
     """Escaped, with `commands` set as code."""
     parts = escape(text, quote=False).split("`")
     return "".join(f"<code>{p}</code>" if i % 2 else p for i, p in enumerate(parts))
