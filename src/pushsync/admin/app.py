@@ -38,7 +38,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from pushsync.admin.metrics import rooms_exposition
 from pushsync.admin.room_page import render_room, render_unknown_room, resync_token
-from pushsync.admin.room_status import Overview, overview
+from pushsync.admin.room_status import Overview, overview, room_overview
 from pushsync.admin.status_page import HISTORY, render
 from pushsync.errors import PushsyncError
 from pushsync.settings import Settings
@@ -178,7 +178,9 @@ class AdminApp:
         try:
             connector = await self.store()
             mailbox = await find_room(connector, given, [])
-            found = await self.overview(now)
+            dead_after = timedelta(seconds=self.settings.process_dead_after_seconds)
+            configured = self.settings.protocols_needed()
+            status, processes = await room_overview(connector, mailbox, now, dead_after, configured)
             samples = FleetSamples(connector)
             history = await samples.room_history(mailbox)
             since = await samples.room_since(mailbox)
@@ -191,14 +193,13 @@ class AdminApp:
             log.warning("room page: database", extra={"detail": str(exc)})
             await respond(send, 503, f"database: {exc}\n".encode())
             return
-        status = next((s for s in found.rooms if s.mailbox == mailbox), None)
         if status is None or room is None:  # a room without a row of its own: nothing to show
             await respond(send, 404, render_unknown_room(given, f"no room {given!r}"), _HTML)
             return
         token = resync_token(self._form_secret, mailbox)
         queued = b"queued=1" in request.query
         body = render_room(
-            status, room, history, since, now, token=token, queued=queued, processes=found.fleet
+            status, room, history, since, now, token=token, queued=queued, processes=processes
         )
         await respond(send, 200, body, _HTML)
 

@@ -88,6 +88,24 @@ async def overview(
     return Overview(_judge(rooms, queue, now, found), found)
 
 
+async def room_overview(
+    connector: Connector,
+    mailbox: str,
+    now: datetime,
+    dead_after: timedelta,
+    configured: Iterable[str] = (),
+) -> tuple[RoomStatus | None, Fleet]:
+    """One room judged as `overview` judges it (None: no such row), reading that room's rows
+    only: what its page shows."""
+    async with connector.session() as session:
+        rooms = await session.fetch_all("room_overview_one", {"mailbox": mailbox})
+        queue = await session.fetch_all("room_queue_one", {"mailbox": mailbox})
+    protocols = {room["protocol"] for room in rooms} | set(configured)
+    found = await fleet(connector, now, dead_after, protocols)
+    statuses = _judge(rooms, queue, now, found)
+    return (statuses[0] if statuses else None), found
+
+
 async def room_statuses(
     connector: Connector, now: datetime, processes: Fleet | None = None
 ) -> list[RoomStatus]:

@@ -85,3 +85,30 @@ SELECT coalesce(max(id), 0) AS top FROM reservation_change;
 -- name: room_recent_changes
 SELECT changed_at, uid, original_start, change FROM reservation_change
 WHERE id > :after AND mailbox = :mailbox ORDER BY id DESC LIMIT :limit;
+
+-- name: room_overview_one
+-- subscription_overview and queue_by_room for one room: its page does not judge the fleet.
+SELECT r.mailbox, r.protocol, r.needs_resync, r.resync_reason, r.last_synced_at,
+       r.last_error, r.last_error_at, r.paused_until, s.subscription_id, s.state, s.created_at,
+       s.last_event_at, s.status_frequency, s.expires_at, s.last_error AS subscription_error
+FROM room r
+LEFT JOIN subscription s ON s.mailbox = r.mailbox AND s.state IN ('active', 'broken')
+WHERE r.mailbox = :mailbox
+ORDER BY r.mailbox, (s.protocol = r.protocol) DESC, s.state;
+
+-- name: room_queue_one
+SELECT s.mailbox, n.state, count(*) AS row_count, min(n.received_at) AS oldest,
+       max(n.processed_at) AS last_processed
+FROM (
+    SELECT subscription_id, state, received_at, processed_at
+    FROM sync_notification WHERE state = 'pending'
+    UNION ALL
+    SELECT subscription_id, state, received_at, processed_at
+    FROM sync_notification WHERE state = 'claimed'
+    UNION ALL
+    SELECT subscription_id, state, received_at, processed_at
+    FROM sync_notification WHERE state = 'failed'
+) AS n
+JOIN subscription s ON s.subscription_id = n.subscription_id
+WHERE s.mailbox = :mailbox
+GROUP BY s.mailbox, n.state;
