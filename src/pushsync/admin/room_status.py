@@ -11,6 +11,7 @@ Both `pushsync subscriptions list` and the admin listener's `/rooms` and status 
 
 from __future__ import annotations
 
+import asyncio
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -113,6 +114,13 @@ async def room_statuses(
     rows alone are judged (no worker's liveness): `overview` is what operators are shown."""
     rooms, queue = await _rows(connector)
     return _judge(rooms, queue, now, processes)
+
+
+async def room_statuses_on_a_thread(connector: Connector, now: datetime) -> list[RoomStatus]:
+    """`room_statuses`, judged on a thread: for the worker's status samples, whose event loop
+    must not stall while 50,000 rooms are judged (about a second)."""
+    rooms, queue = await _rows(connector)
+    return await asyncio.to_thread(_judge, rooms, queue, now, None)
 
 
 async def _rows(connector: Connector) -> tuple[list[Row], list[Row]]:

@@ -19,7 +19,7 @@ import socket
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 
-from pushsync.admin.room_status import room_statuses
+from pushsync.admin.room_status import room_statuses_on_a_thread
 from pushsync.errors import StorageError
 from pushsync.model.clock import utcnow
 from pushsync.store import Connector
@@ -101,8 +101,9 @@ class FleetSampler:
         return sample
 
     async def _note_rooms(self, now: datetime) -> int:
-        """Count the rooms out of sync, and note which began or ended being so."""
-        statuses = await room_statuses(self._connector, now)
+        """Count the rooms out of sync, and note which began or ended being so. Judged from the
+        rows alone: this worker is alive, and the page judges the other processes itself."""
+        statuses = await room_statuses_on_a_thread(self._connector, now)
         noted = await self._samples.out_of_sync()
         troubled = {s.mailbox: s.kind or "" for s in statuses if s.problem}
         begun = [(m, kind) for m, kind in troubled.items() if noted.get(m, (None, ""))[1] != kind]
