@@ -12,6 +12,7 @@ from pathlib import Path
 import httpx
 
 from pushsync.settings import Settings
+from tests.acceptance.alert_rules import expression, firing
 from tests.acceptance.conftest import run_pushsync
 
 REPO = Path(__file__).resolve().parents[2]
@@ -78,3 +79,15 @@ def test_every_metric_the_alert_rules_use_is_served(server_factory) -> None:
     assert used <= served | {f"{name}_total" for name in served}, used - served
     labels = set(re.findall(r'pushsync_rooms\{status="([^"]+)"', metrics))
     assert "in sync" in labels  # the label value the out-of-sync rule excludes
+
+
+def test_the_worker_down_alert_fires_on_the_heartbeat_of_a_worker_never_started(
+    server_factory,
+) -> None:
+    assert "pushsync_process_up" in expression("PushsyncWorkerDown")
+    server = server_factory(pushsync_rooms="room-1@contoso.example")
+    metrics = httpx.get(f"http://127.0.0.1:{server.admin_port}/metrics", timeout=10).text
+    assert firing("PushsyncWorkerDown", metrics) == [
+        {"host": "", "kind": "worker", "protocol": "ews"}
+    ]
+    assert firing("PushsyncSubscriptionManagerDown", metrics)  # run by the same command

@@ -20,6 +20,7 @@ import httpx
 from pushsync.simulator import generated_rooms
 from pushsync.store import connect
 from pushsync.store.subscriptions import Subscriptions
+from tests.acceptance.alert_rules import firing
 from tests.acceptance.conftest import ServerProcess, pushsync_command
 from tests.acceptance.simulated_exchange import running, wait_for
 from tests.acceptance.sync_loop import sync_settings
@@ -91,6 +92,7 @@ def test_a_killed_worker_is_named_everywhere_and_its_rooms_are_not_in_sync(
             assert healthy.returncode == 0, healthy.stdout + healthy.stderr
             assert "2 of 2 rooms in sync" in healthy.stdout
             assert re.search(rf"worker +│ ews .*│ {doomed.pid} +│ alive", healthy.stdout)
+            assert not firing("PushsyncWorkerDown", admin(server, "/metrics").text)
             doomed.send_signal(signal.SIGKILL)
             doomed.wait(10)
         finally:
@@ -116,6 +118,7 @@ def test_a_killed_worker_is_named_everywhere_and_its_rooms_are_not_in_sync(
 
         metrics = admin(server, "/metrics").text
         assert set(up_samples(metrics, "worker").values()) == {0.0}
+        assert firing("PushsyncWorkerDown", metrics)
         assert set(up_samples(metrics, "receiver").values()) == {1.0}
         assert 'pushsync_rooms{status="no worker"} 2.0' in metrics
         assert "pushsync_process_last_heartbeat_timestamp_seconds{" in metrics
@@ -173,3 +176,25 @@ def test_a_worker_never_started_is_named_and_no_room_is_called_in_sync(server_fa
     server.stop()  # a clean stop marks the receiver stopped
     after = status(server, rooms=rooms)
     assert re.search(r"receiver +│ +│ .*│ stopped at", after.stdout), after.stdout
+
+
+def test_status_names_its_exit_codes_and_creates_no_database(tmp_path: Path) -> None:
+    help_text = subprocess.run(
+        pushsync_command("status", "--help"),
+        env={**os.environ, "COLUMNS": "200"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
+    assert "3: a process is down or missing, or a room is out of sync" in help_text
+    missing = tmp_path / "nowhere.db"
+    result = subprocess.run(
+        pushsync_command("status", "--database-url", f"sqlite:///{missing}"),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 1 and "no SQLite database at" in result.stderr
+    assert not missing.exists()

@@ -9,6 +9,7 @@ import os
 import socket
 from datetime import timedelta
 
+from pushsync.admin.process_status import fleet_of_rooms
 from pushsync.admin.room_status import overview, room_statuses
 from pushsync.model.clock import utcnow
 from pushsync.store import Connector
@@ -152,6 +153,8 @@ async def test_rooms_are_not_in_sync_while_no_worker_lives_for_their_protocol(
     assert problems[ROOM] == "not syncing: no ews worker has run (start `pushsync worker`)"
     assert ("worker", "ews") in never.fleet.missing()
     assert "no worker (graph) has run: start `pushsync worker`" in never.fleet.problems()
+    cheap = await fleet_of_rooms(connector, T0, DEAD_AFTER)  # what /readyz reads
+    assert cheap.problems() == never.fleet.problems()
 
     heartbeats = ProcessHeartbeats(connector)
     worker = await heartbeats.register("worker", "ews", T0)
@@ -173,3 +176,11 @@ async def test_rooms_are_not_in_sync_while_no_worker_lives_for_their_protocol(
     # judged on the rows alone, the same rooms have no problem of that kind
     rows_only = await room_statuses(connector, later)
     assert "no worker" not in {s.kind for s in rows_only}
+
+
+async def test_configured_protocols_need_a_worker_before_any_room_is_recorded(
+    connector: Connector,
+) -> None:
+    found = await fleet_of_rooms(connector, T0, DEAD_AFTER, configured=["graph"])
+    assert found.missing() == [("receiver", None), ("worker", "graph"), ("manager", "graph")]
+    assert await fleet_of_rooms(connector, T0, DEAD_AFTER) == type(found)([], frozenset())

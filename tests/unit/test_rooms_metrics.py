@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 
 from pushsync.admin.metrics import rooms_exposition
+from pushsync.admin.process_status import Fleet
 from pushsync.admin.room_status import RoomStatus
+from pushsync.store.processes import ProcessStatus
 
 NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
 
@@ -44,3 +47,22 @@ def test_an_unreadable_database_says_so_instead_of_going_quiet() -> None:
     text = rooms_exposition(None, NOW).decode()
     assert "pushsync_room_status_up 0.0" in text
     assert "pushsync_rooms{" not in text
+
+
+def test_processes_are_up_per_kind_protocol_and_host_and_a_missing_worker_is_down() -> None:
+    beat = NOW - timedelta(seconds=5)
+    alive = ProcessStatus("receiver", None, "rooms-1", 10, NOW, beat, None, True, None)
+    dead = ProcessStatus("manager", "ews", "rooms-1", 11, NOW, beat, None, False, beat)
+    fleet = Fleet([alive, dead], frozenset({"ews"}))
+    text = rooms_exposition([status("no worker")], NOW, fleet).decode()
+    assert 'pushsync_process_up{host="rooms-1",kind="receiver",protocol=""} 1.0' in text
+    assert 'pushsync_process_up{host="rooms-1",kind="manager",protocol="ews"} 0.0' in text
+    assert 'pushsync_process_up{host="",kind="worker",protocol="ews"} 0.0' in text  # never ran
+    stamp = re.search(
+        r'^pushsync_process_last_heartbeat_timestamp_seconds\{host="rooms-1",kind="manager",'
+        r'protocol="ews"\} (\S+)$',
+        text,
+        re.MULTILINE,
+    )
+    assert stamp and float(stamp[1]) == beat.timestamp()
+    assert 'pushsync_rooms{status="no worker"} 1.0' in text

@@ -37,6 +37,7 @@ from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from pushsync.admin.metrics import rooms_exposition
+from pushsync.admin.process_status import fleet_of_rooms
 from pushsync.admin.room_page import render_room, render_unknown_room, resync_token
 from pushsync.admin.room_status import Overview, overview, room_overview
 from pushsync.admin.status_page import HISTORY, render
@@ -244,7 +245,12 @@ class AdminApp:
     async def _processes_down(self) -> list[str]:
         """Each process down or missing (nothing if the database cannot say)."""
         try:
-            return (await self.overview(datetime.now(UTC))).fleet.problems()
+            dead_after = timedelta(seconds=self.settings.process_dead_after_seconds)
+            configured = self.settings.protocols_needed()
+            found = await fleet_of_rooms(
+                await self.store(), datetime.now(UTC), dead_after, configured
+            )
+            return found.problems()
         except Exception as exc:  # the database problem is among `problems` already
             log.warning("readiness: processes", extra={"detail": str(exc)})
             return []

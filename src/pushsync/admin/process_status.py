@@ -76,6 +76,16 @@ def _down_line(process: ProcessStatus) -> str:
     return f"{process.name} down since {when}: {how}; start `{START[process.kind]}`"
 
 
+async def fleet_of_rooms(
+    connector: Connector, now: datetime, dead_after: timedelta, configured: Iterable[str] = ()
+) -> Fleet:
+    """The processes' liveness for the rooms of the room table and the `configured` protocols,
+    without reading the rooms themselves."""
+    heartbeats = ProcessHeartbeats(connector)
+    protocols = await heartbeats.room_protocols() | set(configured)
+    return Fleet(await heartbeats.statuses(now, dead_after), frozenset(protocols))
+
+
 async def fleet(
     connector: Connector, now: datetime, dead_after: timedelta, protocols: Iterable[str]
 ) -> Fleet:

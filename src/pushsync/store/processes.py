@@ -92,6 +92,11 @@ class ProcessHeartbeats:
         async with self._connector.session() as session:
             return await session.execute("process_forget", {"before": before})
 
+    async def room_protocols(self) -> set[str]:
+        """The protocols of the rooms the room table holds: each needs a worker."""
+        async with self._connector.session() as session:
+            return {str(row["protocol"]) for row in await session.fetch_all("room_protocols")}
+
     async def statuses(self, now: datetime, dead_after: timedelta) -> list[ProcessStatus]:
         """Every process the table knows, alive or not, but for those superseded: a process
         down whose kind, protocol and host saw another start after its last beat (its

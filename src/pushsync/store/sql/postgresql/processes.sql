@@ -17,3 +17,7 @@ DELETE FROM process_heartbeat WHERE last_beat < %(before)s;
 
 -- name: process_rows
 SELECT * FROM process_heartbeat ORDER BY kind, protocol, host, started_at;
+
+-- name: room_protocols
+-- The protocols a worker is needed for (cheap: /readyz asks at every probe).
+SELECT DISTINCT protocol FROM room;
