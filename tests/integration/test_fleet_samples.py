@@ -117,7 +117,7 @@ async def test_the_pages_and_the_resync_button(database_url: str, connector: Con
     )
     app = AdminApp(settings, address_filter(settings), None)
     transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://admin") as client:
+    async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1:9090") as client:
         status = await client.get("/")
         room = await client.get(f"/rooms/{ROOMS[0].upper()}")  # any case names the room
         unknown = await client.get("/rooms/nobody@example.org")
@@ -127,8 +127,9 @@ async def test_the_pages_and_the_resync_button(database_url: str, connector: Con
         path = f"/rooms/{ROOMS[0]}/resync"
         cross = await client.post(path, data=form, headers={"origin": "http://evil.example"})
         tokenless = await client.post(path, data={"token": "0"})
+        rebound = await client.post(path, data=form, headers={"host": "evil.example:9090"})
         before = (await connector_room(connector))["resync_generation"]
-        asked = await client.post(path, data=form, headers={"origin": "http://admin"})
+        asked = await client.post(path, data=form, headers={"origin": "http://127.0.0.1:9090"})
         after = await connector_room(connector)
     await app.close()
 
@@ -136,7 +137,7 @@ async def test_the_pages_and_the_resync_button(database_url: str, connector: Con
     assert "Notifications per minute" in status.text
     assert room.status_code == 200 and "S1" in room.text and "Status" in room.text
     assert unknown.status_code == 404 and "No such room" in unknown.text
-    assert (cross.status_code, tokenless.status_code) == (403, 403)
+    assert (cross.status_code, tokenless.status_code, rebound.status_code) == (403, 403, 403)
     assert asked.status_code == 303
     assert asked.headers["location"] == f"/rooms/{ROOMS[0]}?queued=1"
     assert after["needs_resync"] and after["resync_reason"] == "asked for on the status page"

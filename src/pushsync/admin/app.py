@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import json
 import logging
 import secrets
@@ -209,7 +210,7 @@ class AdminApp:
         back to its page. Refused: a request another site made the browser send, a form
         without this page's token, a room nobody knows."""
         given = unquote(request.path.removeprefix(_ROOM).removesuffix(_RESYNC))
-        refused = _cross_site(request)
+        refused = _cross_site(request, self.settings.admin_host)
         if refused:
             await respond(send, 403, f"refused: {refused}\n".encode())
             return
@@ -337,9 +338,14 @@ def _is_resync(path: str) -> bool:
     return path.startswith(_ROOM) and path.endswith(_RESYNC) and len(path) > len(_ROOM + _RESYNC)
 
 
-def _cross_site(request: Request) -> str | None:
+def _cross_site(request: Request, admin_host: str) -> str | None:
     """Why this POST looks sent by another site (None: it came from our own page, or from a
-    client that is no browser, such as curl on the host)."""
+    client that is no browser, such as curl on the host). The Host must be an address, localhost
+    or the configured admin host: a name of another site's that resolves to this listener (DNS
+    rebinding) would otherwise make its pages same-origin with ours."""
+    host = urlsplit(f"//{request.header(b'host') or ''}").hostname or ""
+    if not _our_host(host, admin_host):
+        return f"Host {host!r} is not this listener's address"
     fetch_site = request.header(b"sec-fetch-site")
     if fetch_site is not None and fetch_site not in ("same-origin", "none"):
         return f"Sec-Fetch-Site is {fetch_site}"
@@ -347,3 +353,13 @@ def _cross_site(request: Request) -> str | None:
     if origin is not None and urlsplit(origin).netloc != (request.header(b"host") or ""):
         return f"Origin {origin} is not this listener"
     return None
+
+
+def _our_host(host: str, admin_host: str) -> bool:
+    if host in ("localhost", admin_host.lower()):
+        return True
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
