@@ -119,7 +119,9 @@ def render(
     )
     body = (
         _processes_section(processes)
-        + '<h2>The last 24 hours</h2><div class="charts">'
+        + "<h2>The last 24 hours "
+        + _last_sample(history, now)
+        + '</h2><div class="charts">'
         + _charts(history, now)
         + "</div>"
         + _problem_rooms(statuses, troubled, now, since or {}, processes)
@@ -151,6 +153,17 @@ def processes_section(fleet: Fleet) -> str:
             else '<p class="bad">No process is alive.</p>'
         )
         + "</section>"
+    )
+
+
+def _last_sample(history: Sequence[Row], now: datetime) -> str:
+    """How fresh the charts are: a worker writes a sample a minute while it runs."""
+    if not history:
+        return '<span class="muted">(no sample yet: the workers write them)</span>'
+    last = history[-1]["minute_at"]
+    return (
+        f'<span class="muted" id="last-sample">(last sample {last:%H:%M} UTC, '
+        f"{duration(now - last)} ago)</span>"
     )
 
 
