@@ -184,6 +184,12 @@ class Settings(BaseSettings):
     worker_lease_seconds: float = Field(
         300.0, gt=0, description="a claimed row returns to the queue if its worker dies"
     )
+    status_sample_seconds: float = Field(
+        60.0,
+        gt=0,
+        le=60,
+        description="how often the worker adds to its minute's row of the status page's history",
+    )
     resync_interval_hours: float = Field(
         24.0,
         ge=0,

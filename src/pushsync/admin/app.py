@@ -14,8 +14,12 @@ public application, so none of these paths can answer on the public port.
 - `/status`   JSON: the ranges in use, the authentication mode, the listeners and limits;
 - `/rooms`    JSON: every room's sync status, those with a problem first (`room_status`), and
               every process's liveness (`process_status`);
-- `/`         the same as a page for people: how many rooms are in sync, why the others are
-              not, and which process is down.
+- `/`         the same as a page for people: which process is down since when, how many rooms
+              are in sync, the fleet's last 24 hours as charts, and why the others are not,
+              since when, and what to do;
+- `/rooms/{mailbox}`          one room's page: its history, and a "resync now" button that
+- `/rooms/{mailbox}/resync`   POSTs here (a per-page token, and no cross-site request), which
+                              asks the worker for a resync and redirects back to the page.
 
 The supervising process's heartbeat (kind "receiver") is beaten from this listener's lifespan.
 """
@@ -24,30 +28,42 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import json
 import logging
+import secrets
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from pushsync.admin.metrics import rooms_exposition
 from pushsync.admin.process_status import fleet_of_rooms
-from pushsync.admin.room_status import Overview, overview
-from pushsync.admin.status_page import render
+from pushsync.admin.room_page import render_room, render_unknown_room, resync_token
+from pushsync.admin.room_status import Overview, overview, room_overview
+from pushsync.admin.status_page import HISTORY, render
+from pushsync.errors import PushsyncError
 from pushsync.settings import Settings
 from pushsync.store import Connector, connect
+from pushsync.store.fleet_samples import FleetSamples
 from pushsync.store.migrations import applied_versions, latest_version
+from pushsync.store.operator_lookup import UnknownName, find_room
 from pushsync.store.processes import Heartbeat, ProcessHeartbeats
+from pushsync.store.subscriptions import Subscriptions
 from pushsync.web.access.address_filter import AddressFilter
 from pushsync.web.asgi import Receive, Scope, Send, respond
 from pushsync.web.metrics import exposition
-from pushsync.web.request import Request
+from pushsync.web.request import Request, read_body
 
 log = logging.getLogger("pushsync.admin")
 
 _JSON = b"application/json"
 _PROMETHEUS = b"text/plain; version=0.0.4; charset=utf-8"
 _HTML = b"text/html; charset=utf-8"
+_ROOM = "/rooms/"
+_RESYNC = "/resync"
+MAX_FORM_BYTES = 4096
+RESYNC_REASON = "asked for on the status page"
 
 
 class AdminApp:
@@ -59,6 +75,7 @@ class AdminApp:
         self.multiproc_dir = multiproc_dir
         self._connector: Connector | None = None  # opened at the first need, kept till shutdown
         self._opening = asyncio.Lock()
+        self._form_secret = secrets.token_bytes(32)  # the resync buttons' tokens, per process
 
     async def store(self) -> Connector:
         """The listener's one connector. Opened lazily, so the listener starts (and /readyz
@@ -88,6 +105,12 @@ class AdminApp:
         if scope["type"] != "http":
             return
         request = Request.from_scope(scope)
+        if request.method == "POST" and _is_resync(request.path):
+            await self._resync(request, receive, send)
+        else:
+            await self._get(request, send)
+
+    async def _get(self, request: Request, send: Send) -> None:
         if request.method not in ("GET", "HEAD"):
             await respond(send, 405, b"GET only\n", extra_headers=[(b"allow", b"GET, HEAD")])
         elif request.path == "/healthz":
@@ -104,6 +127,8 @@ class AdminApp:
             await respond(send, 200, json.dumps(self.status(), indent=1).encode(), _JSON)
         elif request.path in ("/", "/rooms"):
             await self._rooms(send, page=request.path == "/")
+        elif request.path.startswith(_ROOM) and not _is_resync(request.path):
+            await self._room(request, send)
         else:
             await respond(send, 404, b"not found\n")
 
@@ -131,7 +156,7 @@ class AdminApp:
             await respond(send, 503, f"database: {type(exc).__name__}: {exc}\n".encode())
             return
         if page:
-            await respond(send, 200, render(found.rooms, now, found.fleet), _HTML)
+            await respond(send, 200, await self._status_page(found, now), _HTML)
             return
         body = {
             "rooms": len(found.rooms),
@@ -141,6 +166,73 @@ class AdminApp:
             "processes_down": found.fleet.problems(),
         }
         await respond(send, 200, json.dumps(body, indent=1).encode(), _JSON)
+
+    async def _status_page(self, found: Overview, now: datetime) -> bytes:
+        samples = FleetSamples(await self.store())
+        history = await samples.history(now - HISTORY)
+        since = await samples.out_of_sync()
+        return render(found.rooms, now, history, since, found.fleet)
+
+    async def _room(self, request: Request, send: Send) -> None:
+        """One room's page; a room the database does not know is a 404 page."""
+        given = unquote(request.path.removeprefix(_ROOM))
+        now = datetime.now(UTC)
+        try:
+            connector = await self.store()
+            mailbox = await find_room(connector, given, [])
+            dead_after = timedelta(seconds=self.settings.process_dead_after_seconds)
+            configured = self.settings.protocols_needed()
+            status, processes = await room_overview(connector, mailbox, now, dead_after, configured)
+            samples = FleetSamples(connector)
+            history = await samples.room_history(mailbox)
+            since = await samples.room_since(mailbox)
+            async with connector.session() as session:
+                room = await session.fetch_one("room_by_mailbox", {"mailbox": mailbox})
+        except UnknownName as exc:
+            await respond(send, 404, render_unknown_room(given, str(exc)), _HTML)
+            return
+        except PushsyncError as exc:
+            log.warning("room page: database", extra={"detail": str(exc)})
+            await respond(send, 503, f"database: {exc}\n".encode())
+            return
+        if status is None or room is None:  # a room without a row of its own: nothing to show
+            await respond(send, 404, render_unknown_room(given, f"no room {given!r}"), _HTML)
+            return
+        token = resync_token(self._form_secret, mailbox)
+        queued = b"queued=1" in request.query
+        body = render_room(
+            status, room, history, since, now, token=token, queued=queued, processes=processes
+        )
+        await respond(send, 200, body, _HTML)
+
+    async def _resync(self, request: Request, receive: Receive, send: Send) -> None:
+        """Ask the worker for a resync of the room (as `pushsync resync ROOM` names it), then
+        back to its page. Refused: a request another site made the browser send, a form
+        without this page's token, a room nobody knows."""
+        given = unquote(request.path.removeprefix(_ROOM).removesuffix(_RESYNC))
+        refused = _cross_site(request, self.settings.admin_host)
+        if refused:
+            await respond(send, 403, f"refused: {refused}\n".encode())
+            return
+        try:
+            form = parse_qs((await read_body(request, receive, MAX_FORM_BYTES)).decode())
+            connector = await self.store()
+            mailbox = await find_room(connector, given, [])
+        except UnknownName as exc:
+            await respond(send, 404, render_unknown_room(given, str(exc)), _HTML)
+            return
+        except (PushsyncError, UnicodeDecodeError) as exc:
+            status = getattr(exc, "status", 400)
+            await respond(send, status if isinstance(status, int) else 400, f"{exc}\n".encode())
+            return
+        expected = resync_token(self._form_secret, mailbox)
+        if not secrets.compare_digest(form.get("token", [""])[0], expected):
+            await respond(send, 403, b"refused: the form's token is missing or stale\n")
+            return
+        await Subscriptions(connector).request_resync(mailbox, RESYNC_REASON)
+        log.info("resync asked for on the status page", extra={"mailbox": mailbox})
+        location = f"{_ROOM}{mailbox}?queued=1".encode()
+        await respond(send, 303, b"", extra_headers=[(b"location", location)])
 
     async def problems(self) -> list[str]:
         problems = []
@@ -239,4 +331,35 @@ async def _accepts(host: str, port: int) -> bool:
     except (OSError, TimeoutError):
         return False
     writer.close()
+    return True
+
+
+def _is_resync(path: str) -> bool:
+    return path.startswith(_ROOM) and path.endswith(_RESYNC) and len(path) > len(_ROOM + _RESYNC)
+
+
+def _cross_site(request: Request, admin_host: str) -> str | None:
+    """Why this POST looks sent by another site (None: it came from our own page, or from a
+    client that is no browser, such as curl on the host). The Host must be an address, localhost
+    or the configured admin host: a name of another site's that resolves to this listener (DNS
+    rebinding) would otherwise make its pages same-origin with ours."""
+    host = urlsplit(f"//{request.header(b'host') or ''}").hostname or ""
+    if not _our_host(host, admin_host):
+        return f"Host {host!r} is not this listener's address"
+    fetch_site = request.header(b"sec-fetch-site")
+    if fetch_site is not None and fetch_site not in ("same-origin", "none"):
+        return f"Sec-Fetch-Site is {fetch_site}"
+    origin = request.header(b"origin")
+    if origin is not None and urlsplit(origin).netloc != (request.header(b"host") or ""):
+        return f"Origin {origin} is not this listener"
+    return None
+
+
+def _our_host(host: str, admin_host: str) -> bool:
+    if host in ("localhost", admin_host.lower()):
+        return True
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
     return True

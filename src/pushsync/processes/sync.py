@@ -28,6 +28,7 @@ from pushsync.graph.client import GraphClient
 from pushsync.graph.subscription_manager import GraphSubscriptionManager, default_pacer
 from pushsync.graph.throttling import WritePacer
 from pushsync.model.clock import utcnow
+from pushsync.processes.fleet_sampler import FleetSampler
 from pushsync.processes.settings_view import ews_callback_url, graph_tokens
 from pushsync.settings import Settings
 from pushsync.store import Connector
@@ -284,7 +285,12 @@ async def run_sync(
     if not plan.all:
         log.warning("no rooms configured (PUSHSYNC_ROOMS, _ROOM_LISTS or _GRAPH_ROOMS)")
     worker = build_worker(settings, connector, clients.ews, graph=clients.graph)
-    loops: list[Awaitable[None]] = [worker.run(stop), _purge_forever(connector, settings, stop)]
+    sampler = FleetSampler(connector, worker, lambda: clients.calls)
+    loops: list[Awaitable[None]] = [
+        worker.run(stop),
+        _purge_forever(connector, settings, stop),
+        sampler.run(stop, settings.status_sample_seconds),
+    ]
     interval = settings.subscription_check_seconds
     subscribe: dict[str, Subscribe] = {}  # a manager runs for each protocol with a client
     if clients.ews is not None:

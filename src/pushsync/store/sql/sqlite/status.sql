@@ -1,0 +1,114 @@
+-- Named SQL for the status page's history (pushsync.store.fleet_samples): the worker's minute
+-- samples and since when rooms are out of sync, and what the page of one room shows. Every read
+-- is bounded: a range of the samples' primary key, or of the newest ids of a table.
+
+-- name: fleet_sample_add
+-- A worker flushing more often than once a minute adds to its row of the minute; the lags and
+-- the count of rooms out of sync are the worst (latest) seen.
+INSERT INTO fleet_sample (minute_at, process, received, worked, lag_p50_seconds,
+                          lag_p99_seconds, rooms_out_of_sync, calls, throttled)
+VALUES (:minute_at, :process, :received, :worked, :lag_p50_seconds, :lag_p99_seconds,
+        :rooms_out_of_sync, :calls, :throttled)
+ON CONFLICT (minute_at, process) DO UPDATE SET
+    received = fleet_sample.received + excluded.received,
+    worked = fleet_sample.worked + excluded.worked,
+    lag_p50_seconds = max(coalesce(fleet_sample.lag_p50_seconds, excluded.lag_p50_seconds),
+                          coalesce(excluded.lag_p50_seconds, fleet_sample.lag_p50_seconds)),
+    lag_p99_seconds = max(coalesce(fleet_sample.lag_p99_seconds, excluded.lag_p99_seconds),
+                          coalesce(excluded.lag_p99_seconds, fleet_sample.lag_p99_seconds)),
+    rooms_out_of_sync = coalesce(excluded.rooms_out_of_sync, fleet_sample.rooms_out_of_sync),
+    calls = fleet_sample.calls + excluded.calls,
+    throttled = fleet_sample.throttled + excluded.throttled;
+
+-- name: fleet_sample_purge
+DELETE FROM fleet_sample WHERE minute_at < :before;
+
+-- name: fleet_history
+-- One row per minute over the workers' rows: what each worker did adds up; what they all see
+-- (rows arrived, rooms out of sync) and the lags are the largest reported. At most 1,440 minutes
+-- times the workers, read through the primary key.
+SELECT minute_at, max(received) AS received, sum(worked) AS worked,
+       max(lag_p50_seconds) AS lag_p50_seconds, max(lag_p99_seconds) AS lag_p99_seconds,
+       max(rooms_out_of_sync) AS rooms_out_of_sync, sum(calls) AS calls,
+       sum(throttled) AS throttled
+FROM fleet_sample WHERE minute_at >= :since
+GROUP BY minute_at ORDER BY minute_at;
+
+-- name: notifications_after
+-- Rows that arrived since the last sample: a range of the primary key.
+SELECT count(*) AS arrived, max(id) AS top FROM sync_notification WHERE id > :after;
+
+-- name: notification_top
+SELECT coalesce(max(id), 0) AS top FROM sync_notification;
+
+-- name: rooms_out_of_sync
+SELECT mailbox, since, kind FROM room_out_of_sync;
+
+-- name: room_out_of_sync_begins
+-- A room already out of sync keeps its `since` when its problem changes kind.
+INSERT INTO room_out_of_sync (mailbox, since, kind) VALUES (:mailbox, :since, :kind)
+ON CONFLICT (mailbox) DO UPDATE SET kind = excluded.kind;
+
+-- name: room_out_of_sync_ends
+DELETE FROM room_out_of_sync WHERE mailbox = :mailbox;
+
+-- name: room_out_of_sync_one
+SELECT since, kind FROM room_out_of_sync WHERE mailbox = :mailbox;
+
+-- name: room_subscription_history
+SELECT subscription_id, protocol, state, created_at, expires_at, last_event_at, retired_at,
+       replaced_by, last_error
+FROM subscription WHERE mailbox = :mailbox ORDER BY created_at DESC LIMIT :limit;
+
+-- name: room_recent_notifications
+-- Among the newest rows of the table only (`after`: the newest id less a bound), so that a
+-- quiet room's page does not read the whole table.
+SELECT n.id, n.received_at, n.event_type, n.state, n.attempts, n.processed_at, n.last_error,
+       n.subscription_id
+FROM sync_notification n
+WHERE n.id > :after
+  AND n.subscription_id IN (SELECT subscription_id FROM subscription WHERE mailbox = :mailbox)
+ORDER BY n.id DESC LIMIT :limit;
+
+-- name: room_failed_notifications
+-- Failed rows are few and indexed (sync_notification_failed).
+SELECT n.id, n.received_at, n.event_type, n.state, n.attempts, n.processed_at, n.last_error,
+       n.subscription_id
+FROM sync_notification n
+WHERE n.state = 'failed' AND n.processed_at IS NOT NULL
+  AND n.subscription_id IN (SELECT subscription_id FROM subscription WHERE mailbox = :mailbox)
+ORDER BY n.processed_at DESC LIMIT :limit;
+
+-- name: reservation_change_top
+SELECT coalesce(max(id), 0) AS top FROM reservation_change;
+
+-- name: room_recent_changes
+SELECT changed_at, uid, original_start, change FROM reservation_change
+WHERE id > :after AND mailbox = :mailbox ORDER BY id DESC LIMIT :limit;
+
+-- name: room_overview_one
+-- subscription_overview and queue_by_room for one room: its page does not judge the fleet.
+SELECT r.mailbox, r.protocol, r.needs_resync, r.resync_reason, r.last_synced_at,
+       r.last_error, r.last_error_at, r.paused_until, s.subscription_id, s.state, s.created_at,
+       s.last_event_at, s.status_frequency, s.expires_at, s.last_error AS subscription_error
+FROM room r
+LEFT JOIN subscription s ON s.mailbox = r.mailbox AND s.state IN ('active', 'broken')
+WHERE r.mailbox = :mailbox
+ORDER BY r.mailbox, (s.protocol = r.protocol) DESC, s.state;
+
+-- name: room_queue_one
+SELECT s.mailbox, n.state, count(*) AS row_count, min(n.received_at) AS oldest,
+       max(n.processed_at) AS last_processed
+FROM (
+    SELECT subscription_id, state, received_at, processed_at
+    FROM sync_notification WHERE state = 'pending'
+    UNION ALL
+    SELECT subscription_id, state, received_at, processed_at
+    FROM sync_notification WHERE state = 'claimed'
+    UNION ALL
+    SELECT subscription_id, state, received_at, processed_at
+    FROM sync_notification WHERE state = 'failed'
+) AS n
+JOIN subscription s ON s.subscription_id = n.subscription_id
+WHERE s.mailbox = :mailbox
+GROUP BY s.mailbox, n.state;
