@@ -87,10 +87,14 @@ WHERE id > %(after)s AND mailbox = %(mailbox)s ORDER BY id DESC LIMIT %(limit)s;
 -- name: room_overview_one
 -- subscription_overview and queue_by_room for one room: its page does not judge the fleet.
 SELECT r.mailbox, r.protocol, r.needs_resync, r.resync_reason, r.last_synced_at,
-       r.last_error, r.last_error_at, r.paused_until, s.subscription_id, s.state, s.created_at,
-       s.last_event_at, s.status_frequency, s.expires_at, s.last_error AS subscription_error
+       r.last_error, r.last_error_at, r.paused_until, r.poll_reason, r.poll_detail, r.poll_since,
+       s.subscription_id, s.state, s.created_at,
+       s.last_event_at, s.status_frequency, s.expires_at, s.last_error AS subscription_error,
+       m.target AS migration_target, m.state AS migration_state,
+       m.last_error AS migration_error
 FROM room r
 LEFT JOIN subscription s ON s.mailbox = r.mailbox AND s.state IN ('active', 'broken')
+LEFT JOIN room_migration m ON m.mailbox = r.mailbox AND m.state <> 'retired'
 WHERE r.mailbox = %(mailbox)s
 ORDER BY r.mailbox, (s.protocol = r.protocol) DESC, s.state;
 
