@@ -1,12 +1,22 @@
 """The worker's view of Graph rows: the change types, and the lifecycle events that speak of
-their subscription (`lifecycle.py`). Every Graph notification names its item, so no folder
-event is caught up here; the delta cursor serves the resyncs (`calendar_source.py`).
+their subscription (`lifecycle.py`).
+
+A room's notifications are answered from its stored cursor (`room.sync_state`, the delta link):
+one calendarView delta round brings every change since the last one, however many events the
+burst named, so a burst costs one call (plus one instances call per changed series) instead
+of one GET per event. The worker stores the new cursor only once the round's reservations are
+written, so a worker that dies in between leaves the old cursor and the next round brings the
+same changes again. Without a usable cursor (none yet, its window outgrown, or 410
+SyncStateNotFound) the named events are fetched one by one as before, and the room is queued
+for a full resync, which stores a fresh cursor (docs/graph.md, "A burst is one delta round").
 
 https://learn.microsoft.com/graph/change-notifications-delivery-webhooks
+https://learn.microsoft.com/graph/api/event-delta
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 
 from pushsync.graph.change_notification import LIFECYCLE_EVENTS
@@ -15,8 +25,9 @@ from pushsync.model.reservation import Changes
 from pushsync.store.connector import Row
 from pushsync.store.notification_queue import Claimed
 from pushsync.store.subscriptions import Subscriptions
-from pushsync.worker.adapter import CalendarSource
+from pushsync.worker.adapter import CalendarSource, IncrementalSource
 
+log = logging.getLogger(__name__)
 FETCHED_EVENTS = frozenset({"created", "updated"})
 GONE_EVENTS = frozenset({"deleted"})
 
@@ -41,7 +52,21 @@ class GraphAdapter:
     async def changes_since_cursor(
         self, mailbox: str, rows: Sequence[Claimed], fetch: Sequence[str]
     ) -> Changes | None:
-        return None
+        """Every change since the room's cursor when the rows report any; None when there is
+        no usable cursor (the named events are then fetched, and a full resync is queued)."""
+        if not isinstance(self._source, IncrementalSource):
+            return None
+        if not any(self.reports_change(r.event_type) for r in rows):
+            return None
+        cursor = await self._subscriptions.sync_state(mailbox)
+        changes = await self._source.observe_since(mailbox, cursor) if cursor else None
+        if changes is None:
+            reason = "delta cursor unusable" if cursor else "no delta cursor"
+            if cursor:  # the resync should not try it again
+                await self._subscriptions.save_sync_state(mailbox, None)
+            await self._subscriptions.request_resync(mailbox, reason)
+            log.info("notifications need a resync", extra={"mailbox": mailbox, "reason": reason})
+        return changes
 
     async def note_subscription(
         self, mailbox: str, subscription_id: str, rows: Sequence[Claimed], record: Row | None

@@ -80,6 +80,13 @@ class Reservations:
                 await session.execute("mark_room_synced", synced)
         return decided
 
+    async def series_uids(self, mailbox: str, master_ids: Iterable[str]) -> dict[str, str]:
+        """The UID stored for each of these series masters that has a row (one query)."""
+        params = {"mailbox": mailbox, "master_ids": sorted(set(master_ids))}
+        async with self._connector.session() as session:
+            rows = await session.fetch_all("series_uids", params)
+        return {row["series_master_id"]: row["uid"] for row in rows}
+
     async def for_room(self, mailbox: str) -> list[Reservation]:
         return await self._load("reservations_for_room", {"mailbox": mailbox})
 
