@@ -228,9 +228,7 @@ class GraphCalendar:
         modified = master.get("lastModifiedDateTime")
         last_modified = parse_time(modified) if modified else None
         series_uid = str(master["iCalUId"])
-        return _series_snapshot(
-            mailbox, master["id"], series_uid, instances, last_modified, window
-        )
+        return _series_snapshot(mailbox, master["id"], series_uid, instances, last_modified, window)
 
 
 def _series_snapshot(

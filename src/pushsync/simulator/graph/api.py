@@ -35,6 +35,7 @@ import base64
 import json
 import re
 from collections import Counter
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs, quote, unquote
@@ -93,6 +94,9 @@ class GraphApi:
         # A test's time compression: subscriptions are granted at most this lifetime (Graph
         # grants what was asked, up to 10,080 minutes). None: as Graph.
         self.max_lifetime: timedelta | None = None
+        # A test's hook, called with the mailbox as a delta round from a token is answered
+        # (before the answer leaves): to stop a worker between the delta and its commit.
+        self.on_delta_round: Callable[[str], None] | None = None
 
     def throttle(self, mailbox: str, calls: int = 1) -> None:
         """Answer the next `calls` requests about this mailbox 429."""
@@ -293,6 +297,8 @@ class GraphApi:
         if "$deltatoken" in query:  # a new round: what changed since the token
             state = self._state(query["$deltatoken"], calendar)
             state = state | {"upto": calendar.log.sequence, "offset": 0}
+            if self.on_delta_round is not None:
+                self.on_delta_round(calendar.mailbox)
             return self._changes(calendar, state, page_size)
         if "$skiptoken" in query:
             state = self._state(query["$skiptoken"], calendar)
@@ -346,9 +352,7 @@ class GraphApi:
         current = {i.item_id: i for i in calendar.items()}
         inside = calendar.instances(start, end)
         for item_id in changed:
-            found = [
-                instance_json(i) for i in inside if item_id in (i.item_id, i.master_id)
-            ]
+            found = [instance_json(i) for i in inside if item_id in (i.item_id, i.master_id)]
             if current.get(item_id) is None or not found:
                 value.append({"id": graph_id(item_id), "@removed": {"reason": "deleted"}})
             value += found
