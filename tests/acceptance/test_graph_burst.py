@@ -282,3 +282,29 @@ async def test_a_cursor_made_for_an_older_window_is_replaced_when_the_window_rol
     fresh = rig.sync_state()
     assert fresh is not None and fresh["covers_until"] > first["covers_until"]
     await equal_to_the_calendar(rig)  # the occurrences 60 days out are there
+
+
+async def test_a_quiet_room_costs_few_calls_a_day_and_is_read_whole_every_week(rig: Rig) -> None:
+    """The daily resync reads from the cursor (one delta call when nothing changed); a full
+    calendarView round, the drift repair, comes once the cursor's window is outgrown, at the
+    latest a week after the last one."""
+    sim, room, base = rig.sim, rig.room, nine_tomorrow(rig)
+    weekly = meeting(
+        "WEEKLY", base, recurrence=Recurrence(interval=1, weekdays=(base.weekday(),), count=30)
+    )
+    sim.exchange.book(weekly, [room])
+    for n in range(8):
+        sim.exchange.book(meeting(f"S{n}", base + timedelta(days=n, hours=3)), [room])
+    await onboarded(rig)
+    calls, days = rig.calls(), 14
+    for _ in range(days):
+        sim.clock.advance(timedelta(days=1).total_seconds())
+        await rig.manager.maintain()  # renewals: not calls of the worker's
+        assert await rig.worker.resync(room, "graph") == 1
+
+    per_day = (rig.calls() - calls) / days
+    stats = rig.worker.stats
+    full_rounds = stats.resyncs - stats.incremental_resyncs - 1  # the onboarding one aside
+    assert per_day <= 5, f"{per_day:.2f} calls per room per day"
+    assert full_rounds >= 2 and stats.incremental_resyncs >= days - full_rounds
+    await equal_to_the_calendar(rig)  # occurrences that entered the window are there
