@@ -41,6 +41,13 @@ class GraphAdapter:
     def source(self) -> CalendarSource:
         return self._source
 
+    @property
+    def periodic_reads_whole(self) -> bool:
+        """No: a delta cursor covers a window 7 days beyond the sync window's end, so the
+        daily resync starts from it (one call for a quiet room), and the full round that
+        repairs drift comes once that window is outgrown, weekly (docs/graph.md)."""
+        return False
+
     def reports_change(self, event_type: str) -> bool:
         return event_type not in LIFECYCLE_EVENTS
 

@@ -230,9 +230,10 @@ class Worker:
                 log.warning("lease not extended", extra={"error": str(exc)})
 
     async def resync_pending(self, limit: int, *, periodic: bool = True) -> int:
-        """Resync rooms that asked for one, then rooms due for their periodic full resync (a
+        """Resync rooms that asked for one, then rooms due for their periodic resync (a
         series' occurrences entering the window's far end are notified by nothing), a few per
-        round so that they are staggered."""
+        round so that they are staggered. The periodic one reads the whole window unless the
+        room's protocol says its cursor serves it (`ProtocolAdapter.periodic_reads_whole`)."""
         done = 0
         now = self._clock()
         every = self._resync_every if periodic else None
@@ -247,10 +248,12 @@ class Worker:
             synced_before=now - every if every else None,
         )
         for room in rooms:
+            adapter = self._adapters.get(room["protocol"])
+            whole = adapter is None or adapter.periodic_reads_whole
             done += await self.resync(
                 room["mailbox"],
                 room["protocol"],
-                full=not room["due"],
+                full=not room["due"] and whole,
                 generation=room["resync_generation"],
             )
         return done

@@ -352,6 +352,9 @@ class GraphApi:
         current = {i.item_id: i for i in calendar.items()}
         inside = calendar.instances(start, end)
         for item_id in changed:
+            elsewhere = calendar.item(item_id)
+            if elsewhere is not None and elsewhere.folder is not Folder.CALENDAR:
+                continue  # the id an event got when moved out (Deleted Items): not the view's
             found = [instance_json(i) for i in inside if item_id in (i.item_id, i.master_id)]
             if current.get(item_id) is None or not found:
                 value.append({"id": graph_id(item_id), "@removed": {"reason": "deleted"}})
