@@ -66,6 +66,23 @@ async def claim(subscriptions: Subscriptions, **options: Any) -> list[tuple[str,
     return [(row["mailbox"], bool(row["due"])) for row in rows]
 
 
+async def test_the_series_uid_of_a_master_is_read_from_its_stored_occurrences(
+    connector: Connector,
+) -> None:
+    """What a Graph delta round keys a changed series on, without fetching its master."""
+    store = Reservations(connector)
+    await Subscriptions(connector).ensure_rooms([ROOM], "graph", NOW)
+    occurrences = [
+        _row("SERIES", NOW + timedelta(days=n), item_id=f"OCC-{n}", series_master_id="MASTER")
+        for n in range(3)
+    ]
+    await store.apply(Plan(upserts=[*occurrences, _row("SINGLE", NOW)]), NOW)
+
+    assert await store.series_uids(ROOM, ["MASTER", "UNKNOWN"]) == {"MASTER": "SERIES"}
+    assert await store.series_uids(ROOM, []) == {}
+    assert await store.series_uids("other@example.org", ["MASTER"]) == {}
+
+
 async def test_a_resync_request_made_during_a_resync_outlives_it(connector: Connector) -> None:
     subscriptions, reservations = Subscriptions(connector), Reservations(connector)
     await subscriptions.ensure_rooms([ROOM], "ews", NOW)  # a new room: resync requested
