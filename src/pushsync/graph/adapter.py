@@ -7,8 +7,10 @@ burst named, so a burst costs one call (plus one instances call per changed seri
 of one GET per event. The worker stores the new cursor only once the round's reservations are
 written, so a worker that dies in between leaves the old cursor and the next round brings the
 same changes again. Without a usable cursor (none yet, its window outgrown, or 410
-SyncStateNotFound) the named events are fetched one by one as before, and the room is queued
-for a full resync, which stores a fresh cursor (docs/graph.md, "A burst is one delta round").
+SyncStateNotFound) the named events are fetched one by one as before; a refused cursor is
+cleared and the room queued for a full resync, which stores a fresh one (docs/graph.md, "A
+burst is one delta round"). A room with no cursor at all is not queued again: it has not had
+its first resync yet (due anyway) or is queued already.
 
 https://learn.microsoft.com/graph/change-notifications-delivery-webhooks
 https://learn.microsoft.com/graph/api/event-delta
@@ -60,19 +62,21 @@ class GraphAdapter:
         self, mailbox: str, rows: Sequence[Claimed], fetch: Sequence[str]
     ) -> Changes | None:
         """Every change since the room's cursor when the rows report any; None when there is
-        no usable cursor (the named events are then fetched, and a full resync is queued)."""
+        no usable cursor: the named events are then fetched. A room without one has not been
+        read whole yet, or is queued for it; one whose cursor Graph refused (410) or whose
+        window it outgrew is queued for a full resync here, once."""
         if not isinstance(self._source, IncrementalSource):
             return None
         if not any(self.reports_change(r.event_type) for r in rows):
             return None
         cursor = await self._subscriptions.sync_state(mailbox)
-        changes = await self._source.observe_since(mailbox, cursor) if cursor else None
-        if changes is None:
-            reason = "delta cursor unusable" if cursor else "no delta cursor"
-            if cursor:  # the resync should not try it again
-                await self._subscriptions.save_sync_state(mailbox, None)
-            await self._subscriptions.request_resync(mailbox, reason)
-            log.info("notifications need a resync", extra={"mailbox": mailbox, "reason": reason})
+        if cursor is None:  # not read whole yet (its first resync is due anyway), or queued
+            return None
+        changes = await self._source.observe_since(mailbox, cursor)
+        if changes is None:  # cleared, so that the resync, and the next rows, do not try it
+            await self._subscriptions.save_sync_state(mailbox, None)
+            await self._subscriptions.request_resync(mailbox, "delta cursor unusable")
+            log.info("notifications need a resync", extra={"mailbox": mailbox})
         return changes
 
     async def note_subscription(
