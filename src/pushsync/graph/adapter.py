@@ -4,9 +4,9 @@ their subscription (`lifecycle.py`).
 A room's notifications are answered from its stored cursor (`room.sync_state`, the delta link):
 one calendarView delta round brings every change since the last one, however many events the
 burst named, so a burst costs one call (plus one instances call per changed series) instead
-of one GET per event. The worker stores the new cursor only once the round's reservations are
-written, so a worker that dies in between leaves the old cursor and the next round brings the
-same changes again. Without a usable cursor (none yet, its window outgrown, or 410
+of one GET per event. The worker writes the new cursor in the transaction of the round's
+reservations, so a worker that dies before that commit leaves the old cursor and the next
+round brings the same changes again. Without a usable cursor (none yet, its window outgrown, or 410
 SyncStateNotFound) the named events are fetched one by one as before; a refused cursor is
 cleared and the room queued for a full resync, which stores a fresh one (docs/graph.md, "A
 burst is one delta round"). A room with no cursor at all is not queued again: it has not had

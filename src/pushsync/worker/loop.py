@@ -40,7 +40,7 @@ from pushsync.model.clock import utcnow
 from pushsync.model.reservation import Gone, Observation, plan
 from pushsync.retry import Backoff, bounded, retryable, survive
 from pushsync.store.notification_queue import Claimed, NotificationQueue
-from pushsync.store.reservation_book import Reservations
+from pushsync.store.reservation_book import KEEP, Cursor, Reservations
 from pushsync.store.subscriptions import UNREACHABLE, Subscriptions
 from pushsync.worker.adapter import CalendarSource, IncrementalSource, ProtocolAdapter
 
@@ -303,18 +303,22 @@ class Worker:
         if isinstance(source, IncrementalSource) and not full:
             cursor = await self._subscriptions.sync_state(mailbox)
             changes = await source.observe_since(mailbox, cursor) if cursor else None
-            if changes is not None:
-                await self._reconcile(mailbox, changes.observations, [], resynced=generation)
-                await self._subscriptions.save_sync_state(mailbox, changes.cursor)
+            if changes is not None:  # the cursor is written with the rows it moves past
+                await self._reconcile(
+                    mailbox, changes.observations, [], resynced=generation, cursor=changes.cursor
+                )
                 self.stats.incremental_resyncs += 1
                 return "from cursor"
         cursor = await self._subscriptions.sync_state(mailbox)
         snapshot = await source.observe_room(mailbox, cursor)
+        fresh = source.cursor(mailbox) if isinstance(source, IncrementalSource) else KEEP
         await self._reservations.reconcile_room(
-            mailbox, lambda stored: plan(stored, [snapshot]), self._clock(), resynced=generation
+            mailbox,
+            lambda stored: plan(stored, [snapshot]),
+            self._clock(),
+            resynced=generation,
+            cursor=fresh,
         )
-        if isinstance(source, IncrementalSource):  # after the rows: a crash between replays
-            await self._subscriptions.save_sync_state(mailbox, source.cursor(mailbox))
         return f"full, {len(snapshot.occurrences)} occurrences"
 
     async def _mailbox(self, mailbox: str | None, rows: list[Claimed]) -> None:
@@ -427,9 +431,11 @@ class Worker:
             observations += changes.observations
         else:
             observations += await adapter.source.observe(mailbox, fetch)
-        await self._reconcile(mailbox, observations, fetch)
-        if changes is not None:  # only once applied: a failure before leaves the old cursor
-            await self._subscriptions.save_sync_state(mailbox, changes.cursor)
+        # the new cursor is written in the rows' transaction: a failure before leaves the old
+        await self._reconcile(
+            mailbox, observations, fetch, cursor=KEEP if changes is None else changes.cursor
+        )
+        if changes is not None:
             self.stats.folder_syncs += 1
 
     async def _reconcile(
@@ -439,8 +445,10 @@ class Worker:
         item_ids: list[str],
         *,
         resynced: int | None = None,
+        cursor: Cursor = KEEP,
     ) -> None:
-        """Write what the observations decide, over the rows of their meetings and items."""
+        """Write what the observations decide, over the rows of their meetings and items (and
+        the room's new cursor, if given, in the same transaction)."""
         uids = [o.uid for o in observations if hasattr(o, "uid")]
         gone = [o.item_id for o in observations if isinstance(o, Gone)]
         await self._reservations.reconcile(
@@ -450,6 +458,7 @@ class Worker:
             lambda stored: plan(stored, observations),
             self._clock(),
             resynced=resynced,
+            cursor=cursor,
         )
 
     async def _note_subscriptions(self, claimed: list[Claimed]) -> None:

@@ -279,12 +279,8 @@ class GraphApi:
         master = calendar.item(ews_id(unquote(master_id)))
         if master is None or master.folder is not Folder.CALENDAR:
             raise GraphError(404, "ErrorItemNotFound", "The specified object was not found")
-        found = [
-            instance_json(i)
-            for i in calendar.instances(start, end)
-            if i.master_id == master.item_id
-        ]
-        return {"value": found}
+        found = [instance_json(i) for i in calendar.instances(start, end, of=[master])]
+        return {"value": [i for i in found if i["type"] != "singleInstance"]}
 
     def _delta(
         self, calendar: RoomCalendar, query: dict[str, str], page_size: int
@@ -349,16 +345,14 @@ class GraphApi:
                 if item_id is not None:
                     changed[item_id] = None
         value: list[dict[str, Any]] = []
-        current = {i.item_id: i for i in calendar.items()}
-        inside = calendar.instances(start, end)
-        for item_id in changed:
-            elsewhere = calendar.item(item_id)
-            if elsewhere is not None and elsewhere.folder is not Folder.CALENDAR:
+        for item_id in changed:  # each changed item expanded alone
+            item = calendar.item(item_id)
+            if item is not None and item.folder is not Folder.CALENDAR:
                 continue  # the id an event got when moved out (Deleted Items): not the view's
-            found = [instance_json(i) for i in inside if item_id in (i.item_id, i.master_id)]
-            if current.get(item_id) is None or not found:
+            found = [] if item is None else calendar.instances(start, end, of=[item])
+            if not found:
                 value.append({"id": graph_id(item_id), "@removed": {"reason": "deleted"}})
-            value += found
+            value += [instance_json(i) for i in found]
         return self._page(calendar, state, value, page_size)
 
     def _delta_link(self, calendar: RoomCalendar, state: dict[str, Any]) -> str:
