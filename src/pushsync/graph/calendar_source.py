@@ -1,5 +1,6 @@
-"""How the worker learns a room's calendar over Graph: GET the notified event, the instances
-of a series in the sync window, and a calendarView delta round to resync.
+"""How the worker learns a room's calendar over Graph: a calendarView delta round from the
+room's cursor (a burst, a resync), GET the notified events when there is no usable cursor, the
+instances of a series in the window, and a full delta round to read the room whole.
 
 https://learn.microsoft.com/graph/api/event-get
 https://learn.microsoft.com/graph/api/event-list-instances
@@ -8,14 +9,14 @@ https://learn.microsoft.com/graph/api/event-delta
 docs/protocol.md §7 over Graph: a notification on a series names its master, so a master (or an
 occurrence) is answered with all of the series' instances in the window, which replace the
 stored set (a deleted occurrence is silent). An occurrence is keyed on its master's iCalUId
-(v1.0 gives each occurrence its own), so every read fetches each series' master once
-(`_Masters`). A full resync is a delta round over the window; a calendarView spans at most 1,825
-days, so a longer window is refused at construction. The delta link a round ends with is the
-room's cursor (`cursor`, kept by the worker in `room.sync_state`); `observe_since` turns the
-changes since a cursor into observations. A calendarView delta only ever covers the window of
-its first round, so a full round asks for `CURSOR_MARGIN` more future than the sync window, and
-a cursor is used only while its window still covers the current one; otherwise, and on 410, None
-asks for a full round.
+(v1.0 gives each occurrence its own), so a full round or a GET of events fetches each series'
+master once (`_Masters`). A full resync is a delta round over the window; a calendarView spans
+at most 1,825 days, so a longer window is refused at construction. The delta link a round ends
+with is the room's cursor (`cursor`, kept by the worker in `room.sync_state`); `observe_since`
+turns the changes since a cursor into observations. A calendarView delta only ever covers the
+window of its first round, so a full round asks for `CURSOR_MARGIN` more future than the sync
+window, and a cursor is used only while its window still covers the current one; otherwise, and
+on 410, None asks for a full round.
 
 Changes since a cursor (`observe_since`) answer a burst of notifications with one delta round
 (docs/graph.md, "A burst is one delta round"): removed ids are gone, singles are taken from the
