@@ -1,6 +1,7 @@
 """The sync worker under a burst: Exchange calls per notification, time to converge, lag.
 
     uv run python -m bench.worker [--rooms 200] [--changes 50] [--naive-rooms 20]
+                                  [--protocol ews|graph]
 
 The Exchange simulator pushes to pushsync's real receiver (in this process, over loopback HTTP,
 into SQLite); the subscription manager subscribes every room and the worker syncs them. Once
@@ -14,6 +15,11 @@ random rooms) gives the lag outside bursts.
 The baseline in the same run is the naive worker, one GetItem per notification row: the same
 Worker with batches of one row, no debounce and one id per GetItem. It is slow, so it runs on
 `--naive-rooms` rooms, beside pushsync on the same smaller burst for a like-for-like ratio.
+
+With `--protocol graph` the simulator pushes Graph change notifications (one per changed
+event) and pushsync answers each room's burst with one calendarView delta round from the
+room's stored cursor; the naive baseline GETs each notified event (one row at a time), as
+pushsync did before the delta path.
 """
 
 from __future__ import annotations
@@ -38,16 +44,26 @@ import uvicorn
 from pushsync.ews.adapter import EwsAdapter
 from pushsync.ews.calendar_source import EwsCalendar
 from pushsync.ews.client import EwsClient
-from pushsync.model.reservation import Observation, RoomSnapshot
-from pushsync.processes.sync import build_ews_client, build_manager, build_worker
+from pushsync.graph.adapter import GraphAdapter
+from pushsync.graph.calendar_source import GraphCalendar
+from pushsync.graph.client import GraphClient
+from pushsync.model.reservation import Changes, Observation, RoomSnapshot
+from pushsync.processes.sync import (
+    build_ews_client,
+    build_graph_client,
+    build_graph_manager,
+    build_manager,
+    build_worker,
+)
 from pushsync.settings import Settings
 from pushsync.simulator import Meeting, Simulator, SimulatorConfig, generated_rooms
 from pushsync.simulator.activity import ORGANIZERS
 from pushsync.simulator.demo import free_port, stored_rows, truth_rows
 from pushsync.simulator.exchange import Exchange
+from pushsync.simulator.graph.api import GRAPH_TOKEN
 from pushsync.store import open_store
 from pushsync.store.connector import Connector
-from pushsync.store.notification_queue import NotificationQueue
+from pushsync.store.notification_queue import Claimed, NotificationQueue
 from pushsync.store.reservation_book import Reservations
 from pushsync.store.subscriptions import Subscriptions
 from pushsync.web.app import build_app
@@ -80,7 +96,9 @@ def percentile(values: list[float], percent: int) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[percent - 1]
 
 
-def settings_for(sim: Simulator, database: Path, port: int, naive: bool) -> Settings:
+def settings_for(
+    sim: Simulator, database: Path, port: int, naive: bool, protocol: str = "ews"
+) -> Settings:
     values: dict[str, object] = {
         "database_url": f"sqlite:///{database}",
         "host": "127.0.0.1",
@@ -98,6 +116,10 @@ def settings_for(sim: Simulator, database: Path, port: int, naive: bool) -> Sett
         "subscription_check_seconds": 5.0,
         "sync_window_past_days": 1,
         "sync_window_future_days": 60,
+        "protocol": protocol,
+        "graph_url": sim.graph_url,
+        "graph_token": GRAPH_TOKEN,
+        "graph_client_state": secrets.token_urlsafe(24),
     }
     if naive:  # one row at a time, at once, one id per GetItem
         values |= {"worker_batch_size": 1, "worker_debounce_ms": 0, "fetch_chunk_size": 1}
@@ -170,11 +192,13 @@ async def until(condition, deadline_s: float = CONVERGE_DEADLINE_S) -> float:  #
     return time.monotonic() - started
 
 
-async def measure(label: str, rooms: int, changes: int, naive: bool, trickle_s: float) -> Result:
+async def measure(
+    label: str, rooms: int, changes: int, naive: bool, trickle_s: float, protocol: str = "ews"
+) -> Result:
     config = SimulatorConfig(rooms=generated_rooms(rooms), scale=SCALE, seed=3)
     directory = Path(tempfile.mkdtemp(prefix="bench-worker-"))
     async with Simulator(config) as sim:
-        settings = settings_for(sim, directory / "pushsync.db", free_port(), naive)
+        settings = settings_for(sim, directory / "pushsync.db", free_port(), naive, protocol)
         receiver = uvicorn.Server(
             uvicorn.Config(
                 build_app(settings),
@@ -189,13 +213,20 @@ async def measure(label: str, rooms: int, changes: int, naive: bool, trickle_s: 
         serving = asyncio.create_task(receiver.serve())
         while not receiver.started:  # noqa: ASYNC110 - uvicorn has no "started" event
             await asyncio.sleep(0.01)
-        client = build_ews_client(settings)
         stop = asyncio.Event()
         async with open_store(settings) as connector:
-            worker = build_worker(settings, connector, client, sim.clock.now)
-            if naive:
-                worker = naive_worker(settings, connector, client, sim)
-            manager = build_manager(settings, connector, client, timedelta(seconds=60 / SCALE))
+            if protocol == "graph":
+                graph = build_graph_client(settings)
+                worker = build_worker(settings, connector, None, sim.clock.now, graph=graph)
+                if naive:
+                    worker = naive_graph_worker(settings, connector, graph, sim)
+                manager = build_graph_manager(settings, connector, graph, sim.clock.now)
+            else:
+                client = build_ews_client(settings)
+                worker = build_worker(settings, connector, client, sim.clock.now)
+                if naive:
+                    worker = naive_worker(settings, connector, client, sim)
+                manager = build_manager(settings, connector, client, timedelta(seconds=60 / SCALE))
             running = asyncio.gather(
                 manager.run(stop, settings.rooms, settings.subscription_check_seconds),
                 worker.run(stop),
@@ -207,7 +238,10 @@ async def measure(label: str, rooms: int, changes: int, naive: bool, trickle_s: 
             )
             stop.set()
             await running
-        client.close()
+        if protocol == "graph":
+            await graph.aclose()
+        else:
+            client.close()
         receiver.should_exit = True
         await serving
     return result
@@ -247,6 +281,36 @@ def naive_worker(
         Reservations(connector),
         Subscriptions(connector),
         {"ews": EwsAdapter(ItemsOnly(calendar), Subscriptions(connector))},
+        batch_size=settings.worker_batch_size,
+        debounce=timedelta(milliseconds=settings.worker_debounce_ms),
+    )
+
+
+class PerEventGraphAdapter(GraphAdapter):
+    """The naive Graph worker's adapter: every notified event is fetched with its own GET
+    (and its series' master and instances), never the delta round."""
+
+    async def changes_since_cursor(
+        self, mailbox: str, rows: Sequence[Claimed], fetch: Sequence[str]
+    ) -> Changes | None:
+        return None
+
+
+def naive_graph_worker(
+    settings: Settings, connector: Connector, client: GraphClient, sim: Simulator
+) -> Worker:
+    """One row at a time, at once (the settings say so), one GET per notified event."""
+    calendar = GraphCalendar(
+        client,
+        past=timedelta(days=settings.sync_window_past_days),
+        future=timedelta(days=settings.sync_window_future_days),
+        clock=sim.clock.now,
+    )
+    return Worker(
+        NotificationQueue(connector),
+        Reservations(connector),
+        Subscriptions(connector),
+        {"graph": PerEventGraphAdapter(calendar, Subscriptions(connector))},
         batch_size=settings.worker_batch_size,
         debounce=timedelta(milliseconds=settings.worker_debounce_ms),
     )
@@ -315,12 +379,15 @@ def report(result: Result) -> None:
 
 
 async def run(args: argparse.Namespace) -> None:
-    print(f"bench/worker: {args.rooms} rooms x {args.changes} changes; scale {SCALE:.0f}")
-    full = await measure("pushsync", args.rooms, args.changes, False, args.trickle)
+    protocol = args.protocol
+    print(
+        f"bench/worker ({protocol}): {args.rooms} rooms x {args.changes} changes; scale {SCALE:.0f}"
+    )
+    full = await measure("pushsync", args.rooms, args.changes, False, args.trickle, protocol)
     report(full)
-    same = await measure("pushsync", args.naive_rooms, args.changes, False, args.trickle)
+    same = await measure("pushsync", args.naive_rooms, args.changes, False, args.trickle, protocol)
     report(same)
-    naive = await measure("naive", args.naive_rooms, args.changes, True, args.trickle)
+    naive = await measure("naive", args.naive_rooms, args.changes, True, args.trickle, protocol)
     print()
     for result in (full, same, naive):
         report(result)
@@ -342,6 +409,7 @@ def main() -> None:
     parser.add_argument("--changes", type=int, default=50, help="changes per room")
     parser.add_argument("--naive-rooms", type=int, default=20)
     parser.add_argument("--trickle", type=float, default=10.0, help="seconds of quiet changes")
+    parser.add_argument("--protocol", choices=("ews", "graph"), default="ews")
     args = parser.parse_args()
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(run(args))

@@ -32,8 +32,10 @@ def worker_process(settings: Settings, log: Path) -> subprocess.Popen[bytes]:
     secret = settings.callback_token
     if secret is not None:
         env["PUSHSYNC_CALLBACK_TOKEN"] = secret.get_secret_value()
-    if settings.ews_password is not None:
-        env["PUSHSYNC_EWS_PASSWORD"] = settings.ews_password.get_secret_value()
+    for name in ("ews_password", "graph_token", "graph_client_state"):
+        value = getattr(settings, name)
+        if value is not None:
+            env[f"PUSHSYNC_{name.upper()}"] = value.get_secret_value()
     with log.open("ab") as out:
         return subprocess.Popen(
             pushsync_command("worker"), env=env, stdout=out, stderr=subprocess.STDOUT

@@ -6,6 +6,8 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
+
 from pushsync.model.reservation import Plan, Reservation
 from pushsync.store import Connector
 from pushsync.store.reservation_book import Reservations
@@ -64,6 +66,47 @@ async def claim(subscriptions: Subscriptions, **options: Any) -> list[tuple[str,
     options = {"protocols": ["ews"], "now": NOW, "lease": timedelta(minutes=10)} | options
     rows = await subscriptions.claim_resyncs(10, **options)
     return [(row["mailbox"], bool(row["due"])) for row in rows]
+
+
+async def test_the_series_uid_of_a_master_is_read_from_its_stored_occurrences(
+    connector: Connector,
+) -> None:
+    """What a Graph delta round keys a changed series on, without fetching its master."""
+    store = Reservations(connector)
+    await Subscriptions(connector).ensure_rooms([ROOM], "graph", NOW)
+    occurrences = [
+        _row("SERIES", NOW + timedelta(days=n), item_id=f"OCC-{n}", series_master_id="MASTER")
+        for n in range(3)
+    ]
+    await store.apply(Plan(upserts=[*occurrences, _row("SINGLE", NOW)]), NOW)
+
+    assert await store.series_uids(ROOM, ["MASTER", "UNKNOWN"]) == {"MASTER": "SERIES"}
+    assert await store.series_uids(ROOM, []) == {}
+    assert await store.series_uids("other@example.org", ["MASTER"]) == {}
+
+
+async def test_a_cursor_is_written_in_the_transaction_of_the_rows_it_moves_past(
+    connector: Connector,
+) -> None:
+    store, subscriptions = Reservations(connector), Subscriptions(connector)
+    await subscriptions.ensure_rooms([ROOM], "graph", NOW)
+    await subscriptions.save_sync_state(ROOM, "old")
+    row = _row("A", NOW + timedelta(days=1))
+
+    await store.reconcile(ROOM, ["A"], [], lambda _: Plan(upserts=[row]), NOW, cursor="new")
+    assert await subscriptions.sync_state(ROOM) == "new" and await store.all() == [row]
+    await store.reconcile(ROOM, ["A"], [], lambda _: Plan(), NOW)  # kept by default
+    assert await subscriptions.sync_state(ROOM) == "new"
+    await store.reconcile_room(ROOM, lambda _: Plan(), NOW, resynced=0, cursor=None)
+    assert await subscriptions.sync_state(ROOM) is None
+
+    def refused(_: object) -> Plan:
+        raise RuntimeError("the write failed")
+
+    await subscriptions.save_sync_state(ROOM, "old")
+    with pytest.raises(RuntimeError):
+        await store.reconcile(ROOM, ["A"], [], refused, NOW, cursor="lost")
+    assert await subscriptions.sync_state(ROOM) == "old"
 
 
 async def test_a_resync_request_made_during_a_resync_outlives_it(connector: Connector) -> None:

@@ -30,6 +30,12 @@ class EwsAdapter:
     def source(self) -> CalendarSource:
         return self._source
 
+    @property
+    def periodic_reads_whole(self) -> bool:
+        """SyncFolderItems reports changed items, not occurrences entering the window: the
+        daily resync reads the window whole (docs/operations.md)."""
+        return True
+
     def reports_change(self, event_type: str) -> bool:
         return event_type not in NO_CHANGE_EVENTS
 

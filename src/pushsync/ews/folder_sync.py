@@ -5,10 +5,10 @@ A change to an item is notified as the item's event plus a ModifiedEvent of its 
 nothing to fetch. So when a mailbox's rows hold an event of its calendar folder itself, the
 worker asks the source for every change since the room's stored cursor (`room.sync_state`; EWS:
 one SyncFolderItems round), fetches those items together with the ones the rows named (each
-once), applies them, and only then stores the new cursor: a failure or a throttled call in
-between leaves the old one, and the changes come again. Without a cursor, or with one Exchange
-no longer knows, nothing is guessed: the room is queued for a full resync, which stores a fresh
-cursor.
+once), applies them, and stores the new cursor in the same transaction: a failure or a
+throttled call before leaves the old one, and the changes come again. Without a cursor, or with
+one Exchange no longer knows, nothing is guessed: the room is queued for a full resync, which
+stores a fresh cursor.
 """
 
 from __future__ import annotations

@@ -1,5 +1,6 @@
-"""How the worker learns a room's calendar over Graph: GET the notified event, the instances
-of a series in the sync window, and a calendarView delta round to resync.
+"""How the worker learns a room's calendar over Graph: a calendarView delta round from the
+room's cursor (a burst, a resync), GET the notified events when there is no usable cursor, the
+instances of a series in the window, and a full delta round to read the room whole.
 
 https://learn.microsoft.com/graph/api/event-get
 https://learn.microsoft.com/graph/api/event-list-instances
@@ -8,20 +9,27 @@ https://learn.microsoft.com/graph/api/event-delta
 docs/protocol.md §7 over Graph: a notification on a series names its master, so a master (or an
 occurrence) is answered with all of the series' instances in the window, which replace the
 stored set (a deleted occurrence is silent). An occurrence is keyed on its master's iCalUId
-(v1.0 gives each occurrence its own), so every read fetches each series' master once
-(`_Masters`). A full resync is a delta round over the window; a calendarView spans at most 1,825
-days, so a longer window is refused at construction. The delta link a round ends with is the
-room's cursor (`cursor`, kept by the worker in `room.sync_state`); `observe_since` turns the
-changes since a cursor into observations. A calendarView delta only ever covers the window of
-its first round, so a full round asks for `CURSOR_MARGIN` more future than the sync window, and
-a cursor is used only while its window still covers the current one; otherwise, and on 410, None
-asks for a full round.
+(v1.0 gives each occurrence its own), so a full round or a GET of events fetches each series'
+master once (`_Masters`). A full resync is a delta round over the window; a calendarView spans
+at most 1,825 days, so a longer window is refused at construction. The delta link a round ends
+with is the room's cursor (`cursor`, kept by the worker in `room.sync_state`); `observe_since`
+turns the changes since a cursor into observations. A calendarView delta only ever covers the
+window of its first round, so a full round asks for `CURSOR_MARGIN` more future than the sync
+window, and a cursor is used only while its window still covers the current one; otherwise, and
+on 410, None asks for a full round.
+
+Changes since a cursor (`observe_since`) answer a burst of notifications with one delta round
+(docs/graph.md, "A burst is one delta round"): removed ids are gone, singles are taken from the
+delta as they are, and each series with a changed occurrence is expanded afresh with one
+instances call over the cursor's window. The series' key, its master's iCalUId, is taken from
+the reservations stored for that master (`series_uids`, given by the composition root) and the
+master is fetched only for a series nothing is stored of.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -40,6 +48,12 @@ from pushsync.model.reservation import (
 
 MAX_VIEW = timedelta(days=1825)
 CURSOR_MARGIN = timedelta(days=7)  # how long a full round's delta link stays usable
+# (mailbox, series master ids) -> the series UID stored for each master known
+SeriesUids = Callable[[str, Sequence[str]], Awaitable[Mapping[str, str]]]
+
+
+async def _none_stored(mailbox: str, master_ids: Sequence[str]) -> Mapping[str, str]:
+    return {}
 
 
 class GraphCalendar:
@@ -50,6 +64,7 @@ class GraphCalendar:
         past: timedelta,
         future: timedelta,
         clock: Callable[[], datetime],
+        series_uids: SeriesUids = _none_stored,
     ) -> None:
         if past + future > MAX_VIEW:
             raise ConfigError("a Graph calendarView spans at most 1825 days: shorten the window")
@@ -57,6 +72,7 @@ class GraphCalendar:
         self._past = past
         self._future = future
         self._clock = clock
+        self._series_uids = series_uids
         self.delta_links: dict[str, str] = {}  # mailbox -> the last round's deltaLink
         self._covered: dict[str, datetime] = {}  # mailbox -> end of that link's window
         self._margin = min(CURSOR_MARGIN, MAX_VIEW - past - future)
@@ -157,46 +173,78 @@ class GraphCalendar:
         if events is None:  # 410
             self._covered.pop(mailbox, None)
             return None
-        observations = await self._changed(mailbox, events)
+        window = Window(self.window().start, covered)  # all the link's rounds can report
+        observations = await self._changed(mailbox, events, window)
         return Changes(observations, self.cursor(mailbox) or cursor)
 
-    async def _changed(self, mailbox: str, events: list[dict[str, Any]]) -> list[Observation]:
+    async def _changed(
+        self, mailbox: str, events: list[dict[str, Any]], window: Window
+    ) -> list[Observation]:
         """Delta entries as observations: a removed id is gone, a single event is taken as is,
         and a series (master or any instance) is expanded afresh, since a deleted occurrence
         is silent in delta."""
         observations: list[Observation] = []
         series: set[str] = set()
+        removed: set[str] = set()
         for event in events:
             if "@removed" in event:
                 observations.append(Gone(mailbox, event["id"]))
-            elif is_series_master(event):
+                removed.add(event["id"])
+            elif is_series_master(event):  # not served by calendarView delta; kept for safety
                 series.add(event["id"])
             elif is_series_member(event):
                 series.add(event["seriesMasterId"])
             else:
                 observations.append(_single(mailbox, event))
+        series -= removed  # a deleted series: its Gone covers every row of it
+        stored = await self._series_uids(mailbox, sorted(series)) if series else {}
         for master_id in sorted(series):
-            master = await self._client.event(mailbox, master_id)
-            observations.append(
-                Gone(mailbox, master_id) if master is None else await self._expand(mailbox, master)
-            )
+            observations.append(await self._series(mailbox, master_id, stored, window))
         return observations
 
-    async def _expand(self, mailbox: str, master: dict[str, Any]) -> Observation:
-        window = self.window()
+    async def _series(
+        self, mailbox: str, master_id: str, stored: Mapping[str, str], window: Window
+    ) -> Observation:
+        """A series' instances in `window`, keyed on the stored series UID when there is one
+        (one instances call), else on its master's iCalUId (the master fetched first)."""
+        series_uid = stored.get(master_id)
+        if series_uid is None:
+            master = await self._client.event(mailbox, master_id)
+            if master is None:
+                return Gone(mailbox, master_id)
+            return await self._expand(mailbox, master, window)
+        instances = await self._client.instances(mailbox, master_id, window.start, window.end)
+        if instances is None:
+            return Gone(mailbox, master_id)
+        # no master read, so no last-modified time to order this read by: it is applied whole
+        return _series_snapshot(mailbox, master_id, series_uid, instances, None, window)
+
+    async def _expand(
+        self, mailbox: str, master: dict[str, Any], window: Window | None = None
+    ) -> Observation:
+        window = window or self.window()
         instances = await self._client.instances(mailbox, master["id"], window.start, window.end)
         if instances is None:
             return Gone(mailbox, master["id"])
-        series_uid = str(master["iCalUId"])
-        rows = tuple(
-            to_reservation(
-                mailbox, {**event, "seriesMasterId": master["id"]}, series_uid=series_uid
-            )
-            for event in instances
-        )
         modified = master.get("lastModifiedDateTime")
         last_modified = parse_time(modified) if modified else None
-        return Snapshot(mailbox, series_uid, rows, last_modified=last_modified, window=window)
+        series_uid = str(master["iCalUId"])
+        return _series_snapshot(mailbox, master["id"], series_uid, instances, last_modified, window)
+
+
+def _series_snapshot(
+    mailbox: str,
+    master_id: str,
+    series_uid: str,
+    instances: list[dict[str, Any]],
+    last_modified: datetime | None,
+    window: Window,
+) -> Snapshot:
+    rows = tuple(
+        to_reservation(mailbox, {**event, "seriesMasterId": master_id}, series_uid=series_uid)
+        for event in instances
+    )
+    return Snapshot(mailbox, series_uid, rows, last_modified=last_modified, window=window)
 
 
 class _Masters:

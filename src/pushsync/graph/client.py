@@ -42,6 +42,9 @@ GRAPH_URL = "https://graph.microsoft.com/v1.0"
 PER_MAILBOX = 4  # concurrent requests per app and mailbox (Outlook limit)
 DEFAULT_RETRY_AFTER = 10.0
 MAX_PAGES = 1000
+# events per calendarView delta page we ask for (`Prefer: odata.maxpagesize`, event-delta);
+# Graph documents no ceiling or default for it
+DELTA_PAGE_SIZE = 100
 SUBSCRIPTION_CAP = "SubscriptionCountReached"  # 1,000 subscriptions on one mailbox, all apps
 
 
@@ -180,7 +183,8 @@ class GraphClient:
             params = {"startDateTime": _time(start), "endDateTime": _time(end)}
         events: list[dict[str, Any]] = []
         last: dict[str, Any] = {}
-        async for page in self._pages(url, params, mailbox, last=last):
+        prefer = f"odata.maxpagesize={DELTA_PAGE_SIZE}"
+        async for page in self._pages(url, params, mailbox, last=last, prefer=prefer):
             events += page
         link = last.get("@odata.deltaLink")
         if not link:
@@ -196,12 +200,13 @@ class GraphClient:
         mailbox: str | None,
         *,
         last: dict[str, Any] | None = None,
+        prefer: str | None = None,
     ) -> AsyncIterator[list[dict[str, Any]]]:
         next_url: str | None = url
         for _ in range(MAX_PAGES):
             if next_url is None:
                 return
-            answer = await self._request("GET", next_url, mailbox, params=params)
+            answer = await self._request("GET", next_url, mailbox, params=params, prefer=prefer)
             params = None  # a nextLink carries its own query
             yield list(answer.get("value") or [])
             next_url = answer.get("@odata.nextLink")
@@ -217,12 +222,16 @@ class GraphClient:
         *,
         json: dict[str, Any] | None = None,
         params: dict[str, str] | None = None,
+        prefer: str | None = None,
     ) -> dict[str, Any]:
+        """One request; `prefer`, a preference besides the time zone (its own Prefer header)."""
         url = path if path.startswith("http") else self._base + path
-        headers = {
-            "Authorization": f"Bearer {await self._tokens()}",
-            "Prefer": 'outlook.timezone="UTC"',
-        }
+        headers = [
+            ("Authorization", f"Bearer {await self._tokens()}"),
+            ("Prefer", 'outlook.timezone="UTC"'),
+        ]
+        if prefer is not None:
+            headers.append(("Prefer", prefer))
         async with self._slots[(mailbox or "").lower()]:
             self.calls += 1
             try:

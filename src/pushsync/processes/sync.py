@@ -171,7 +171,13 @@ def build_worker(
         )
         adapters["ews"] = EwsAdapter(ews_calendar, subscriptions)
     if graph is not None:
-        graph_calendar = GraphCalendar(graph, past=past, future=future, clock=calendar_clock)
+        graph_calendar = GraphCalendar(
+            graph,
+            past=past,
+            future=future,
+            clock=calendar_clock,
+            series_uids=Reservations(connector).series_uids,
+        )
         adapters["graph"] = GraphAdapter(graph_calendar, subscriptions)
     return Worker(
         NotificationQueue(

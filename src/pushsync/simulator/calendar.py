@@ -10,7 +10,7 @@ a cancelled meeting stays with IsCancelled.
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
@@ -207,12 +207,17 @@ class RoomCalendar:
         return ids.occurrence_id(master.item_id, master.generation, original_start.isoformat())
 
     def instances(
-        self, start: datetime | None = None, end: datetime | None = None
+        self,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        *,
+        of: Iterable[CalendarItem] | None = None,
     ) -> list[Instance]:
-        """Singles, occurrences and exceptions overlapping [start, end), sorted by start."""
+        """Singles, occurrences and exceptions overlapping [start, end), sorted by start: of
+        every calendar item, or of those `of` names."""
         found = [
             instance
-            for item in self.items()
+            for item in (self.items() if of is None else of)
             for instance in self._expand(item, end)
             if (start is None or instance.end > start) and (end is None or instance.start < end)
         ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any
@@ -10,6 +11,14 @@ from pushsync.model.reservation import Plan, Reservation
 from pushsync.store.connector import Connector, Row, Session
 
 Decide = Callable[[list[Reservation]], Plan]  # stored rows -> the writes to make
+
+
+class _Keep(enum.Enum):
+    KEEP = "keep"
+
+
+KEEP = _Keep.KEEP  # leave the room's stored cursor as it is
+Cursor = str | None | _Keep
 
 # Reservation attribute -> column, where they differ (start and end are SQL keywords)
 _COLUMNS = {"start": "start_at", "end": "end_at"}
@@ -35,12 +44,15 @@ class Reservations:
         now: datetime,
         *,
         resynced: int | None = None,
+        cursor: Cursor = KEEP,
     ) -> Plan:
         """Load the rows of these meetings, decide, and write, all in one transaction.
 
         `resynced`: the room is now up to date as of a resync begun under this resync
         generation (`Subscriptions.resync_generation`); its request is cleared unless a newer
-        one came while it read.
+        one came while it read. `cursor`: the room's new sync state (`room.sync_state`, None
+        to clear it), written in the same transaction, so that it is never stored without the
+        rows it moves past; by default the stored one is kept.
 
         Loading and writing apart lets two workers interleave: both load the old row, the one
         with the newer item writes first, and the other then overwrites it with its older
@@ -49,16 +61,22 @@ class Reservations:
         """
         params = {"mailbox": mailbox, "uids": sorted(set(uids)), "item_ids": sorted(set(item_ids))}
         return await self._reconcile(
-            mailbox, "reservations_for_meetings", params, decide, now, resynced=resynced
+            mailbox,
+            "reservations_for_meetings",
+            params,
+            decide,
+            now,
+            resynced=resynced,
+            cursor=cursor,
         )
 
     async def reconcile_room(
-        self, mailbox: str, decide: Decide, now: datetime, *, resynced: int
+        self, mailbox: str, decide: Decide, now: datetime, *, resynced: int, cursor: Cursor = KEEP
     ) -> Plan:
         """As `reconcile`, over every row of the room (a full resync)."""
         params = {"mailbox": mailbox}
         return await self._reconcile(
-            mailbox, "reservations_for_room", params, decide, now, resynced=resynced
+            mailbox, "reservations_for_room", params, decide, now, resynced=resynced, cursor=cursor
         )
 
     async def _reconcile(
@@ -70,6 +88,7 @@ class Reservations:
         now: datetime,
         *,
         resynced: int | None = None,
+        cursor: Cursor = KEEP,
     ) -> Plan:
         async with self._connector.session() as session:
             await session.execute("lock_room_reservations", {"mailbox": mailbox})
@@ -78,7 +97,17 @@ class Reservations:
             if resynced is not None:
                 synced = {"mailbox": mailbox, "now": now, "generation": resynced}
                 await session.execute("mark_room_synced", synced)
+            if cursor is not KEEP:
+                state = {"mailbox": mailbox, "state": cursor}
+                await session.execute("save_room_sync_state", state)
         return decided
+
+    async def series_uids(self, mailbox: str, master_ids: Iterable[str]) -> dict[str, str]:
+        """The UID stored for each of these series masters that has a row (one query)."""
+        params = {"mailbox": mailbox, "master_ids": sorted(set(master_ids))}
+        async with self._connector.session() as session:
+            rows = await session.fetch_all("series_uids", params)
+        return {row["series_master_id"]: row["uid"] for row in rows}
 
     async def for_room(self, mailbox: str) -> list[Reservation]:
         return await self._load("reservations_for_room", {"mailbox": mailbox})

@@ -44,6 +44,12 @@ class ProtocolAdapter(Protocol):
     @property
     def source(self) -> CalendarSource: ...
 
+    @property
+    def periodic_reads_whole(self) -> bool:
+        """Whether the periodic resync reads the whole window (else it starts from the room's
+        cursor, and the source itself asks for a full round when the cursor no longer
+        serves)."""
+
     def reports_change(self, event_type: str) -> bool:
         """False for rows that tell of the subscription only (heartbeats, errors, lifecycle)."""
 

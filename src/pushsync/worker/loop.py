@@ -41,7 +41,7 @@ from pushsync.model.reservation import Gone, Observation, plan
 from pushsync.retry import Backoff, bounded, retryable, survive
 from pushsync.store.notification_queue import Claimed, NotificationQueue
 from pushsync.store.processes import Heartbeat, beating
-from pushsync.store.reservation_book import Reservations
+from pushsync.store.reservation_book import KEEP, Cursor, Reservations
 from pushsync.store.subscriptions import UNREACHABLE, Subscriptions
 from pushsync.worker.adapter import CalendarSource, IncrementalSource, ProtocolAdapter
 
@@ -240,9 +240,10 @@ class Worker:
                 log.warning("lease not extended", extra={"error": str(exc)})
 
     async def resync_pending(self, limit: int, *, periodic: bool = True) -> int:
-        """Resync rooms that asked for one, then rooms due for their periodic full resync (a
+        """Resync rooms that asked for one, then rooms due for their periodic resync (a
         series' occurrences entering the window's far end are notified by nothing), a few per
-        round so that they are staggered."""
+        round so that they are staggered. The periodic one reads the whole window unless the
+        room's protocol says its cursor serves it (`ProtocolAdapter.periodic_reads_whole`)."""
         done = 0
         now = self._clock()
         every = self._resync_every if periodic else None
@@ -257,10 +258,12 @@ class Worker:
             synced_before=now - every if every else None,
         )
         for room in rooms:
+            adapter = self._adapters.get(room["protocol"])
+            whole = adapter is None or adapter.periodic_reads_whole
             done += await self.resync(
                 room["mailbox"],
                 room["protocol"],
-                full=not room["due"],
+                full=not room["due"] and whole,
                 generation=room["resync_generation"],
             )
         return done
@@ -339,18 +342,22 @@ class Worker:
         if isinstance(source, IncrementalSource) and not full:
             cursor = await self._subscriptions.sync_state(mailbox)
             changes = await source.observe_since(mailbox, cursor) if cursor else None
-            if changes is not None:
-                await self._reconcile(mailbox, changes.observations, [], resynced=generation)
-                await self._subscriptions.save_sync_state(mailbox, changes.cursor)
+            if changes is not None:  # the cursor is written with the rows it moves past
+                await self._reconcile(
+                    mailbox, changes.observations, [], resynced=generation, cursor=changes.cursor
+                )
                 self.stats.incremental_resyncs += 1
                 return "from cursor"
         cursor = await self._subscriptions.sync_state(mailbox)
         snapshot = await source.observe_room(mailbox, cursor)
+        fresh = source.cursor(mailbox) if isinstance(source, IncrementalSource) else KEEP
         await self._reservations.reconcile_room(
-            mailbox, lambda stored: plan(stored, [snapshot]), self._clock(), resynced=generation
+            mailbox,
+            lambda stored: plan(stored, [snapshot]),
+            self._clock(),
+            resynced=generation,
+            cursor=fresh,
         )
-        if isinstance(source, IncrementalSource):  # after the rows: a crash between replays
-            await self._subscriptions.save_sync_state(mailbox, source.cursor(mailbox))
         return f"full, {len(snapshot.occurrences)} occurrences"
 
     async def _mailbox(self, mailbox: str | None, rows: list[Claimed]) -> None:
@@ -463,9 +470,11 @@ class Worker:
             observations += changes.observations
         else:
             observations += await adapter.source.observe(mailbox, fetch)
-        await self._reconcile(mailbox, observations, fetch)
-        if changes is not None:  # only once applied: a failure before leaves the old cursor
-            await self._subscriptions.save_sync_state(mailbox, changes.cursor)
+        # the new cursor is written in the rows' transaction: a failure before leaves the old
+        await self._reconcile(
+            mailbox, observations, fetch, cursor=KEEP if changes is None else changes.cursor
+        )
+        if changes is not None:
             self.stats.folder_syncs += 1
 
     async def _reconcile(
@@ -475,8 +484,10 @@ class Worker:
         item_ids: list[str],
         *,
         resynced: int | None = None,
+        cursor: Cursor = KEEP,
     ) -> None:
-        """Write what the observations decide, over the rows of their meetings and items."""
+        """Write what the observations decide, over the rows of their meetings and items (and
+        the room's new cursor, if given, in the same transaction)."""
         uids = [o.uid for o in observations if hasattr(o, "uid")]
         gone = [o.item_id for o in observations if isinstance(o, Gone)]
         await self._reservations.reconcile(
@@ -486,6 +497,7 @@ class Worker:
             lambda stored: plan(stored, observations),
             self._clock(),
             resynced=resynced,
+            cursor=cursor,
         )
 
     async def _note_subscriptions(self, claimed: list[Claimed]) -> None:

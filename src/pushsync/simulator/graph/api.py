@@ -9,6 +9,13 @@
 | GET /users/{room}/events/{id}/instances | a series' occurrences and exceptions in a window |
 | GET /users/{room}/calendarView/delta | pages (nextLink), then a deltaLink; 410 SyncStateNotFound |
 
+calendarView delta as event-delta documents it: the window of a round's first request is the
+token's for good (a deltaLink carries it; new startDateTime/endDateTime are not read), pages
+hold at most `Prefer: odata.maxpagesize` events (PAGE_SIZE when not asked), `$select`,
+`$expand`, `$filter`, `$orderby` and `$search` are refused with 400, series masters are never
+returned (occurrences and exceptions are), and an event changed since the token whose
+instances all lie outside the window comes `@removed` with the reason `deleted`.
+
 Every call needs `Authorization: Bearer` with `GRAPH_TOKEN` (what the test's token provider
 gives). Every call about a mailbox (its events, instances and delta; creating, renewing or
 deleting a subscription on it) is answered 429 with Retry-After for the configured share of calls
@@ -35,6 +42,7 @@ import base64
 import json
 import re
 from collections import Counter
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs, quote, unquote
@@ -70,6 +78,8 @@ _SUBSCRIPTION = re.compile(r"^/subscriptions/([^/]+)$")
 _EVENT = re.compile(r"^/users/([^/]+)/events/([^/]+)$")
 _INSTANCES = re.compile(r"^/users/([^/]+)/events/([^/]+)/instances$")
 _DELTA = re.compile(r"^/users/([^/]+)/calendarview/delta$", re.IGNORECASE)
+_MAXPAGESIZE = re.compile(r"odata\.maxpagesize\s*=\s*(\d+)", re.IGNORECASE)
+UNSUPPORTED_IN_DELTA = ("$select", "$expand", "$filter", "$orderby", "$search")  # event-delta
 _RESOURCE = re.compile(r"^/?users/([^/]+)/events$", re.IGNORECASE)
 MAX_SUBSCRIPTIONS_PER_MAILBOX = 1000  # all apps together
 # Graph's answer when the cap is reached, as users report it (docs/simulator.md).
@@ -120,6 +130,9 @@ class GraphApi:
         self.max_lifetime: timedelta | None = None
         self.write_limit = SubscriptionWriteLimit()  # the tenant's, for this app
         self._unrenewable: set[str] = set()  # subscriptions whose renewal answers 400
+        # A test's hook, called with the mailbox as a delta round from a token is answered
+        # (before the answer leaves): to stop a worker between the delta and its commit.
+        self.on_delta_round: Callable[[str], None] | None = None
 
     def throttle(self, mailbox: str, calls: int = 1) -> None:
         """Answer the next `calls` requests about this mailbox 429."""
@@ -160,13 +173,15 @@ class GraphApi:
         path = scope["path"][len(PREFIX) :]
         query = {k: v[0] for k, v in parse_qs(scope.get("query_string", b"").decode()).items()}
         try:
-            return await self._route(scope["method"], path, query, body)
+            return await self._route(scope["method"], path, query, body, _page_size(scope))
         except GraphError as exc:
             retry_after = self.retry_after if exc.retry_after is None else exc.retry_after
             headers = [(b"retry-after", str(retry_after).encode())] if exc.status == 429 else []
             return exc.status, {"error": {"code": exc.code, "message": exc.message}}, headers
 
-    async def _route(self, method: str, path: str, query: dict[str, str], body: bytes) -> Answer:
+    async def _route(
+        self, method: str, path: str, query: dict[str, str], body: bytes, page_size: int
+    ) -> Answer:
         if path == "/subscriptions":
             if method == "POST":
                 return await self._create(_json(body))
@@ -181,7 +196,7 @@ class GraphApi:
             return 200, self._event(calendar, unquote(match.group(2))), []
         if match := _DELTA.match(path):
             calendar = self._call(method, "delta", match.group(1))
-            return 200, self._delta(calendar, query), []
+            return 200, self._delta(calendar, query, page_size), []
         raise GraphError(404, "ResourceNotFound", f"{method} {path} is not served")
 
     def _ok(self, method: str, allowed: str, operation: str, document: dict[str, Any]) -> Answer:
@@ -335,19 +350,27 @@ class GraphApi:
         master = calendar.item(ews_id(unquote(master_id)))
         if master is None or master.folder is not Folder.CALENDAR:
             raise GraphError(404, "ErrorItemNotFound", "The specified object was not found")
-        found = [
-            instance_json(i)
-            for i in calendar.instances(start, end)
-            if i.master_id == master.item_id
-        ]
-        return {"value": found}
+        found = [instance_json(i) for i in calendar.instances(start, end, of=[master])]
+        return {"value": [i for i in found if i["type"] != "singleInstance"]}
 
-    def _delta(self, calendar: RoomCalendar, query: dict[str, str]) -> dict[str, Any]:
-        if "$deltatoken" in query:
+    def _delta(
+        self, calendar: RoomCalendar, query: dict[str, str], page_size: int
+    ) -> dict[str, Any]:
+        refused = [name for name in UNSUPPORTED_IN_DELTA if name in query]
+        if refused:
+            raise GraphError(
+                400, "ErrorInvalidUrlQuery", f"{refused[0]} is not supported with delta"
+            )
+        if "$deltatoken" in query:  # a new round: what changed since the token
             state = self._state(query["$deltatoken"], calendar)
-            return self._changes(calendar, state)
+            state = state | {"upto": calendar.log.sequence, "offset": 0}
+            if self.on_delta_round is not None:
+                self.on_delta_round(calendar.mailbox)
+            return self._changes(calendar, state, page_size)
         if "$skiptoken" in query:
             state = self._state(query["$skiptoken"], calendar)
+            if "upto" in state:
+                return self._changes(calendar, state, page_size)
         else:
             start, end = _window(query)
             state = {
@@ -357,36 +380,51 @@ class GraphApi:
                 "offset": 0,
             }
         start, end = _parse_time(state["start"]), _parse_time(state["end"])
-        instances = calendar.instances(start, end)
-        offset = int(state.get("offset", 0))
-        page = [instance_json(i) for i in instances[offset : offset + PAGE_SIZE]]
-        if offset + PAGE_SIZE < len(instances):
-            token = self._token(state | {"offset": offset + PAGE_SIZE})
-            return {"value": page, "@odata.nextLink": self._link(calendar, "$skiptoken", token)}
-        return {"value": page, "@odata.deltaLink": self._delta_link(calendar, state)}
+        instances = [instance_json(i) for i in calendar.instances(start, end)]
+        return self._page(calendar, state, instances, page_size)
 
-    def _changes(self, calendar: RoomCalendar, state: dict[str, Any]) -> dict[str, Any]:
-        """What changed since the token: current instances of changed items, removed ids."""
+    def _page(
+        self,
+        calendar: RoomCalendar,
+        state: dict[str, Any],
+        value: list[dict[str, Any]],
+        page_size: int,
+    ) -> dict[str, Any]:
+        """One page of a round's events; a nextLink while more follow, else the deltaLink."""
+        offset = int(state.get("offset", 0))
+        page = value[offset : offset + page_size]
+        if offset + page_size < len(value):
+            token = self._token(state | {"offset": offset + page_size})
+            return {"value": page, "@odata.nextLink": self._link(calendar, "$skiptoken", token)}
+        done = {k: v for k, v in state.items() if k != "upto"}
+        done["seq"] = state.get("upto", state["seq"])
+        return {"value": page, "@odata.deltaLink": self._delta_link(calendar, done)}
+
+    def _changes(
+        self, calendar: RoomCalendar, state: dict[str, Any], page_size: int
+    ) -> dict[str, Any]:
+        """What changed between the token and the round's start (`upto`): the current
+        instances of changed items inside the window, and removed ids: deleted items, and
+        changed ones with no instance left inside it (event-delta: "events that are outside
+        the date range and that have been added, deleted, or updated")."""
         start, end = _parse_time(state["start"]), _parse_time(state["end"])
         changed: dict[str, None] = {}
         for event in calendar.log.since(int(state["seq"])):
+            if event.sequence > int(state["upto"]):
+                break
             for item_id in (event.old_item_id, event.item_id):
                 if item_id is not None:
                     changed[item_id] = None
         value: list[dict[str, Any]] = []
-        current = {i.item_id: i for i in calendar.items()}
-        for item_id in changed:
-            item = current.get(item_id)
-            if item is None:
+        for item_id in changed:  # each changed item expanded alone
+            item = calendar.item(item_id)
+            if item is not None and item.folder is not Folder.CALENDAR:
+                continue  # the id an event got when moved out (Deleted Items): not the view's
+            found = [] if item is None else calendar.instances(start, end, of=[item])
+            if not found:
                 value.append({"id": graph_id(item_id), "@removed": {"reason": "deleted"}})
-                continue
-            value += [
-                instance_json(i)
-                for i in calendar.instances(start, end)
-                if item_id in (i.item_id, i.master_id)
-            ]
-        state = state | {"seq": calendar.log.sequence, "offset": 0}
-        return {"value": value, "@odata.deltaLink": self._delta_link(calendar, state)}
+            value += [instance_json(i) for i in found]
+        return self._page(calendar, state, value, page_size)
 
     def _delta_link(self, calendar: RoomCalendar, state: dict[str, Any]) -> str:
         issued = {"issued": self.exchange.clock.now().isoformat(), "offset": 0}
@@ -420,6 +458,14 @@ def _token_claims(scope: Scope) -> dict[str, Any] | None:
         if name == b"authorization" and value.startswith(b"Bearer "):
             return access_token.verified_claims(value[len(b"Bearer ") :].decode("latin-1"))
     return None
+
+
+def _page_size(scope: Scope) -> int:
+    """`Prefer: odata.maxpagesize=n` (among other preferences, in one header or several)."""
+    for name, value in scope["headers"]:
+        if name == b"prefer" and (found := _MAXPAGESIZE.search(value.decode("latin-1"))):
+            return max(int(found.group(1)), 1)
+    return PAGE_SIZE
 
 
 def _window(query: dict[str, str]) -> tuple[datetime, datetime]:

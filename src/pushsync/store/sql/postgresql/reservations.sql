@@ -7,6 +7,10 @@ WHERE mailbox = %(mailbox)s
        OR item_id = ANY(%(item_ids)s)
        OR series_master_id = ANY(%(item_ids)s));
 
+-- name: series_uids
+SELECT DISTINCT series_master_id, uid FROM reservation
+WHERE mailbox = %(mailbox)s AND series_master_id = ANY(%(master_ids)s);
+
 -- name: reservations_for_room
 SELECT * FROM reservation WHERE mailbox = %(mailbox)s;
 

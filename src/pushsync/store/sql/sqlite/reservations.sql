@@ -8,6 +8,10 @@ WHERE mailbox = :mailbox
        OR item_id IN (SELECT value FROM json_each(:item_ids))
        OR series_master_id IN (SELECT value FROM json_each(:item_ids)));
 
+-- name: series_uids
+SELECT DISTINCT series_master_id, uid FROM reservation
+WHERE mailbox = :mailbox AND series_master_id IN (SELECT value FROM json_each(:master_ids));
+
 -- name: reservations_for_room
 SELECT * FROM reservation WHERE mailbox = :mailbox;
 
