@@ -138,6 +138,17 @@ class Settings(BaseSettings):
     ews_max_concurrency: int = Field(27, ge=1, le=27, description="EWSMaxConcurrency")
     rooms: Mailboxes = Field(default_factory=list, description="room SMTP addresses")
     room_lists: Mailboxes = Field(default_factory=list, description="room lists to expand")
+    # Graph's Places (docs/graph.md): room_lists are read from it when no ews_url is set
+    discover_all_rooms: bool = Field(False, description="every room Graph's Places lists")
+    room_discovery_minutes: float = Field(
+        60.0, gt=0, description="how often room lists (or all rooms) are read from Places again"
+    )
+    room_removal_grace_hours: float = Field(
+        24.0,
+        ge=0,
+        description="a room Places no longer lists is let go of (subscription deleted, "
+        "reservations removed) only after it has been missing this long",
+    )
     # which push each room uses: `protocol` for `rooms` and `room_lists`, the lists override it
     protocol: Literal["ews", "graph"] = Field("ews", description="for rooms and room_lists")
     graph_rooms: Mailboxes = Field(default_factory=list, description="over Graph, always")

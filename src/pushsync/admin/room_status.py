@@ -51,6 +51,13 @@ class RoomStatus:
     oldest_pending: datetime | None
     problem: str | None  # None: in sync
     kind: str | None = None  # the problem's kind, for counting: "subscription broken", …
+    # what the directory (Graph's Places) says of the room, for the booking system; None when
+    # the room was configured by hand
+    display_name: str | None = None
+    capacity: int | None = None
+    building: str | None = None
+    floor_number: int | None = None
+    missing_since: datetime | None = None  # no longer listed; let go of after a grace period
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -116,6 +123,11 @@ def verdict(room: Row, queue: dict[str, Any], now: datetime) -> RoomStatus:
         oldest_pending=queue["oldest_pending"],
         problem=found[1] if found else None,
         kind=found[0] if found else None,
+        display_name=room.get("display_name"),
+        capacity=room.get("capacity"),
+        building=room.get("building"),
+        floor_number=room.get("floor_number"),
+        missing_since=room.get("missing_since"),
     )
 
 

@@ -172,12 +172,13 @@ class GraphSubscriptionManager:
         a maintenance loop, so that renewals never wait for a creation round. A room Graph
         refused for a reason that will not pass (`given_up`) is not subscribed again until a
         restart; a round that fails as a whole (the database away) is waited out with a
-        back-off, and the loop goes on."""
-        rooms = list(rooms)
+        back-off, and the loop goes on. `rooms` is read afresh each round: room discovery
+        (`graph/room_discovery.py`) changes it while the manager runs."""
 
         async def create() -> None:
-            await self._subscriptions.ensure_rooms(rooms, "graph", self._clock())
-            await self.subscribe_missing([r for r in rooms if r not in self.given_up])
+            current = list(rooms)
+            await self._subscriptions.ensure_rooms(current, "graph", self._clock())
+            await self.subscribe_missing([r for r in current if r not in self.given_up])
 
         async def maintain() -> None:
             await self.maintain()

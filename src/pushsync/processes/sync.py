@@ -25,12 +25,15 @@ from pushsync.graph.adapter import GraphAdapter
 from pushsync.graph.auth import MsalTokens, TokenProvider, static_token
 from pushsync.graph.calendar_source import GraphCalendar
 from pushsync.graph.client import GraphClient
+from pushsync.graph.places import Places
+from pushsync.graph.room_discovery import RoomDiscovery, Roster, check_at_start, discover_forever
 from pushsync.graph.subscription_manager import GraphSubscriptionManager
 from pushsync.model.clock import utcnow
 from pushsync.settings import Settings
 from pushsync.store import Connector
 from pushsync.store.notification_queue import NotificationQueue, QueuePolicy
 from pushsync.store.reservation_book import Reservations
+from pushsync.store.room_directory import RoomDirectory
 from pushsync.store.subscriptions import Subscriptions
 from pushsync.web.access.callback_token import callback_url
 from pushsync.worker.adapter import CalendarSource, ProtocolAdapter
@@ -195,29 +198,79 @@ class RoomPlan:
         return self.default
 
 
+def discovers_over_graph(settings: Settings) -> bool:
+    """Rooms come from Graph's Places: every room when asked, and the room lists of an
+    installation with no EWS (with `ews_url`, room lists are expanded over EWS GetRooms)."""
+    return settings.discover_all_rooms or bool(settings.room_lists and not settings.ews_url)
+
+
 def protocols_needed(settings: Settings) -> set[str]:
-    """The protocols some configured room uses (known without asking Exchange)."""
-    needed: set[str] = {settings.protocol} if settings.rooms or settings.room_lists else set()
-    needed |= {"graph"} if settings.graph_rooms else set()
-    needed |= {"ews"} if settings.ews_rooms or settings.room_lists else set()
+    """The protocols some configured room uses, or room discovery needs (known without asking
+    Exchange)."""
+    listed = settings.rooms or settings.room_lists or settings.discover_all_rooms
+    needed: set[str] = {settings.protocol} if listed else set()
+    needed |= {"graph"} if settings.graph_rooms or discovers_over_graph(settings) else set()
+    expanded_over_ews = bool(settings.room_lists and settings.ews_url)
+    needed |= {"ews"} if settings.ews_rooms or expanded_over_ews else set()
     return needed
 
 
-async def room_plan(settings: Settings, client: EwsClient | None) -> RoomPlan:
+def build_discovery(settings: Settings, connector: Connector, graph: GraphClient) -> RoomDiscovery:
+    return RoomDiscovery(
+        Places(graph),
+        RoomDirectory(connector),
+        room_lists=settings.room_lists if not settings.ews_url else [],
+        all_rooms=settings.discover_all_rooms,
+        grace=timedelta(hours=settings.room_removal_grace_hours),
+        configured=[*settings.rooms, *settings.graph_rooms, *settings.ews_rooms],
+        protocol=settings.protocol,
+    )
+
+
+async def discovered_rooms(
+    settings: Settings, graph: GraphClient | None, connector: Connector | None
+) -> list[str]:
+    """Read Places once and return the discovered rooms kept now (those of earlier runs too,
+    when this answer was empty or failed). Graph refusing Places, or a room list it does not
+    know, stops the start as a configuration error."""
+    if graph is None or connector is None:
+        raise ConfigError(
+            "room lists are read from Graph's Places when PUSHSYNC_EWS_URL is not set: "
+            "configure Graph (PUSHSYNC_TENANT_ID, _CLIENT_ID, _CLIENT_SECRET or _GRAPH_TOKEN)"
+        )
+    discovery = build_discovery(settings, connector, graph)
+    problem = check_at_start(await discovery.refresh())
+    if problem is not None:
+        raise ConfigError(problem)
+    return await discovery.rooms()
+
+
+async def room_plan(
+    settings: Settings,
+    client: EwsClient | None,
+    *,
+    graph: GraphClient | None = None,
+    connector: Connector | None = None,
+) -> RoomPlan:
     """`rooms` and the rooms of `room_lists` use `protocol`; `graph_rooms` and `ews_rooms`
-    override it. Room lists are expanded over EWS (GetRooms), whichever protocol they use."""
+    override it. Room lists are expanded over EWS (GetRooms) when `ews_url` is set, otherwise
+    read from Graph's Places (`graph`, recorded through `connector`), as is every room with
+    `discover_all_rooms`."""
     rooms = {m.lower(): m for m in settings.rooms}
-    if settings.room_lists:
+    if settings.room_lists and settings.ews_url:
         if client is None:
             raise ConfigError("PUSHSYNC_ROOM_LISTS are expanded over EWS: set PUSHSYNC_EWS_URL")
         for room_list in settings.room_lists:
             rooms.update({m.lower(): m for m in await client.rooms(room_list)})
-    graph = {m.lower(): m for m in settings.graph_rooms}
+    if discovers_over_graph(settings):
+        found = await discovered_rooms(settings, graph, connector)
+        rooms.update({m.lower(): m for m in found})
+    over_graph = {m.lower(): m for m in settings.graph_rooms}
     ews = {m.lower(): m for m in settings.ews_rooms}
     for key, mailbox in rooms.items():
-        if key not in graph and key not in ews:
-            (graph if settings.protocol == "graph" else ews)[key] = mailbox
-    return RoomPlan(sorted(ews.values()), sorted(graph.values()), settings.protocol)
+        if key not in over_graph and key not in ews:
+            (over_graph if settings.protocol == "graph" else ews)[key] = mailbox
+    return RoomPlan(sorted(ews.values()), sorted(over_graph.values()), settings.protocol)
 
 
 @dataclass
@@ -254,8 +307,9 @@ async def run_sync(
     minute: timedelta = timedelta(minutes=1),
 ) -> Worker:
     """The managers and the worker until `stop` is set; returns the worker (for its stats)."""
-    plan = await room_plan(settings, clients.ews)
-    if not plan.all:
+    plan = await room_plan(settings, clients.ews, graph=clients.graph, connector=connector)
+    discovering = discovers_over_graph(settings) and clients.graph is not None
+    if not plan.all and not discovering:
         log.warning("no rooms configured (PUSHSYNC_ROOMS, _ROOM_LISTS or _GRAPH_ROOMS)")
     worker = build_worker(settings, connector, clients.ews, graph=clients.graph)
     loops: list[Awaitable[None]] = [worker.run(stop), _purge_forever(connector, settings, stop)]
@@ -263,9 +317,17 @@ async def run_sync(
     if clients.ews is not None and plan.ews:
         manager = build_manager(settings, connector, clients.ews, minute)
         loops.append(manager.run(stop, plan.ews, interval))
-    if clients.graph is not None and plan.graph:
+    roster = Roster(plan.graph)
+    if clients.graph is not None and (plan.graph or discovering):
         graph_manager = build_graph_manager(settings, connector, clients.graph)
-        loops.append(graph_manager.run(stop, plan.graph, interval))
+        loops.append(graph_manager.run(stop, roster, interval))
+    if discovering and clients.graph is not None:
+        discovery = build_discovery(settings, connector, clients.graph)
+        kept = [
+            m for m in (*settings.rooms, *settings.graph_rooms) if plan.protocol_of(m) == "graph"
+        ]
+        every = settings.room_discovery_minutes * 60
+        loops.append(discover_forever(discovery, roster, kept, stop, every, plan.protocol_of))
     await asyncio.gather(*loops)
     return worker
 

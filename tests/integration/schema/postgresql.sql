@@ -76,7 +76,14 @@ CREATE TABLE room (
     created_at       TIMESTAMPTZ NOT NULL,
     resync_generation INTEGER NOT NULL DEFAULT 0,
     paused_until     TIMESTAMPTZ,
-    resync_lease_until TIMESTAMPTZ
+    resync_lease_until TIMESTAMPTZ,
+    display_name     TEXT,
+    capacity         INTEGER,
+    building         TEXT,
+    floor_number     INTEGER,
+    discovered_from  TEXT,
+    missing_since    TIMESTAMPTZ,
+    removed_at       TIMESTAMPTZ
 );
 
 CREATE TABLE reservation (

@@ -76,7 +76,14 @@ CREATE TABLE room (
     created_at       TIMESTAMP NOT NULL,
     resync_generation INTEGER NOT NULL DEFAULT 0,
     paused_until     TIMESTAMP,
-    resync_lease_until TIMESTAMP
+    resync_lease_until TIMESTAMP,
+    display_name     TEXT,
+    capacity         INTEGER,
+    building         TEXT,
+    floor_number     INTEGER,
+    discovered_from  TEXT,
+    missing_since    TIMESTAMP,
+    removed_at       TIMESTAMP
 );
 
 CREATE TABLE reservation (

@@ -55,9 +55,12 @@ UPDATE room SET last_error = %(error)s, last_error_at = %(now)s WHERE mailbox = 
 -- name: subscription_overview
 SELECT r.mailbox, r.protocol, r.needs_resync, r.resync_reason, r.last_synced_at,
        r.last_error, r.last_error_at, r.paused_until, s.subscription_id, s.state, s.created_at,
-       s.last_event_at, s.status_frequency, s.expires_at, s.last_error AS subscription_error
+       s.last_event_at, s.status_frequency, s.expires_at, s.last_error AS subscription_error,
+       r.display_name, r.capacity, r.building, r.floor_number, r.missing_since
 FROM room r
 LEFT JOIN subscription s ON s.mailbox = r.mailbox AND s.state IN ('active', 'broken')
+-- a room the directory stopped listing and pushsync let go of is no longer kept in sync
+WHERE r.removed_at IS NULL
 -- A room moving between protocols may have two live subscriptions: the one of its protocol
 -- comes first (the status shows that one), then "active" before "broken".
 ORDER BY r.mailbox, (s.protocol = r.protocol) DESC, s.state;
