@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from pushsync.simulator.booking import Room
 from pushsync.simulator.calendar import RoomCalendar
 from pushsync.simulator.clock import SimClock
 from pushsync.simulator.config import SimulatorConfig
@@ -55,6 +56,13 @@ class Exchange:
 
     def calendar(self, mailbox: str) -> RoomCalendar | None:
         return self.calendars.get(mailbox.lower())
+
+    def add_mailbox(self, room: Room) -> RoomCalendar:
+        """A room mailbox created while the organisation runs (an admin's New-Mailbox -Room)."""
+        key = room.email.lower()
+        if key not in self.calendars:
+            self.calendars[key] = RoomCalendar(room, random.Random(f"{self.config.seed}:{key}"))
+        return self.calendars[key]
 
     def busy(self, operation: str = "") -> bool:
         """Whether this operation is refused with ErrorServerBusy (the configured share, or

@@ -8,6 +8,7 @@
 | GET /users/{room}/events/{id} | a single, a series master or an occurrence; 404 if gone |
 | GET /users/{room}/events/{id}/instances | a series' occurrences and exceptions in a window |
 | GET /users/{room}/calendarView/delta | pages (nextLink), then a deltaLink; 410 SyncStateNotFound |
+| GET /places/… | rooms and room lists (`simulator/graph/places.py`) |
 
 Every call needs `Authorization: Bearer` with `GRAPH_TOKEN` (what the test's token provider
 gives). Every call about a mailbox (its events, instances and delta; creating, renewing or
@@ -34,6 +35,7 @@ from urllib.parse import parse_qs, quote, unquote
 
 from pushsync.simulator.calendar import RoomCalendar
 from pushsync.simulator.exchange import Exchange
+from pushsync.simulator.graph.places import Places, PlacesError
 from pushsync.simulator.graph.resources import ews_id, graph_id, instance_json, master_json
 from pushsync.simulator.graph.webhooks import MAX_EXPIRATION, GraphWebhooks, ValidationFailed
 from pushsync.simulator.items import Folder
@@ -84,6 +86,7 @@ class GraphApi:
         # A test's time compression: subscriptions are granted at most this lifetime (Graph
         # grants what was asked, up to 10,080 minutes). None: as Graph.
         self.max_lifetime: timedelta | None = None
+        self.places = Places(exchange)  # rooms and room lists (simulator/graph/places.py)
 
     def throttle(self, mailbox: str, calls: int = 1) -> None:
         """Answer the next `calls` requests about this mailbox 429."""
@@ -118,6 +121,8 @@ class GraphApi:
             return exc.status, {"error": {"code": exc.code, "message": exc.message}}, headers
 
     async def _route(self, method: str, path: str, query: dict[str, str], body: bytes) -> Answer:
+        if self.places.serves(path):
+            return self._places(method, path, query)
         if path == "/subscriptions":
             if method == "POST":
                 return await self._create(_json(body))
@@ -134,6 +139,13 @@ class GraphApi:
             calendar = self._call(method, "delta", match.group(1))
             return 200, self._delta(calendar, query), []
         raise GraphError(404, "ResourceNotFound", f"{method} {path} is not served")
+
+    def _places(self, method: str, path: str, query: dict[str, str]) -> Answer:
+        self.calls["places"] += 1
+        try:
+            return 200, self.places.answer(method, path, query, self.base_url), []
+        except PlacesError as exc:
+            raise GraphError(exc.status, exc.code, exc.message) from None
 
     def _ok(self, method: str, allowed: str, operation: str, document: dict[str, Any]) -> Answer:
         if method != allowed:
