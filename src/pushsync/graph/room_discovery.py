@@ -56,6 +56,9 @@ class Roster:
     def replace(self, rooms: Iterable[str]) -> None:
         self._rooms = tuple(sorted(set(rooms)))
 
+    def discard(self, mailbox: str) -> None:
+        self._rooms = tuple(m for m in self._rooms if m.lower() != mailbox.lower())
+
 
 @dataclass
 class Round:
@@ -79,8 +82,10 @@ class RoomDiscovery:
         grace: timedelta,
         configured: Iterable[str] = (),
         protocol: str = "graph",
+        roster: Roster | None = None,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
+        self._roster = roster  # a room let go of leaves it first: no subscribe round races it
         self._protocol = protocol  # of a room new to the table; the managers settle it
         self._places = places
         self._directory = directory
@@ -119,6 +124,8 @@ class RoomDiscovery:
             if row["missing_since"] is None:
                 found.missing.append(row["mailbox"])
             elif now - _aware(row["missing_since"], now) >= self._grace:
+                if self._roster is not None:
+                    self._roster.discard(row["mailbox"])
                 await self._directory.let_go(row["mailbox"], LET_GO, now)
                 found.let_go.append(row["mailbox"])
         await self._directory.missing(found.missing, now)

@@ -96,14 +96,17 @@ class GraphSubscriptionManager:
         once subscribed: what changed while it had none was never pushed.
         """
         live = {s.mailbox for s in await self._graph_live()}
-        awaiting = {r["mailbox"] for r in await self._subscriptions.rooms() if r["needs_resync"]}
+        known = await self._subscriptions.rooms()
+        awaiting = {r["mailbox"] for r in known if r["needs_resync"]}
+        let_go = {r["mailbox"] for r in known if r.get("removed_at")}  # room discovery dropped it
         outcome = Outcome()
 
         async def one(mailbox: str) -> None:
             if await self._create(mailbox, outcome) and mailbox not in awaiting:
                 await self._subscriptions.request_resync(mailbox, "subscribed again")
 
-        await asyncio.gather(*(one(m) for m in rooms if m not in live and not self._held(m)))
+        wanted = [m for m in rooms if m not in live and m not in let_go]
+        await asyncio.gather(*(one(m) for m in wanted if not self._held(m)))
         return outcome
 
     async def maintain(self) -> Outcome:

@@ -215,7 +215,9 @@ def protocols_needed(settings: Settings) -> set[str]:
     return needed
 
 
-def build_discovery(settings: Settings, connector: Connector, graph: GraphClient) -> RoomDiscovery:
+def build_discovery(
+    settings: Settings, connector: Connector, graph: GraphClient, roster: Roster | None = None
+) -> RoomDiscovery:
     return RoomDiscovery(
         Places(graph),
         RoomDirectory(connector),
@@ -224,6 +226,7 @@ def build_discovery(settings: Settings, connector: Connector, graph: GraphClient
         grace=timedelta(hours=settings.room_removal_grace_hours),
         configured=[*settings.rooms, *settings.graph_rooms, *settings.ews_rooms],
         protocol=settings.protocol,
+        roster=roster,
     )
 
 
@@ -322,7 +325,7 @@ async def run_sync(
         graph_manager = build_graph_manager(settings, connector, clients.graph)
         loops.append(graph_manager.run(stop, roster, interval))
     if discovering and clients.graph is not None:
-        discovery = build_discovery(settings, connector, clients.graph)
+        discovery = build_discovery(settings, connector, clients.graph, roster)
         kept = [
             m for m in (*settings.rooms, *settings.graph_rooms) if plan.protocol_of(m) == "graph"
         ]

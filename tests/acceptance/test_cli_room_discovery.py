@@ -1,0 +1,189 @@
+"""The real `pushsync worker` of a Graph-only installation (no `ews_url`) given one room list.
+
+Its rooms come from Graph's Places (the simulator's), read again every ~1 s: every room of the
+list is subscribed and synced, with what Places says of it in `/rooms`; a room added to the
+list while the worker runs is picked up; answers that say nothing (Places empty, the app
+without Place.Read.All) change nothing however long they last; a room taken out of the list is
+let go of (its subscription deleted at Graph, its reservations deleted) only once it has been
+missing for the grace period.
+
+The simulator's clock runs at real speed from now, so pushsync's clock and Graph's agree.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+
+from pushsync.simulator import SimulatorThread, generated_rooms
+from pushsync.simulator.booking import Room
+from pushsync.simulator.config import RoomList
+from pushsync.simulator.graph.api import GRAPH_TOKEN
+from tests.acceptance.conftest import ServerProcess, pushsync_command
+from tests.acceptance.simulated_exchange import meeting, running, wait_for
+
+STATE = "discovery-client-state"
+ROOMS = generated_rooms(4)  # the fourth is in no list: never synced
+HQ = RoomList("hq-rooms@contoso.example", "HQ Rooms", tuple(r.email for r in ROOMS[:3]))
+LISTED = [room.email for room in ROOMS[:3]]
+OUTSIDE = ROOMS[3].email
+NEW = Room("annex-1@contoso.example", "Annex 1", "Europe/Berlin")
+LEAVING = LISTED[1]
+GRACE_HOURS = 0.002  # 7.2 s
+GRACE_S = GRACE_HOURS * 3600
+
+
+@pytest.fixture
+def rig(server_factory) -> Iterator[tuple[SimulatorThread, ServerProcess, dict[str, str]]]:
+    server = server_factory(pushsync_graph_client_state=STATE)
+    with running(epoch=datetime.now(UTC), scale=1, rooms=ROOMS, room_lists=(HQ,)) as thread:
+        sim = thread.sim
+        env = {key: value for key, value in os.environ.items() if not key.startswith("PUSHSYNC_")}
+        env |= {
+            "PUSHSYNC_DATABASE_URL": server.database_url,
+            "PUSHSYNC_PUBLIC_URL": server.url,
+            "PUSHSYNC_PROTOCOL": "graph",
+            "PUSHSYNC_ROOM_LISTS": HQ.email,
+            "PUSHSYNC_ROOM_DISCOVERY_MINUTES": "0.02",
+            "PUSHSYNC_ROOM_REMOVAL_GRACE_HOURS": str(GRACE_HOURS),
+            "PUSHSYNC_GRAPH_URL": sim.graph_url,
+            "PUSHSYNC_GRAPH_TOKEN": GRAPH_TOKEN,
+            "PUSHSYNC_GRAPH_CLIENT_STATE": STATE,
+            "PUSHSYNC_SUBSCRIPTION_CHECK_SECONDS": "0.5",
+            "PUSHSYNC_WORKER_DEBOUNCE_MS": "50",
+        }
+        yield thread, server, env
+
+
+def statuses(server: ServerProcess) -> dict[str, dict[str, Any]]:
+    answer = httpx.get(f"http://127.0.0.1:{server.admin_port}/rooms", timeout=10)
+    assert answer.status_code == 200, answer.text
+    return {s["mailbox"]: s for s in answer.json()["statuses"]}
+
+
+def in_sync(server: ServerProcess) -> set[str]:
+    return {m for m, s in statuses(server).items() if s["problem"] is None}
+
+
+def active_ids(thread: SimulatorThread, mailbox: str) -> list[str]:
+    return [s.id for s in thread.call(thread.sim.graph.webhooks.active, mailbox)]
+
+
+def booked(server: ServerProcess) -> set[tuple[str, str]]:
+    return {(r["mailbox"], r["uid"]) for r in server.rows("SELECT * FROM reservation")}
+
+
+def places_calls(thread: SimulatorThread) -> int:
+    return int(thread.call(lambda: thread.sim.graph.calls["places"]))
+
+
+def book(thread: SimulatorThread, uid: str, room: str, days: int = 1) -> tuple[str, str]:
+    """A one-hour meeting `days` ahead (rooms decline a meeting that overlaps another)."""
+    start = thread.sim.clock.now() + timedelta(days=days)
+    thread.call(thread.sim.exchange.book, meeting(uid, start), [room])
+    return room, uid
+
+
+def quiet_for(thread: SimulatorThread, seconds: float, rounds: int) -> None:
+    """Wait until `seconds` have passed and pushsync has asked Places `rounds` more times."""
+    started, calls = time.monotonic(), places_calls(thread)
+    wait_for(
+        lambda: time.monotonic() - started > seconds and places_calls(thread) >= calls + rounds,
+        timeout=seconds + 60,
+    )
+
+
+def test_a_graph_only_installation_follows_its_room_list(rig) -> None:
+    thread, server, env = rig
+    places = thread.sim.graph.places
+    log = server.database.with_name("worker.log")
+    with log.open("wb") as out:
+        worker = subprocess.Popen(
+            pushsync_command("worker"), env=env, stdout=out, stderr=subprocess.STDOUT
+        )
+    try:
+        # Every room of the list, and no other, is subscribed and synced.
+        wait_for(lambda: in_sync(server) == set(LISTED), timeout=90)
+        assert all(active_ids(thread, room) for room in LISTED)
+        assert active_ids(thread, OUTSIDE) == []
+        shown = statuses(server)
+        for room in LISTED:
+            place = places.rooms[room]
+            assert (shown[room]["display_name"], shown[room]["capacity"]) == (
+                place.display_name,
+                place.capacity,
+            )
+            assert shown[room]["building"] == place.building
+            assert shown[room]["floor_number"] == place.floor_number
+            assert shown[room]["protocol"] == "graph"
+        wanted = {book(thread, f"FIRST-{n}", room) for n, room in enumerate(LISTED)}
+        wait_for(lambda: booked(server) >= wanted, timeout=60)
+
+        # Places empty (never set up), then refusing the app: nothing is let go of, however
+        # long it lasts; both say why in the log.
+        thread.call(setattr, places, "enabled", False)
+        quiet_for(thread, 1.5 * GRACE_S, rounds=3)
+        thread.call(setattr, places, "enabled", True)
+        thread.call(setattr, places, "permission_granted", False)
+        quiet_for(thread, 1.5 * GRACE_S, rounds=3)
+        thread.call(setattr, places, "permission_granted", True)
+        assert all(active_ids(thread, room) for room in LISTED)
+        assert in_sync(server) == set(LISTED)
+        rows = server.rows("SELECT mailbox, missing_since, removed_at FROM room")
+        assert all(r["missing_since"] is None and r["removed_at"] is None for r in rows)
+        output = log.read_text()
+        assert "Set-PlacesSettings -EnableBuildings" in output
+        assert "Place.Read.All" in output
+
+        # A room added to the list while running is subscribed and synced.
+        thread.call(places.add_room, NEW, HQ.email, capacity=30, building="Annex")
+        wait_for(lambda: active_ids(thread, NEW.email), timeout=60)
+        new_booking = book(thread, "ANNEX-1", NEW.email)
+        wait_for(lambda: new_booking in booked(server), timeout=60)
+        wait_for(lambda: NEW.email in in_sync(server), timeout=60)
+        assert statuses(server)[NEW.email]["capacity"] == 30
+        assert statuses(server)[NEW.email]["building"] == "Annex"
+
+        # A room taken out of the list is kept through the grace period, then let go of.
+        [leaving_id] = active_ids(thread, LEAVING)
+        thread.call(places.remove_room, LEAVING, HQ.email)
+        wait_for(lambda: statuses(server)[LEAVING]["missing_since"] is not None, timeout=60)
+        assert active_ids(thread, LEAVING) == [leaving_id]  # noted, not dropped
+        wait_for(lambda: LEAVING not in statuses(server), timeout=60 + GRACE_S)
+        wait_for(lambda: active_ids(thread, LEAVING) == [], timeout=60)
+        [gone] = server.rows(f"SELECT * FROM room WHERE mailbox = '{LEAVING}'")
+        missing = datetime.fromisoformat(gone["missing_since"])
+        assert datetime.fromisoformat(gone["removed_at"]) - missing >= timedelta(seconds=GRACE_S)
+        assert not {b for b in booked(server) if b[0] == LEAVING}
+        deletes = server.rows(
+            f"SELECT uid FROM reservation_change WHERE mailbox = '{LEAVING}' AND change = 'delete'"
+        )
+        assert [r["uid"] for r in deletes] == ["FIRST-1"]
+        [subscription] = server.rows(
+            f"SELECT * FROM subscription WHERE subscription_id = '{leaving_id}'"
+        )
+        assert subscription["state"] == "retired"
+
+        # The rooms still listed go on: their reservations equal the calendars.
+        still = {*LISTED, NEW.email} - {LEAVING}
+        assert in_sync(server) == still
+        more = {book(thread, f"LATER-{n}", room, days=2) for n, room in enumerate(sorted(still))}
+        wait_for(lambda: booked(server) >= more, timeout=60)
+        truth = {(i.mailbox, i.uid) for i in thread.call(thread.sim.exchange.truth)}
+        assert booked(server) == {b for b in truth if b[0] in still}
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        worker.wait(timeout=30)
+        output = log.read_text()
+        print(output, server.logs())  # shown when the test fails
+    assert worker.returncode == 0, output
+    assert "Traceback" not in output
+    assert "PUSHSYNC_EWS_URL" not in output
