@@ -69,6 +69,11 @@ def statuses(server: ServerProcess) -> dict[str, dict[str, Any]]:
     return {s["mailbox"]: s for s in answer.json()["statuses"]}
 
 
+def discovery_status(server: ServerProcess) -> list[dict[str, Any]]:
+    answer = httpx.get(f"http://127.0.0.1:{server.admin_port}/rooms", timeout=10)
+    return list(answer.json()["room_discovery"])
+
+
 def in_sync(server: ServerProcess) -> set[str]:
     return {m for m, s in statuses(server).items() if s["problem"] is None}
 
@@ -131,10 +136,18 @@ def test_a_graph_only_installation_follows_its_room_list(rig) -> None:
         # long it lasts; both say why in the log.
         thread.call(setattr, places, "enabled", False)
         quiet_for(thread, 1.5 * GRACE_S, rounds=3)
+        [answer] = discovery_status(server)
+        assert answer["source"] == HQ.email and answer["listed"] == 0
+        assert "Set-PlacesSettings -EnableBuildings" in answer["problem"]
+        page = httpx.get(f"http://127.0.0.1:{server.admin_port}/", timeout=10).text
+        assert "Room discovery changed nothing" in page and "Set-PlacesSettings" in page
         thread.call(setattr, places, "enabled", True)
         thread.call(setattr, places, "permission_granted", False)
         quiet_for(thread, 1.5 * GRACE_S, rounds=3)
+        assert "Place.Read.All" in discovery_status(server)[0]["problem"]
         thread.call(setattr, places, "permission_granted", True)
+        wait_for(lambda: discovery_status(server)[0]["problem"] is None, timeout=60)
+        assert discovery_status(server)[0]["listed"] == len(LISTED)
         assert all(active_ids(thread, room) for room in LISTED)
         assert in_sync(server) == set(LISTED)
         rows = server.rows("SELECT mailbox, missing_since, removed_at FROM room")

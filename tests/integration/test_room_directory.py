@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from pushsync.admin.room_status import room_statuses
+from pushsync.admin.room_status import discovery_answers, room_statuses
 from pushsync.model.reservation import Plan, Reservation
 from pushsync.store import Connector
 from pushsync.store.reservation_book import Reservations
@@ -115,3 +115,18 @@ async def test_a_room_listed_again_before_the_grace_ends_is_no_longer_missing(
 def _naive(moment: object) -> str:
     """SQLite hands back naive UTC, PostgreSQL aware: compare the wall time."""
     return str(moment)[:19].replace("T", " ")
+
+
+async def test_each_source_s_last_answer_is_kept_for_the_status(connector: Connector) -> None:
+    directory = RoomDirectory(connector)
+    await directory.answered("north@contoso.example", 0, "Places listed no rooms here", T0)
+    await directory.answered("south@contoso.example", 4, None, T0)
+    await directory.answered("north@contoso.example", 3, None, T0 + timedelta(minutes=5))
+
+    answers = await discovery_answers(connector)
+
+    assert [(a["source"], a["listed"], a["problem"]) for a in answers] == [
+        ("north@contoso.example", 3, None),
+        ("south@contoso.example", 4, None),
+    ]
+    assert answers[0]["checked_at"].startswith("2026-11-24")

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from pushsync.admin.metrics import rooms_exposition
-from pushsync.admin.room_status import room_statuses
+from pushsync.admin.room_status import discovery_answers, room_statuses
 from pushsync.admin.status_page import render
 from pushsync.settings import Settings
 from pushsync.store import Connector, connect
@@ -115,13 +115,15 @@ class AdminApp:
             log.warning("status: database", extra={"detail": str(exc)})
             await respond(send, 503, f"database: {type(exc).__name__}: {exc}\n".encode())
             return
+        discovery = await discovery_answers(await self.store())
         if page:
-            await respond(send, 200, render(statuses, now), _HTML)
+            await respond(send, 200, render(statuses, now, discovery), _HTML)
             return
         body = {
             "rooms": len(statuses),
             "in_sync": sum(1 for s in statuses if s.problem is None),
             "statuses": [s.as_json() for s in statuses],
+            "room_discovery": discovery,
         }
         await respond(send, 200, json.dumps(body, indent=1).encode(), _JSON)
 

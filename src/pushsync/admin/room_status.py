@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from pushsync.store.connector import Connector, Row
+from pushsync.store.room_directory import RoomDirectory
 from pushsync.store.subscriptions import DEFAULT_STATUS_FREQUENCY, UNREACHABLE
 
 PROBLEM_KINDS = (
@@ -81,6 +82,16 @@ async def room_statuses(connector: Connector, now: datetime) -> list[RoomStatus]
         verdict(room, _queue_of(by_room[mailbox], room), now) for mailbox, room in first.items()
     ]
     return sorted(statuses, key=lambda s: (s.problem is None, s.mailbox))
+
+
+async def discovery_answers(connector: Connector) -> list[dict[str, Any]]:
+    """Room discovery's last answer per source (a room list, or every room): how many rooms
+    Places listed, and why it changed nothing (empty, refused, failed); none without
+    discovery."""
+    rows = await RoomDirectory(connector).answers()
+    return [
+        {k: v.isoformat() if isinstance(v, datetime) else v for k, v in row.items()} for row in rows
+    ]
 
 
 def _queue_of(mine: dict[str, Row], room: Row) -> dict[str, Any]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections import Counter
 from datetime import datetime
 from html import escape
+from typing import Any
 
 from pushsync.admin.room_status import RoomStatus
 
@@ -18,7 +19,9 @@ _STYLE = (
 )
 
 
-def render(statuses: list[RoomStatus], now: datetime) -> bytes:
+def render(
+    statuses: list[RoomStatus], now: datetime, discovery: list[dict[str, Any]] | None = None
+) -> bytes:
     troubled = [s for s in statuses if s.problem]
     kinds = Counter(s.kind for s in troubled if s.kind)
     summary = ", ".join(f"{n} {escape(kind)}" for kind, n in kinds.most_common())
@@ -38,9 +41,21 @@ def render(statuses: list[RoomStatus], now: datetime) -> bytes:
     )
     page = (
         "<!doctype html><html><head><meta charset=utf-8><title>pushsync status</title>"
-        f"<style>{_STYLE}</style></head><body>{head}{table}</body></html>"
+        f"<style>{_STYLE}</style></head><body>{head}{_discovery(discovery or [])}{table}"
+        "</body></html>"
     )
     return page.encode()
+
+
+def _discovery(answers: list[dict[str, Any]]) -> str:
+    """Room discovery's sources whose last answer changed nothing, and why."""
+    troubled = [a for a in answers if a["problem"]]
+    items = "".join(
+        f"<li>{escape(str(a['source']))} ({escape(str(a['checked_at'])[:19])}): "
+        f"{escape(str(a['problem']))}</li>"
+        for a in troubled
+    )
+    return f'<p class="bad">Room discovery changed nothing:</p><ul>{items}</ul>' if items else ""
 
 
 def _row(status: RoomStatus) -> str:

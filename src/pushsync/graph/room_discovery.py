@@ -38,6 +38,10 @@ EMPTY_PLACES = (
     "can take up to 24 hours); rooms hidden from the address book are never listed"
 )
 LET_GO = "room no longer listed in Places"
+EMPTY_LIST = (
+    "Places listed no rooms here: its rooms are kept as they were (Places needs "
+    "Set-PlacesSettings -EnableBuildings 'Default:true'; see docs/graph.md)"
+)
 
 
 class Roster:
@@ -148,6 +152,10 @@ class RoomDiscovery:
                 why = _failure(source, exc)
                 found.problems.append(why)
                 log.error("room discovery: " + why + "; nothing changed for its rooms")
+                await self._directory.answered(source, 0, why, self._clock())
+                continue
+            empty = None if answers[source] else EMPTY_LIST
+            await self._directory.answered(source, len(answers[source]), empty, self._clock())
         return answers
 
     async def _source(self, source: str) -> list[ListedRoom]:

@@ -84,6 +84,17 @@ class RoomDirectory:
             await session.execute("let_go_of_room", {"mailbox": mailbox, "now": now})
         return len(keys)
 
+    async def answered(self, source: str, listed: int, problem: str | None, now: datetime) -> None:
+        """Note a source's last answer: how many rooms, and why it changed nothing, if so."""
+        params = {"source": source, "listed": listed, "problem": problem, "now": now}
+        async with self._connector.session() as session:
+            await session.execute("record_discovery_answer", params)
+
+    async def answers(self) -> list[Row]:
+        """Each source's last answer (source, checked_at, listed, problem)."""
+        async with self._connector.session() as session:
+            return await session.fetch_all("discovery_answers")
+
     async def active(self) -> list[Row]:
         """Rooms pushsync keeps in sync (not let go of): mailbox, protocol."""
         async with self._connector.session() as session:

@@ -121,3 +121,10 @@ CREATE TABLE reservation_change (
     change          TEXT NOT NULL CHECK (change IN ('upsert', 'delete'))
 );
 CREATE INDEX reservation_change_at ON reservation_change (changed_at);
+
+CREATE TABLE room_discovery (
+    source      TEXT PRIMARY KEY,
+    checked_at  TIMESTAMPTZ NOT NULL,
+    listed      INTEGER NOT NULL,
+    problem     TEXT
+);

@@ -9,3 +9,13 @@ ALTER TABLE room ADD COLUMN floor_number INTEGER;
 ALTER TABLE room ADD COLUMN discovered_from TEXT;
 ALTER TABLE room ADD COLUMN missing_since TIMESTAMPTZ;
 ALTER TABLE room ADD COLUMN removed_at TIMESTAMPTZ;
+
+-- The last answer of each source room discovery reads (a room list's address, or 'all rooms'):
+-- how many rooms it listed, and why it changed nothing (failed, or empty), for /rooms and the
+-- status page.
+CREATE TABLE room_discovery (
+    source      TEXT PRIMARY KEY,
+    checked_at  TIMESTAMPTZ NOT NULL,
+    listed      INTEGER NOT NULL,
+    problem     TEXT
+);

@@ -40,3 +40,12 @@ SELECT mailbox, uid, original_start FROM reservation WHERE mailbox = %(mailbox)s
 -- name: active_rooms
 -- Rooms pushsync keeps in sync: every room but those it let go of.
 SELECT mailbox, protocol FROM room WHERE removed_at IS NULL ORDER BY mailbox;
+
+-- name: record_discovery_answer
+INSERT INTO room_discovery (source, checked_at, listed, problem)
+VALUES (%(source)s, %(now)s, %(listed)s, %(problem)s)
+ON CONFLICT (source) DO UPDATE SET
+    checked_at = excluded.checked_at, listed = excluded.listed, problem = excluded.problem;
+
+-- name: discovery_answers
+SELECT source, checked_at, listed, problem FROM room_discovery ORDER BY source;
