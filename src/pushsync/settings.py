@@ -159,7 +159,21 @@ class Settings(BaseSettings):
         None, description="a fixed bearer token instead of msal (the simulator's; short-lived)"
     )
     graph_subscription_minutes: int = Field(10000, ge=45, le=10080, description="lifetime")
-    graph_renew_before_minutes: int = Field(1440, ge=1, description="renew when less is left")
+    graph_renew_before_minutes: int = Field(
+        1440,
+        ge=1,
+        description="renew at the latest when this much is left; each subscription renews at a "
+        "point of its own up to twice this before it expires, so that renewals are spread",
+    )
+    graph_subscription_write_limit: int = Field(
+        500,
+        ge=1,
+        description="subscription writes (create, renew, delete) per window, per app and tenant, "
+        "for every manager process together (Graph's limit: 500 per 20 s)",
+    )
+    graph_subscription_write_window_seconds: float = Field(
+        20.0, gt=0, description="the window graph_subscription_write_limit counts over"
+    )
     public_url: str | None = Field(None, description="where Exchange reaches the public listener")
     status_frequency_minutes: int = Field(15, ge=1, le=1440)
     subscription_check_seconds: float = Field(60.0, gt=0)

@@ -118,7 +118,7 @@ def test_a_capped_room_is_reported_while_every_other_room_is_subscribed_renewed_
         wait_for(lambda: "SubscriptionCountReached" in (status_of(server, CAPPED)["problem"]))
         capped = status_of(server, CAPPED)
         assert capped["subscription_state"] is None and capped["kind"] == "no subscription"
-        assert "cap of 1,000 subscriptions per mailbox" in capped["problem"]
+        assert "mailbox has 1,000 subscriptions" in capped["problem"]
         assert "SubscriptionCountReached" in capped["problem"]
         assert "GET /subscriptions" in capped["problem"]
         assert "Subscription.Read.All" in capped["problem"]

@@ -62,7 +62,7 @@ async def test_a_capped_mailbox_holds_up_neither_the_others_nor_their_renewals(r
     assert rig.sim.graph.webhooks.active(capped) == []
     assert len(_subscribes(rig, capped)) == 1  # not slept through, not hammered
     problem = (await _statuses(rig))[capped].problem or ""
-    assert problem.startswith("no subscription: subscribe: Graph's cap of 1,000 subscriptions")
+    assert problem.startswith("no subscription: subscribe: mailbox has 1,000 subscriptions")
     assert "GET /subscriptions" in problem and "Subscription.Read.All" in problem
     assert "SubscriptionCountReached" in rig.room(capped)["last_error"]
 

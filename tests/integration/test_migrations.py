@@ -103,7 +103,8 @@ def test_the_cli_upgrades_and_reports(database_url: str) -> None:
     dialect = "sqlite" if database_url.startswith("sqlite:") else "postgresql"
     latest = latest_version(dialect)
     assert f"schema at version {latest}" in pushsync("db", "upgrade")
-    assert str(list(range(1, latest + 1))) in pushsync("db", "status")
+    versions = [version for version, _, _ in load_migrations(dialect)]  # numbered with gaps
+    assert str(versions) in pushsync("db", "status")  # while branches are merged
 
 
 async def test_0009_rekeys_single_meetings_and_logs_the_new_keys(database_url: str) -> None:
@@ -130,7 +131,8 @@ async def test_0009_rekeys_single_meetings_and_logs_the_new_keys(database_url: s
         )
         async with connector.session() as session:  # as the SQL before 0009 wrote them
             await session.execute_script(_OLD_ROWS)
-        assert await upgrade(connector) == [9, *range(10, latest_version(dialect) + 1)]
+        later = [version for version, _, _ in load_migrations(dialect) if version >= 9]
+        assert await upgrade(connector) == later
 
         stored = {r.uid: r.original_start for r in await Reservations(connector).all()}
         assert stored == {"S": None, "R": start}

@@ -139,8 +139,9 @@ def test_the_cap_problem_names_the_cap_and_how_to_find_the_subscriptions() -> No
 
     text = throttling.problem(exc, datetime(2026, 12, 1, 13, 0, tzinfo=UTC), HOUR)
 
-    assert "1,000 subscriptions per mailbox" in text and "SubscriptionCountReached" in text
+    assert text.startswith("mailbox has 1,000 subscriptions") and "SubscriptionCountReached" in text
     assert "GET /subscriptions" in text and "Subscription.Read.All" in text
+    assert "lists only its own" in text  # the app's own token cannot see the others
     assert "tried again at 2026-12-01 13:00 UTC" in text
 
 

@@ -8,7 +8,8 @@ https://learn.microsoft.com/graph/throttling-limits#outlook-service-limits
 
 Graph's answers become our exceptions here and nowhere else: 429 and 503 are `Throttled` with
 the Retry-After the server gave, 401/403 `AuthenticationFailed`, 404 `NotFound`, 409
-`Conflict`, 410 `DeltaExpired`, other 5xx and transport failures `ExchangeUnavailable`.
+`Conflict`, 410 `DeltaExpired`, 400 on a renewal `RenewalRefused`, other 5xx and transport
+failures `ExchangeUnavailable`.
 Outlook allows four requests in flight per app and mailbox; a semaphore per mailbox keeps to
 that. Times are asked for in UTC (`Prefer: outlook.timezone="UTC"`).
 """
@@ -52,6 +53,13 @@ class NotFound(ExchangeError):
 
 class Conflict(SubscriptionRefused):
     """409: a subscription like this one exists already."""
+
+
+class RenewalRefused(ExchangeError):
+    """400 on a renewal (PATCH): Graph will not extend this subscription (docs/protocol.md
+    §5a); it is to be recreated, not renewed again."""
+
+    retryable = False
 
 
 class DeltaExpired(ExchangeError):
@@ -260,6 +268,8 @@ def _answer(method: str, response: httpx.Response) -> dict[str, Any]:
         raise DeltaExpired(detail)
     if status >= 500:
         raise ExchangeUnavailable(detail)
+    if status == 400 and method == "PATCH":
+        raise RenewalRefused(detail)
     raise SubscriptionRefused(detail, code) if method == "POST" else ExchangeError(detail)
 
 

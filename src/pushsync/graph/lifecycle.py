@@ -4,8 +4,10 @@ https://learn.microsoft.com/graph/change-notifications-lifecycle-events
 
 - `reauthorizationRequired`: the subscription needs renewing soon; it is marked broken with
   that reason and the Graph subscription manager renews it (which reauthorizes too).
-- `subscriptionRemoved`: Graph ended it; marked broken, so the manager recreates it and asks
-  for a resync of the room, whose changes in between were not notified.
+- `subscriptionRemoved`: Graph ended it; marked broken, so the manager recreates it (with no
+  DELETE: Graph no longer has it) and asks for a resync of the room, whose changes in between
+  were not notified. A renewal answered 404 or 400 is read the same way by the manager
+  (`Subscriptions.mark_gone`), since app-only subscriptions may end without this event.
 - `missed`: some notifications were dropped; the room gets a full resync.
 Any Graph row is also a sign of life of its subscription.
 """

@@ -10,11 +10,22 @@ less than `renew_before` is left. The worker turns lifecycle notifications into 
 `reauthorizationRequired` marks the subscription broken with that reason, and this manager
 answers by renewing it (renewing reauthorizes too; doing both within 10 minutes is refused);
 `subscriptionRemoved` marks it broken, and it is recreated and the room resynced; `missed` asks
-for a resync only. A 409 on create means one exists already: it is looked up, adopted and
-renewed.
+for a resync only. A renewal answered 404 (Graph dropped the subscription, as it may without a
+lifecycle notification for app-only subscriptions) or 400 (Graph will not extend it) marks it
+broken the same way, and it is recreated and the room resynced at once (docs/protocol.md §5a).
+A 409 on create means one exists already: it is looked up, adopted and renewed.
+
+Graph's limits are rules here, not surprises (docs/graph.md, "Graph's limits"): every write
+(create, renew, delete) takes a permit from the write budget all manager processes share
+(`throttling.WritePacer`, at most `graph_subscription_write_limit` per window per app and
+tenant) and waits while none is left. Renewals are spread: each subscription is due at a point
+of its own between `renew_before` and twice that before it expires, set by a hash of its id,
+so that subscriptions made together (onboarding, a restart after downtime) are not all renewed
+together; due ones are renewed soonest-expiring first.
 
 A 429's Retry-After holds for what it was answered for (`graph/throttling.py`): one mailbox, or
-the app (the subscription write limit). A short one is waited out in the call; a longer one
+the app (the subscription write limit; this one is shared with every manager process through
+the write budget). A short one is waited out in the call; a longer one
 leaves that mailbox (or the app) alone until it passes, and at most `max_retry_after`, so one
 mailbox never holds up the others. A Retry-After beyond that bound, or the 1,000-subscription
 cap, is the room's problem (`room.last_error`, shown by the status page) and the room is tried
@@ -31,6 +42,8 @@ throttled or failed is simply found again at the next round; no state beyond the
 from __future__ import annotations
 
 import asyncio
+import functools
+import hashlib
 import logging
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import UTC, datetime, timedelta
@@ -38,23 +51,38 @@ from typing import TypeVar
 
 from pushsync.errors import ExchangeError, ExchangeUnavailable, Throttled
 from pushsync.graph import throttling
-from pushsync.graph.change_notification import REAUTHORIZATION_REQUIRED
-from pushsync.graph.client import Conflict, GraphClient, GraphSubscription, NotFound
+from pushsync.graph.change_notification import REAUTHORIZATION_REQUIRED, SUBSCRIPTION_REMOVED
+from pushsync.graph.client import (
+    Conflict,
+    GraphClient,
+    GraphSubscription,
+    NotFound,
+    RenewalRefused,
+)
 from pushsync.model.clock import utcnow
 from pushsync.model.outcome import Outcome
 from pushsync.retry import (
+    APP,
     MAX_THROTTLED_TRIES,
     Backoff,
     RetryAfterHolds,
+    bounded,
     retryable,
     survive,
 )
 from pushsync.store.subscriptions import LiveSubscription, Subscriptions
+from pushsync.store.write_budget import WriteBudget
 
 log = logging.getLogger(__name__)
 
 MAX_LIFETIME = timedelta(minutes=10080)
 SHORT_WAIT = 10.0  # seconds: a Retry-After up to this is waited out within the call
+# Graph's subscription write limit per app and tenant (docs/protocol.md §5a)
+WRITE_LIMIT = 500
+WRITE_WINDOW = 20.0  # seconds
+CALL_TIMEOUT = 60.0  # seconds a write may be in flight before its permit counts as answered
+WRITES_IN_FLIGHT = 32  # renewals and recreations under way at once in a maintenance round
+GONE = "gone at Graph: "  # prefix of a subscription's last_error once Graph no longer has it
 T = TypeVar("T")
 
 
@@ -69,6 +97,7 @@ class GraphSubscriptionManager:
         lifetime: timedelta = timedelta(minutes=10000),
         renew_before: timedelta = timedelta(days=1),
         max_retry_after: timedelta = timedelta(hours=1),
+        writes: throttling.WritePacer | None = None,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self._client = client
@@ -80,6 +109,7 @@ class GraphSubscriptionManager:
         self._clock = clock
         self._back_off = RetryAfterHolds(max_retry_after.total_seconds())
         self._short_wait = min(SHORT_WAIT, self._back_off.bound)
+        self.writes = writes or default_pacer(subscriptions)
         self.given_up: dict[str, str] = {}  # mailbox -> why it will not be subscribed again
 
     async def subscribe_rooms(self, mailboxes: Iterable[str]) -> Outcome:
@@ -110,17 +140,29 @@ class GraphSubscriptionManager:
         return outcome
 
     async def maintain(self) -> Outcome:
-        """Renew what expires soon or asked to be reauthorized; recreate what was removed;
-        delete at Graph what we retired. Rooms inside a back-off wait for a later round."""
+        """Recreate what was removed; renew what is due or asked to be reauthorized,
+        soonest-expiring first; delete at Graph what we retired. Rooms inside a back-off wait
+        for a later round. Up to WRITES_IN_FLIGHT writes are under way at once (the write
+        budget paces them): renewals due together after a downtime are not one at a time."""
         outcome = Outcome()
         now = self._clock()
+        recreate, renew = [], []
         for subscription in await self._graph_live():
             if self._held(subscription.mailbox):
                 continue
             if subscription.state == "broken" and not await self._reauthorizing(subscription):
-                await self._recreate(subscription, outcome)
-            elif subscription.state == "broken" or self._expiring(subscription, now):
-                await self._renew(subscription, outcome)
+                recreate.append(subscription)
+            elif subscription.state == "broken" or self._due(subscription, now):
+                renew.append(subscription)
+        slots = asyncio.Semaphore(WRITES_IN_FLIGHT)
+
+        async def each(job: Awaitable[None]) -> None:
+            async with slots:
+                await job
+
+        jobs = [self._recreate(s, outcome, gone=_gone(s)) for s in recreate]
+        jobs += [self._renew(s, outcome) for s in sorted(renew, key=_expiry)]
+        await asyncio.gather(*(each(job) for job in jobs))
         await self.delete_retired()
         return outcome
 
@@ -134,8 +176,9 @@ class GraphSubscriptionManager:
         if self._held(None):
             return 0
         for subscription_id in await self._retired_at_graph():
-            try:
-                await self._client.delete_subscription(subscription_id)  # 404: gone, fine
+            try:  # 404: gone, fine
+                delete = functools.partial(self._client.delete_subscription, subscription_id)
+                await self._write(None, delete)
             except Throttled as exc:
                 self._defer(None, exc)
                 _not_deleted(subscription_id, exc)
@@ -202,19 +245,24 @@ class GraphSubscriptionManager:
         record = await self._subscriptions.by_id(subscription.subscription_id)
         return record is not None and record["last_error"] == REAUTHORIZATION_REQUIRED
 
-    def _expiring(self, subscription: LiveSubscription, now: datetime) -> bool:
-        expires = subscription.expires_at
-        return expires is None or _aware(expires) - now < self._renew_before
+    def _due(self, subscription: LiveSubscription, now: datetime) -> bool:
+        return renewal_due(subscription, now, self._renew_before)
 
     async def _renew(self, subscription: LiveSubscription, outcome: Outcome) -> None:
         expires = self._clock() + self._lifetime
         try:
             granted = await self._call(
                 subscription.mailbox,
-                lambda: self._client.renew_subscription(subscription.subscription_id, expires),
+                lambda: self._write(
+                    subscription.mailbox,
+                    lambda: self._client.renew_subscription(subscription.subscription_id, expires),
+                ),
             )
-        except NotFound:  # Graph dropped it meanwhile
-            await self._recreate(subscription, outcome)
+        except (NotFound, RenewalRefused) as exc:  # Graph dropped it, or will not extend it
+            gone = isinstance(exc, NotFound)
+            why = f"{GONE if gone else 'renewal refused: '}{exc}"
+            await self._subscriptions.mark_gone(subscription.subscription_id, why)
+            await self._recreate(subscription, outcome, gone=gone)
             return
         except ExchangeError as exc:
             await self._failed(subscription.mailbox, "renew", exc, outcome)
@@ -225,15 +273,23 @@ class GraphSubscriptionManager:
             extra={"mailbox": subscription.mailbox, "expires_at": granted.isoformat()},
         )
 
-    async def _recreate(self, old: LiveSubscription, outcome: Outcome) -> None:
+    async def _recreate(self, old: LiveSubscription, outcome: Outcome, *, gone: bool) -> None:
+        """A new subscription for the room of `old`, then a resync of the room: what changed
+        while it had none was never notified. `old` is deleted first unless Graph no longer
+        has it (a 404, subscriptionRemoved): one more write spent on nothing."""
         log.warning(
             "recreating Graph subscription",
             extra={"mailbox": old.mailbox, "subscription_id": old.subscription_id},
         )
-        try:  # usually gone already (subscriptionRemoved, a 404 on renew)
-            await self._client.delete_subscription(old.subscription_id)
-        except ExchangeError as exc:  # retired below: delete_retired tries again
-            _not_deleted(old.subscription_id, exc)
+        if not gone:
+            try:
+                await self._write(
+                    old.mailbox, lambda: self._client.delete_subscription(old.subscription_id)
+                )
+            except ExchangeError as exc:  # retired below: delete_retired tries again
+                if isinstance(exc, Throttled):
+                    self._defer(old.mailbox, exc)
+                _not_deleted(old.subscription_id, exc)
         if await self._create(old.mailbox, outcome, replaces=old.subscription_id):
             await self._subscriptions.request_resync(old.mailbox, "Graph subscription recreated")
 
@@ -269,18 +325,23 @@ class GraphSubscriptionManager:
 
     async def _subscribe(self, mailbox: str, expires: datetime) -> GraphSubscription:
         try:
-            return await self._client.create_subscription(
+            return await self._write(
                 mailbox,
-                notification_url=self._url,
-                lifecycle_url=self._url,
-                client_state=self._client_state,
-                expires_at=expires,
+                lambda: self._client.create_subscription(
+                    mailbox,
+                    notification_url=self._url,
+                    lifecycle_url=self._url,
+                    client_state=self._client_state,
+                    expires_at=expires,
+                ),
             )
         except Conflict:
             existing = await self._existing(mailbox)
             if existing is None:
                 raise
-            granted = await self._client.renew_subscription(existing.subscription_id, expires)
+            granted = await self._write(
+                mailbox, lambda: self._client.renew_subscription(existing.subscription_id, expires)
+            )
             return GraphSubscription(existing.subscription_id, existing.resource, granted)
 
     async def _existing(self, mailbox: str) -> GraphSubscription | None:
@@ -291,6 +352,17 @@ class GraphSubscriptionManager:
             if same_url and subscription.resource.lower().lstrip("/") == resource.lstrip("/"):
                 return subscription
         return None
+
+    async def _write(self, mailbox: str | None, write: Callable[[], Awaitable[T]]) -> T:
+        """One subscription write, within the shared write budget. A 429 for the tenant's
+        write limit holds every manager process, not only this one."""
+        async with self.writes.permit(self._short_wait):
+            try:
+                return await write()
+            except Throttled as exc:
+                if throttling.scope(mailbox, exc, self._back_off.bound) == APP:
+                    await self.writes.hold(bounded(exc.retry_after, self._back_off.bound))
+                raise
 
     async def _call(self, mailbox: str, call: Callable[[], Awaitable[T]]) -> T:
         """One Graph call about `mailbox`, honouring Retry-After for it and for the app.
@@ -356,6 +428,49 @@ async def _every(
             await asyncio.wait_for(stop.wait(), interval_s)
         except TimeoutError:
             await survive(job, what, backoff, stop)
+
+
+def default_pacer(
+    subscriptions: Subscriptions,
+    key: str = "graph",
+    *,
+    limit: int = WRITE_LIMIT,
+    window: float = WRITE_WINDOW,
+) -> throttling.WritePacer:
+    """Graph's write limit for one app and tenant (`key`), shared through the database."""
+    budget = WriteBudget(
+        subscriptions.connector, key, limit=limit, window=window, lease=CALL_TIMEOUT + window
+    )
+    return throttling.WritePacer(budget)
+
+
+def renewal_due(subscription: LiveSubscription, now: datetime, renew_before: timedelta) -> bool:
+    """Whether a renewal is due: once less than `renew_before`, stretched by the
+    subscription's own share of one more `renew_before`, is left. The share comes from its
+    id, so the moment is the same in every process and after a restart, and subscriptions
+    that expire together are renewed over a stretch of `renew_before`."""
+    expires = subscription.expires_at
+    if expires is None:
+        return True
+    margin = renew_before * (1 + _spread(subscription.subscription_id))
+    return _aware(expires) - now < margin
+
+
+def _spread(subscription_id: str) -> float:
+    """A share in [0, 1) fixed by the id, the same in every process and after a restart."""
+    digest = hashlib.blake2b(subscription_id.encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") / 2**64
+
+
+def _expiry(subscription: LiveSubscription) -> datetime:
+    expires = subscription.expires_at
+    return datetime.min.replace(tzinfo=UTC) if expires is None else _aware(expires)
+
+
+def _gone(subscription: LiveSubscription) -> bool:
+    """Graph no longer has it: removed (lifecycle), or a renewal answered 404."""
+    why = subscription.last_error or ""
+    return why == SUBSCRIPTION_REMOVED or why.startswith(GONE)
 
 
 def _not_deleted(subscription_id: str, exc: ExchangeError) -> None:

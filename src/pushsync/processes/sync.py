@@ -27,7 +27,8 @@ from pushsync.graph.calendar_source import GraphCalendar
 from pushsync.graph.client import GraphClient
 from pushsync.graph.places import Places
 from pushsync.graph.room_discovery import RoomDiscovery, Roster, check_at_start, discover_forever
-from pushsync.graph.subscription_manager import GraphSubscriptionManager
+from pushsync.graph.subscription_manager import GraphSubscriptionManager, default_pacer
+from pushsync.graph.throttling import WritePacer
 from pushsync.model.clock import utcnow
 from pushsync.settings import Settings
 from pushsync.store import Connector
@@ -122,7 +123,20 @@ def build_graph_manager(
         lifetime=timedelta(minutes=settings.graph_subscription_minutes),
         renew_before=timedelta(minutes=settings.graph_renew_before_minutes),
         max_retry_after=timedelta(seconds=settings.max_retry_after_seconds),
+        writes=graph_write_pacer(settings, connector),
         clock=clock,
+    )
+
+
+def graph_write_pacer(settings: Settings, connector: Connector) -> WritePacer:
+    """Graph's subscription write limit for this app in this tenant, shared by every manager
+    process on the database."""
+    key = f"graph:{settings.tenant_id or '-'}:{settings.client_id or '-'}"
+    return default_pacer(
+        Subscriptions(connector),
+        key,
+        limit=settings.graph_subscription_write_limit,
+        window=settings.graph_subscription_write_window_seconds,
     )
 
 

@@ -55,6 +55,10 @@ class Subscriptions:
     def __init__(self, connector: Connector) -> None:
         self._connector = connector
 
+    @property
+    def connector(self) -> Connector:
+        return self._connector
+
     async def ensure_rooms(self, mailboxes: Iterable[str], protocol: str, now: datetime) -> None:
         async with self._connector.session() as session:
             await session.execute_many(
@@ -138,6 +142,12 @@ class Subscriptions:
         await self._execute(
             "subscription_broken", {"subscription_id": subscription_id, "error": error}
         )
+
+    async def mark_gone(self, subscription_id: str, error: str) -> None:
+        """The server no longer has it (a renewal answered 404 or 400): broken for this reason,
+        whatever reason it was broken for before."""
+        params = {"subscription_id": subscription_id, "error": error}
+        await self._execute("subscription_gone", params)
 
     async def renewed(self, subscription_id: str, expires_at: datetime) -> None:
         """A Graph subscription renewed (or reauthorized): active again until `expires_at`."""

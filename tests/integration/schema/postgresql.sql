@@ -128,3 +128,15 @@ CREATE TABLE room_discovery (
     listed      INTEGER NOT NULL,
     problem     TEXT
 );
+
+CREATE TABLE graph_write_budget (
+    budget_key  TEXT PRIMARY KEY,
+    held_until  DOUBLE PRECISION NOT NULL DEFAULT 0
+);
+
+CREATE TABLE graph_write_permit (
+    permit_id   TEXT PRIMARY KEY,
+    budget_key  TEXT NOT NULL REFERENCES graph_write_budget (budget_key),
+    expires_at  DOUBLE PRECISION NOT NULL
+);
+CREATE INDEX graph_write_permit_expiry ON graph_write_permit (budget_key, expires_at);

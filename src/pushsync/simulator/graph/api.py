@@ -17,6 +17,11 @@ deleting a subscription on it) is answered 429 with Retry-After for the configur
 mailbox (Outlook's per-mailbox wording, "Application is over its RequestRate limit."). A
 mailbox holding 1,000 subscriptions, ours and other apps' (`hold_subscriptions`), refuses a
 new one with 429 SubscriptionCountReached and a Retry-After that ends in the year 9999.
+Subscription writes (create, renew, delete, GET by id) count against the tenant's write limit
+(`write_limit`, subscription_limit.py: 500 per 20 s unless a test sets less): beyond it, 429
+with Retry-After, and a violation counted. A renewal Graph refuses (`refuse_renewal`) answers
+400. `drop()` ends a subscription the way Graph may end
+an app-only one, without a lifecycle notification: its renewal then answers 404.
 https://learn.microsoft.com/graph/api/subscription-post-subscriptions
 https://learn.microsoft.com/graph/throttling-limits#outlook-service-limits
 https://learn.microsoft.com/graph/api/event-delta
@@ -35,8 +40,10 @@ from urllib.parse import parse_qs, quote, unquote
 
 from pushsync.simulator.calendar import RoomCalendar
 from pushsync.simulator.exchange import Exchange
+from pushsync.simulator.graph import subscription_limit
 from pushsync.simulator.graph.places import Places, PlacesError
 from pushsync.simulator.graph.resources import ews_id, graph_id, instance_json, master_json
+from pushsync.simulator.graph.subscription_limit import SubscriptionWriteLimit
 from pushsync.simulator.graph.webhooks import MAX_EXPIRATION, GraphWebhooks, ValidationFailed
 from pushsync.simulator.items import Folder
 from pushsync.web.asgi import Receive, Scope, Send, respond
@@ -59,6 +66,12 @@ CAP_MESSAGE = (
     "Operation: Create; Exception: [Status Code: 429; Reason: Resource"
     " 'SubscriptionCountReached' has reached limit of '1000'. Please retry after"
     " '12/31/9999 11:59:59 PM']"
+)
+
+# A renewal Graph will not grant, as reported from the field (docs/simulator.md).
+RENEWAL_REFUSED = (
+    "Operation: Update; Exception: [Status Code: BadRequest; Reason: ErrorInvalidParameter:"
+    " the subscription cannot be renewed]"
 )
 
 Answer = tuple[int, dict[str, Any] | None, list[tuple[bytes, bytes]]]
@@ -87,6 +100,8 @@ class GraphApi:
         # grants what was asked, up to 10,080 minutes). None: as Graph.
         self.max_lifetime: timedelta | None = None
         self.places = Places(exchange)  # rooms and room lists (simulator/graph/places.py)
+        self.write_limit = SubscriptionWriteLimit()  # the tenant's, for this app
+        self._unrenewable: set[str] = set()  # subscriptions whose renewal answers 400
 
     def throttle(self, mailbox: str, calls: int = 1) -> None:
         """Answer the next `calls` requests about this mailbox 429."""
@@ -96,6 +111,15 @@ class GraphApi:
         """Other apps hold `count` subscriptions on this mailbox (0: none); they count against
         the per-mailbox cap but are not ours to list, renew or delete."""
         self._held_elsewhere[mailbox.lower()] = count
+
+    def drop(self, subscription_id: str) -> None:
+        """Graph ends the subscription on its own, telling no one (docs/protocol.md §5a)."""
+        self.webhooks.delete(subscription_id)
+
+    def refuse_renewal(self, subscription_id: str) -> None:
+        """Every renewal of this subscription is answered 400 from now on; it still exists
+        (deliveries go on, DELETE works) until it expires."""
+        self._unrenewable.add(subscription_id)
 
     def expire_delta_tokens(self) -> None:
         """Every delta token issued so far is answered 410 SyncStateNotFound from now on."""
@@ -183,6 +207,7 @@ class GraphApi:
 
     async def _create(self, request: dict[str, Any]) -> Answer:
         self.calls["subscribe"] += 1
+        self._count_write()
         resource = str(request.get("resource", ""))
         match = _RESOURCE.match(resource)
         if not match:
@@ -226,8 +251,11 @@ class GraphApi:
             raise GraphError(429, "ExtensionError", CAP_MESSAGE, retry_after=max(wait, 0))
 
     def _subscription(self, method: str, subscription_id: str, body: bytes) -> Answer:
+        if method in ("PATCH", "DELETE", "GET"):
+            self._count_write()
         subscription = self.webhooks.subscriptions.get(subscription_id)
-        if subscription is None or not subscription.active:
+        now = self.exchange.clock.now()
+        if subscription is None or not subscription.active or subscription.expires <= now:
             raise GraphError(404, "ResourceNotFound", f"no subscription {subscription_id}")
         if method == "DELETE":
             self.calls["unsubscribe"] += 1
@@ -237,9 +265,19 @@ class GraphApi:
         if method == "PATCH":
             self.calls["renew"] += 1
             self._admit("renew", subscription.calendar.mailbox)
+            if subscription_id in self._unrenewable:
+                raise GraphError(400, "ExtensionError", RENEWAL_REFUSED)
             subscription.expires = self._expiration(_json(body).get("expirationDateTime"))
             return 200, subscription.as_json(), []
         return self._ok(method, "GET", "subscription", subscription.as_json())
+
+    def _count_write(self) -> None:
+        """One subscription write against the tenant's limit: 429 beyond it."""
+        retry_after = self.write_limit.admit()
+        if retry_after is not None:
+            raise GraphError(
+                429, subscription_limit.CODE, subscription_limit.MESSAGE, retry_after=retry_after
+            )
 
     def _expiration(self, value: Any) -> datetime:
         try:

@@ -41,6 +41,7 @@ MAX_BATCH = 50
 FIRST_RETRY_SECONDS = 10.0
 RETRY_FOR = timedelta(hours=4)
 TENANT_ID = "00000000-0000-4000-8000-00000000c0de"
+APPLICATION_ID = "00000000-0000-4000-8000-0000000000a1"  # pushsync's app registration
 KINDS = {"Created": "created", "Modified": "updated", "Deleted": "deleted", "Moved": "deleted"}
 
 
@@ -73,7 +74,7 @@ class GraphSubscription:
             "lifecycleNotificationUrl": self.lifecycle_url,
             "clientState": self.client_state,
             "expirationDateTime": offset_time(self.expires),
-            "applicationId": "00000000-0000-4000-8000-0000000000a1",
+            "applicationId": APPLICATION_ID,
         }
 
 

@@ -35,6 +35,10 @@ WHERE subscription_id = %(subscription_id)s;
 UPDATE subscription SET state = 'broken', last_error = %(error)s
 WHERE subscription_id = %(subscription_id)s AND state = 'active';
 
+-- name: subscription_gone
+UPDATE subscription SET state = 'broken', last_error = %(error)s
+WHERE subscription_id = %(subscription_id)s AND state IN ('active', 'broken');
+
 -- name: subscription_by_id
 SELECT * FROM subscription WHERE subscription_id = %(subscription_id)s;
 

@@ -35,6 +35,10 @@ WHERE subscription_id = :subscription_id;
 UPDATE subscription SET state = 'broken', last_error = :error
 WHERE subscription_id = :subscription_id AND state = 'active';
 
+-- name: subscription_gone
+UPDATE subscription SET state = 'broken', last_error = :error
+WHERE subscription_id = :subscription_id AND state IN ('active', 'broken');
+
 -- name: subscription_by_id
 SELECT * FROM subscription WHERE subscription_id = :subscription_id;
 

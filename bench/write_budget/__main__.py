@@ -1,0 +1,3 @@
+from bench.write_budget.run import main
+
+main()
