@@ -174,6 +174,9 @@ class Settings(BaseSettings):
     graph_subscription_write_window_seconds: float = Field(
         20.0, gt=0, description="the window graph_subscription_write_limit counts over"
     )
+    graph_polling_minutes: float = Field(
+        5.0, gt=0, description="how often a room Graph refuses a subscription is read instead"
+    )
     public_url: str | None = Field(None, description="where Exchange reaches the public listener")
     status_frequency_minutes: int = Field(15, ge=1, le=1440)
     subscription_check_seconds: float = Field(60.0, gt=0)

@@ -114,10 +114,11 @@ def test_a_capped_room_is_reported_while_every_other_room_is_subscribed_renewed_
         wait_for(lambda: subscribe_calls(thread, CAPPED) >= 2, timeout=60)
         assert active_ids(thread, CAPPED) == []
         wait_for(lambda: rooms_json(server)["in_sync"] == len(OTHERS), timeout=60)
-        # (its first resync, new rooms get one, clears the error until the next refusal)
+        # Polled meanwhile (issue 18), with Graph's refusal kept beside it.
         wait_for(lambda: "SubscriptionCountReached" in (status_of(server, CAPPED)["problem"]))
         capped = status_of(server, CAPPED)
-        assert capped["subscription_state"] is None and capped["kind"] == "no subscription"
+        assert capped["subscription_state"] is None and capped["kind"] == "polling"
+        assert capped["polling_reason"] == "subscription cap"
         assert "mailbox has 1,000 subscriptions" in capped["problem"]
         assert "SubscriptionCountReached" in capped["problem"]
         assert "GET /subscriptions" in capped["problem"]

@@ -124,8 +124,8 @@ async def test_0009_rekeys_single_meetings_and_logs_the_new_keys(database_url: s
                 await session.execute_script(script)
                 record = {"version": version, "name": name, "applied_at": start}
                 await session.execute("record_version", record)
-        await Subscriptions(connector).ensure_rooms(["ews@x.org"], "ews", start)
-        await Subscriptions(connector).ensure_rooms(["graph@x.org"], "graph", start)
+        async with connector.session() as session:  # today's upsert names later columns
+            await session.execute_script(_OLD_ROOMS)
         await Reservations(connector).reconcile_room(
             "graph@x.org", lambda _s: Plan(), start, resynced=1
         )
@@ -144,6 +144,12 @@ async def test_0009_rekeys_single_meetings_and_logs_the_new_keys(database_url: s
     finally:
         await connector.close()
 
+
+_OLD_ROOMS = """
+INSERT INTO room (mailbox, protocol, created_at)
+VALUES ('ews@x.org', 'ews', '2026-12-01T09:00:00+00:00'),
+       ('graph@x.org', 'graph', '2026-12-01T09:00:00+00:00');
+"""
 
 _OLD_ROWS = """
 INSERT INTO reservation (mailbox, uid, original_start, item_id, item_type, start_at, end_at,

@@ -28,6 +28,19 @@ def rooms_exposition(statuses: Sequence[RoomStatus] | None, now: datetime) -> by
     )
     for kind in (None, *PROBLEM_KINDS):
         rooms.labels(kind or "in sync").set(sum(1 for s in statuses if s.kind == kind))
+    polling = Gauge(
+        "pushsync_polling_rooms",
+        "Rooms read every few minutes because their protocol refused them a subscription, by why",
+        ["reason"],
+        registry=registry,
+    )
+    for reason in sorted({s.polling_reason for s in statuses if s.polling_reason}):
+        polling.labels(reason).set(sum(1 for s in statuses if s.polling_reason == reason))
+    Gauge(
+        "pushsync_migrating_rooms",
+        "Rooms being moved between protocols by `pushsync rooms migrate`",
+        registry=registry,
+    ).set(sum(1 for s in statuses if s.migration))
     Gauge(
         "pushsync_waiting_notifications",
         "Notification rows not yet worked off",

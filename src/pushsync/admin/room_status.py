@@ -19,6 +19,8 @@ from pushsync.store.room_directory import RoomDirectory
 from pushsync.store.subscriptions import DEFAULT_STATUS_FREQUENCY, UNREACHABLE
 
 PROBLEM_KINDS = (
+    "polling failed",
+    "polling",
     "no subscription",
     "subscription broken",
     "silent",
@@ -59,6 +61,8 @@ class RoomStatus:
     building: str | None = None
     floor_number: int | None = None
     missing_since: datetime | None = None  # no longer listed; let go of after a grace period
+    polling_reason: str | None = None  # why the room is polled: its protocol refused it
+    migration: str | None = None  # a move under way: "to graph: subscribed (why it waits)"
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -139,7 +143,22 @@ def verdict(room: Row, queue: dict[str, Any], now: datetime) -> RoomStatus:
         building=room.get("building"),
         floor_number=room.get("floor_number"),
         missing_since=room.get("missing_since"),
+        polling_reason=room["poll_reason"] if _polled(room) else None,
+        migration=_migration(room),
     )
+
+
+def _polled(room: Row) -> bool:
+    """Polled: its protocol refused it a subscription and it has none."""
+    return bool(room["poll_reason"]) and room["state"] is None
+
+
+def _migration(room: Row) -> str | None:
+    """A move by `pushsync rooms migrate` under way, and why its step waits, if it does."""
+    if room["migration_state"] is None:
+        return None
+    waiting = f" ({room['migration_error']})" if room["migration_error"] else ""
+    return f"to {room['migration_target']}: {room['migration_state']}{waiting}"
 
 
 Problem = tuple[str, str]  # (kind, what an operator reads)
@@ -147,11 +166,33 @@ Problem = tuple[str, str]  # (kind, what an operator reads)
 
 def problem(room: Row, queue: dict[str, Any], now: datetime) -> Problem | None:
     """The first thing wrong with the room, in words an operator can act on."""
-    for check in (_subscription_problem, _paused_problem, _queue_problem, _room_problem):
+    checks = (_polling_problem, _subscription_problem, _paused_problem, _queue_problem)
+    for check in (*checks, _room_problem):
         found = check(room, queue, now)
         if found:
             return found
     return None
+
+
+def _polling_problem(room: Row, _queue: dict[str, Any], now: datetime) -> Problem | None:
+    """A room its protocol refused a subscription (`room.poll_reason`) is read every few
+    minutes instead: synced, but late by up to that, until an admin lifts the refusal. If the
+    reads fail too (an access policy denies everything), the room is not synced at all."""
+    if not _polled(room):
+        return None
+    refused = f"no {room['protocol']} subscription: {room['poll_reason']}"
+    detail = f" ({room['poll_detail']})" if room["poll_detail"] else ""
+    failed_at, read = room["last_error_at"], room["last_synced_at"]
+    error = room["last_error"] if failed_at is None or now - failed_at < RECENT_ERROR else None
+    if error and error.startswith(UNREACHABLE):
+        return None  # every room of the protocol: "unreachable" says it
+    # A successful read clears the room's error: one left, after a failed read or with no
+    # read since polling began, says the reads fail too.
+    unread = read is None or (room["poll_since"] is not None and read < room["poll_since"])
+    if error and (error.startswith("resync: ") or unread):
+        return "polling failed", f"broken: polling fails too: {error}; {refused}{detail}"
+    last = f"last read {read:%Y-%m-%d %H:%M:%S} UTC" if read else "not read yet"
+    return "polling", f"polling, {last}; {refused}{detail}"
 
 
 def _subscription_problem(room: Row, _queue: dict[str, Any], now: datetime) -> Problem | None:

@@ -42,7 +42,7 @@ def render(
     page = (
         "<!doctype html><html><head><meta charset=utf-8><title>pushsync status</title>"
         f"<style>{_STYLE}</style></head><body>{head}{_discovery(discovery or [])}{table}"
-        "</body></html>"
+        f"{_moving(statuses)}</body></html>"
     )
     return page.encode()
 
@@ -69,6 +69,22 @@ def _row(status: RoomStatus) -> str:
         str(status.pending),
     )
     return "<tr>" + "".join(f"<td>{escape(cell)}</td>" for cell in cells) + "</tr>"
+
+
+def _moving(statuses: list[RoomStatus]) -> str:
+    """Rooms `pushsync rooms migrate` is moving between protocols, each with its step."""
+    moving = [s for s in statuses if s.migration][:MAX_ROWS]
+    if not moving:
+        return ""
+    rows = "".join(
+        f"<tr><td>{escape(s.mailbox)}</td><td>{escape(s.protocol)}</td>"
+        f"<td>{escape(s.migration or '')}</td></tr>"
+        for s in moving
+    )
+    return (
+        f"<h2>Moving between protocols: {len(moving)}</h2>"
+        f"<table><tr><th>room</th><th>read over</th><th>migration</th></tr>{rows}</table>"
+    )
 
 
 def _time(value: datetime | None) -> str:

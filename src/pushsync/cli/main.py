@@ -18,6 +18,7 @@ from pushsync.cli.common import (
     with_connector,
 )
 from pushsync.cli.help_format import hide_flag_placeholders
+from pushsync.cli.rooms import rooms_app
 from pushsync.errors import PushsyncError
 from pushsync.settings import export_flags
 from pushsync.store.connector import Connector
@@ -40,6 +41,7 @@ app.add_typer(notifications_app, name="notifications")
 ipranges_app = typer.Typer(help="Microsoft 365's published address ranges.", no_args_is_help=True)
 app.add_typer(ipranges_app, name="ipranges")
 app.add_typer(cli_sync.commands)
+app.add_typer(rooms_app, name="rooms")
 
 
 def _print_version(value: bool) -> None:

@@ -8,6 +8,7 @@ from enum import StrEnum
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.progress import Progress
 from rich.table import Table
 
@@ -62,14 +63,15 @@ def worker(config: ConfigOption = None, database_url: DatabaseOption = None) -> 
         # imported in each command, not at the top: the EWS and Graph clients import
         # exchangelib, seconds of start-up, and `serve` loads this module too (a receiver
         # restarted late makes Exchange drop the subscriptions just created for it)
-        from pushsync.processes.sync import build_clients, run_sync
+        from pushsync.processes.sync import build_clients, protocols_moved_to, run_sync
 
-        clients = build_clients(settings)
-        try:
-            async with open_store(settings) as connector:
+        async with open_store(settings) as connector:
+            moved_to = await protocols_moved_to(settings, connector)
+            clients = build_clients(settings, moved_to=moved_to)
+            try:
                 await run_sync(settings, connector, clients, _stop_on_signals())
-        finally:
-            await clients.aclose()
+            finally:
+                await clients.aclose()
 
     run_or_exit(run())
 
@@ -88,12 +90,14 @@ def resync(
 
     async def run() -> tuple[int, dict[str, str]]:
         from pushsync.processes.sync import build_clients, build_worker, room_plan
+        from pushsync.store.room_migrations import RoomMigrations
 
-        clients = build_clients(settings)
         failed: dict[str, str] = {}
         done = 0
-        try:
-            async with open_store(settings) as connector:
+        async with open_store(settings) as connector:
+            moved = await RoomMigrations(connector).overridden()  # `rooms migrate` outranks
+            clients = build_clients(settings, moved_to=set(moved.values()))
+            try:
                 plan = await room_plan(
                     settings, clients.ews, graph=clients.graph, connector=connector
                 )
@@ -102,13 +106,14 @@ def resync(
                 with Progress(console=console) as progress:
                     task = progress.add_task("resync", total=len(rooms))
                     for mailbox in rooms:  # one at a time: a resync is the heaviest load
-                        if await sync.resync(mailbox, plan.protocol_of(mailbox), full=True):
+                        protocol = moved.get(mailbox) or plan.protocol_of(mailbox)
+                        if await sync.resync(mailbox, protocol, full=True):
                             done += 1
                         else:
                             failed[mailbox] = await room_failure(connector, mailbox, utcnow())
                         progress.advance(task)
-        finally:
-            await clients.aclose()
+            finally:
+                await clients.aclose()
         return done, failed
 
     done, failed = run_or_exit(run())
@@ -222,18 +227,22 @@ def subscriptions_list(
 
     statuses, prefixes = with_connector(settings, fetch, existing=True)
     heading = "subscription" if full_ids else "subscription (id prefix)"
-    table = Table("room", "proto", heading, "state", "last heard", "waiting", "problem")
+    columns = ["room", "proto", heading, "state", "last heard", "waiting", "problem"]
+    moving = any(status.migration for status in statuses)
+    table = Table(*columns, *(["migration"] if moving else []))
     for status in statuses:
-        if problems and status.problem is None:
+        if problems and status.problem is None and not status.migration:
             continue
+        state = "polling" if status.polling_reason else status.subscription_state or "none"
         table.add_row(
             status.mailbox,
             status.protocol,
             _subscription_id(status.subscription_id, prefixes, full_ids),
-            status.subscription_state or "none",
+            state,
             _time(status.last_heard),
             str(status.pending) if status.pending else "",
-            status.problem or "[green]in sync[/green]",
+            escape(status.problem) if status.problem else "[green]in sync[/green]",
+            *([escape(status.migration or "")] if moving else []),
         )
     console.print(table)
     in_sync = sum(1 for s in statuses if s.problem is None)

@@ -73,6 +73,8 @@ class SubscriptionManager:
         subscribed: what changed while it had none was never pushed.
         """
         live = {s.mailbox for s in await self._subscriptions.live() if s.protocol == "ews"}
+        moved = await self._subscriptions.moved_off("ews")  # `pushsync rooms migrate`
+        rooms = [m for m in rooms if m.lower() not in moved]
         awaiting = {r["mailbox"] for r in await self._subscriptions.rooms() if r["needs_resync"]}
         outcome = Outcome()
 

@@ -29,7 +29,9 @@ the write budget). A short one is waited out in the call; a longer one
 leaves that mailbox (or the app) alone until it passes, and at most `max_retry_after`, so one
 mailbox never holds up the others. A Retry-After beyond that bound, or the 1,000-subscription
 cap, is the room's problem (`room.last_error`, shown by the status page) and the room is tried
-again once the bound has passed. Creating and renewing run as two loops (`run`): a creation
+again once the bound has passed. A refusal that leaves the room readable (an on-premises
+mailbox, an access policy, the cap: `graph/polling.py`) has the worker poll the room meanwhile.
+Creating and renewing run as two loops (`run`): a creation
 round that waits for a throttled room never delays a renewal that is due.
 
 A subscription we retire (replaced, the room moved to EWS, `pushsync subscriptions retire`)
@@ -50,7 +52,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
 from pushsync.errors import ExchangeError, ExchangeUnavailable, Throttled
-from pushsync.graph import throttling
+from pushsync.graph import polling, throttling
 from pushsync.graph.change_notification import REAUTHORIZATION_REQUIRED, SUBSCRIPTION_REMOVED
 from pushsync.graph.client import (
     Conflict,
@@ -126,6 +128,8 @@ class GraphSubscriptionManager:
         once subscribed: what changed while it had none was never pushed.
         """
         live = {s.mailbox for s in await self._graph_live()}
+        moved = await self._subscriptions.moved_off("graph")  # `pushsync rooms migrate`
+        rooms = [m for m in rooms if m.lower() not in moved]
         known = await self._subscriptions.rooms()
         awaiting = {r["mailbox"] for r in known if r["needs_resync"]}
         let_go = {r["mailbox"] for r in known if r.get("removed_at")}  # room discovery dropped it
@@ -300,7 +304,8 @@ class GraphSubscriptionManager:
         except ExchangeError as exc:
             if not retryable(exc):  # refused, or credentials refused: an operator must act
                 self.given_up[mailbox] = str(exc)
-            await self._failed(mailbox, "subscribe", exc, outcome)
+            why = await self._failed(mailbox, "subscribe", exc, outcome)
+            await self._poll_instead(mailbox, exc, why)
             return False
         if created.subscription_id == replaces:  # a 409 led back to it: Graph still holds it
             await self._subscriptions.renewed(created.subscription_id, created.expires_at)
@@ -309,6 +314,17 @@ class GraphSubscriptionManager:
         await self._subscriptions.retire_other_protocols(mailbox, "graph", self._clock())
         outcome.subscribed.append(mailbox)
         return True
+
+    async def _poll_instead(self, mailbox: str, exc: ExchangeError, detail: str) -> None:
+        """A refusal that will not pass by itself (`graph/polling.py`): the worker polls the
+        room meanwhile, and it is tried again after the back-off bound, not given up."""
+        why = polling.reason(exc)
+        if why is None:
+            return
+        self.given_up.pop(mailbox, None)
+        if not isinstance(exc, Throttled):  # a 429's own back-off is held already
+            self._back_off.defer(mailbox, self._back_off.bound)
+        await self._subscriptions.start_polling(mailbox, why, detail, self._clock())
 
     async def _record(self, mailbox: str, created: GraphSubscription, replaces: str | None) -> None:
         await self._subscriptions.record(
@@ -392,11 +408,9 @@ class GraphSubscriptionManager:
         key = throttling.scope(mailbox, exc, self._back_off.bound)
         return 0.0 if key is None else self._back_off.defer(key, exc.retry_after)
 
-    async def _failed(
-        self, mailbox: str, action: str, exc: ExchangeError, outcome: Outcome
-    ) -> None:
-        """Note on the room why `action` failed; a throttled room says which limit and when it
-        is tried again."""
+    async def _failed(self, mailbox: str, action: str, exc: ExchangeError, outcome: Outcome) -> str:
+        """Note on the room why `action` failed, and return it; a throttled room says which
+        limit and when it is tried again."""
         why = str(exc)
         if isinstance(exc, Throttled):
             left = self._back_off.held(mailbox)
@@ -408,6 +422,7 @@ class GraphSubscriptionManager:
             log.error(f"Graph {action} failed", extra={"mailbox": mailbox, "error": why})
         outcome.failed[mailbox] = why
         await self._subscriptions.room_error(mailbox, f"{action}: {why}", self._clock())
+        return why
 
 
 async def _every(

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -35,10 +35,12 @@ from pushsync.store import Connector
 from pushsync.store.notification_queue import NotificationQueue, QueuePolicy
 from pushsync.store.reservation_book import Reservations
 from pushsync.store.room_directory import RoomDirectory
+from pushsync.store.room_migrations import RoomMigrations
 from pushsync.store.subscriptions import Subscriptions
 from pushsync.web.access.callback_token import callback_url
 from pushsync.worker.adapter import CalendarSource, ProtocolAdapter
 from pushsync.worker.loop import Worker
+from pushsync.worker.migration import Migrator, Subscribe
 
 log = logging.getLogger(__name__)
 
@@ -187,6 +189,7 @@ def build_worker(
         batch_size=settings.worker_batch_size,
         debounce=timedelta(milliseconds=settings.worker_debounce_ms),
         resync_every=timedelta(hours=settings.resync_interval_hours) or None,
+        poll_every=timedelta(minutes=settings.graph_polling_minutes),
         max_pause=timedelta(seconds=settings.max_retry_after_seconds),
     )
 
@@ -218,15 +221,28 @@ def discovers_over_graph(settings: Settings) -> bool:
     return settings.discover_all_rooms or bool(settings.room_lists and not settings.ews_url)
 
 
-def protocols_needed(settings: Settings) -> set[str]:
+def protocols_needed(settings: Settings, moved_to: Iterable[str] = ()) -> set[str]:
     """The protocols some configured room uses, or room discovery needs (known without asking
-    Exchange)."""
+    Exchange), and those rooms were moved to by `pushsync rooms migrate` (`moved_to`, from
+    `protocols_moved_to`)."""
     listed = settings.rooms or settings.room_lists or settings.discover_all_rooms
     needed: set[str] = {settings.protocol} if listed else set()
     needed |= {"graph"} if settings.graph_rooms or discovers_over_graph(settings) else set()
     expanded_over_ews = bool(settings.room_lists and settings.ews_url)
     needed |= {"ews"} if settings.ews_rooms or expanded_over_ews else set()
-    return needed
+    return needed | set(moved_to)
+
+
+async def protocols_moved_to(settings: Settings, connector: Connector) -> set[str]:
+    """The protocols `pushsync rooms migrate` may move rooms to, or moved them to: the worker
+    runs their managers whatever the room settings say. A protocol counts once its settings
+    are there (EWS: `ews_url`; Graph: `graph_client_state`), so that a move requested while the
+    worker runs is carried out without a restart."""
+    migrations = RoomMigrations(connector)
+    moving = {move["target"] for move in await migrations.open()}
+    configured = {"ews"} if settings.ews_url else set()
+    configured |= {"graph"} if settings.graph_client_state is not None else set()
+    return moving | configured | set((await migrations.overridden()).values())
 
 
 def build_discovery(
@@ -308,8 +324,10 @@ class Clients:
             await self.graph.aclose()
 
 
-def build_clients(settings: Settings, graph_tokens: TokenProvider | None = None) -> Clients:
-    needed = protocols_needed(settings)
+def build_clients(
+    settings: Settings, graph_tokens: TokenProvider | None = None, moved_to: Iterable[str] = ()
+) -> Clients:
+    needed = protocols_needed(settings, moved_to)
     return Clients(
         ews=build_ews_client(settings) if "ews" in needed else None,
         graph=build_graph_client(settings, graph_tokens) if "graph" in needed else None,
@@ -331,13 +349,16 @@ async def run_sync(
     worker = build_worker(settings, connector, clients.ews, graph=clients.graph)
     loops: list[Awaitable[None]] = [worker.run(stop), _purge_forever(connector, settings, stop)]
     interval = settings.subscription_check_seconds
-    if clients.ews is not None and plan.ews:
+    subscribe: dict[str, Subscribe] = {}  # a manager runs for each protocol with a client
+    if clients.ews is not None:
         manager = build_manager(settings, connector, clients.ews, minute)
         loops.append(manager.run(stop, plan.ews, interval))
+        subscribe["ews"] = manager.subscribe_missing
     roster = Roster(plan.graph)
-    if clients.graph is not None and (plan.graph or discovering):
+    if clients.graph is not None:
         graph_manager = build_graph_manager(settings, connector, clients.graph)
         loops.append(graph_manager.run(stop, roster, interval))
+        subscribe["graph"] = graph_manager.subscribe_missing
     if discovering and clients.graph is not None:
         discovery = build_discovery(settings, connector, clients.graph, roster)
         kept = [
@@ -345,8 +366,27 @@ async def run_sync(
         ]
         every = settings.room_discovery_minutes * 60
         loops.append(discover_forever(discovery, roster, kept, stop, every, plan.protocol_of))
+    migrator = build_migrator(connector, worker, subscribe, plan)
+    loops.append(migrator.run(stop, interval))
     await asyncio.gather(*loops)
     return worker
+
+
+def build_migrator(
+    connector: Connector, worker: Worker, subscribe: dict[str, Subscribe], plan: RoomPlan
+) -> Migrator:
+    """What carries out `pushsync rooms migrate`: the managers subscribe, the worker reads."""
+
+    async def resync(mailbox: str, protocol: str) -> int:
+        return await worker.resync(mailbox, protocol, full=True)
+
+    return Migrator(
+        RoomMigrations(connector),
+        Subscriptions(connector),
+        subscribe,
+        resync,
+        covered={"ews": plan.ews, "graph": plan.graph},
+    )
 
 
 async def _purge_forever(connector: Connector, settings: Settings, stop: asyncio.Event) -> None:

@@ -62,6 +62,17 @@ class SimulatorConfig:
     folder_only_rate: float = 0.0
     room_lists: tuple[RoomList, ...] = (ALL_ROOMS,)
     activity_per_minute: float = 0.0  # random booking actions per Exchange minute (0: none)
+    # Graph: rooms whose mailbox is still on premises in a hybrid tenant (a subscription is
+    # refused, 404 MailboxNotEnabledForRESTAPI, while reads work), and rooms an application
+    # access policy keeps from this app (every Graph call about them is 403 ErrorAccessDenied).
+    on_premises_rooms: frozenset[str] = frozenset()
+    denied_rooms: frozenset[str] = frozenset()
+
+    def on_premises(self, email: str) -> bool:
+        return email.lower() in {room.lower() for room in self.on_premises_rooms}
+
+    def denied(self, email: str) -> bool:
+        return email.lower() in {room.lower() for room in self.denied_rooms}
 
     def room(self, email: str) -> Room | None:
         return next((r for r in self.rooms if r.email.lower() == email.lower()), None)

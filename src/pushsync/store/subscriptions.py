@@ -88,7 +88,8 @@ class Subscriptions:
         reason: str | None = None,
         expires_at: datetime | None = None,
     ) -> None:
-        """Store a new subscription; the one it replaces is retired in the same transaction."""
+        """Store a new subscription; the one it replaces is retired in the same transaction,
+        and the room is no longer polled (`start_polling`)."""
         async with self._connector.session() as session:
             await session.execute(
                 "insert_subscription",
@@ -102,6 +103,7 @@ class Subscriptions:
                     "expires_at": expires_at,
                 },
             )
+            await session.execute("room_subscribed", {"mailbox": mailbox})
             if replaces is not None:
                 await session.execute(
                     "retire_replaced_subscription",
@@ -200,6 +202,39 @@ class Subscriptions:
         async with self._connector.session() as session:
             rows = await session.fetch_all("claim_resyncs", params)
         return sorted(rows, key=lambda row: (not row["due"], row["mailbox"]))
+
+    async def start_polling(self, mailbox: str, reason: str, detail: str, now: datetime) -> None:
+        """The room's protocol refused it a subscription for `reason` (`detail`: in its words):
+        the worker reads it every few minutes instead (`claim_polls`) until a subscription is
+        created (`record`)."""
+        params = {"mailbox": mailbox, "reason": reason, "detail": detail[:2000], "now": now}
+        await self._execute("start_polling", params)
+
+    async def claim_polls(
+        self,
+        limit: int,
+        *,
+        protocols: Iterable[str],
+        now: datetime,
+        every: timedelta,
+        lease: timedelta,
+    ) -> list[Row]:
+        """Polled rooms last read more than `every` ago, leased to the caller like a resync."""
+        params = {
+            "limit": limit,
+            "protocols": sorted(protocols),
+            "now": now,
+            "lease_until": now + lease,
+            "polled_before": now - every,
+        }
+        async with self._connector.session() as session:
+            return await session.fetch_all("claim_polls", params)
+
+    async def moved_off(self, protocol: str) -> set[str]:
+        """Rooms (lower-cased) `pushsync rooms migrate` moved to another protocol: the settings
+        may still list them under this one, and its manager leaves them alone."""
+        rows = await self._fetch("rooms_moved_off", {"protocol": protocol})
+        return {row["mailbox"].lower() for row in rows}
 
     async def release_resync(self, mailbox: str) -> None:
         """Give a claimed room back before its lease ends (its resync was throttled)."""

@@ -114,6 +114,7 @@ class Worker:
         debounce: timedelta = timedelta(milliseconds=500),
         idle_sleep: float = 0.2,
         resync_every: timedelta | None = None,
+        poll_every: timedelta = timedelta(minutes=5),
         resync_lease: timedelta = timedelta(minutes=10),
         max_pause: timedelta = timedelta(hours=1),
         clock: Callable[[], datetime] = utcnow,
@@ -128,6 +129,10 @@ class Worker:
         self._idle_sleep = idle_sleep
         self._max_pause = max_pause  # a Retry-After of years would pause the room forever
         self._resync_every = resync_every
+        self._poll_every = poll_every  # a room refused a subscription is read this often
+        # polls are looked for a few times per interval, not every round (a write each time)
+        self._poll_check = min(poll_every / 4, timedelta(seconds=15))
+        self._next_poll_check = clock()
         self._resync_lease = resync_lease  # a read's longest time; also the wait after a failure
         self._clock = clock
         self._paused: dict[str, datetime] = {}  # mailbox -> end of the server's back-off
@@ -175,7 +180,8 @@ class Worker:
     async def _round(self) -> int:
         worked = await self.run_once()
         # periodic reads only when no notification waits, so they never delay one
-        return worked + await self.resync_pending(limit=2, periodic=not worked)
+        worked += await self.resync_pending(limit=2, periodic=not worked)
+        return worked + await self.poll_pending(limit=2)
 
     async def run_once(self) -> int:
         """Claim, settle, apply; returns how many rows were handled."""
@@ -254,6 +260,35 @@ class Worker:
                 generation=room["resync_generation"],
             )
         return done
+
+    async def poll_pending(self, limit: int) -> int:
+        """Read the rooms that are polled (their protocol refused them a subscription: a
+        hybrid tenant's on-premises mailbox, an access policy, Graph's cap) and whose last read
+        is `poll_every` old, a few per round."""
+        now = self._clock()
+        reachable = [p for p in self._sources if self.outage_until(p) is None]
+        if not reachable or now < self._next_poll_check:
+            return 0
+        self._next_poll_check = now + self._poll_check
+        rooms = await self._subscriptions.claim_polls(
+            limit,
+            protocols=reachable,
+            now=now,
+            every=self._poll_every,
+            lease=self._resync_lease,
+        )
+        if len(rooms) == limit:  # more may be due: look again next round
+            self._next_poll_check = now
+        done = 0
+        for room in rooms:
+            done += await self.poll(room["mailbox"], room["protocol"], room["resync_generation"])
+        return done
+
+    async def poll(self, mailbox: str, protocol: str, generation: int | None = None) -> int:
+        """One poll of a room without a subscription: what changed since its last read. The
+        one way a room is polled, so that how (today a resync, from the stored cursor where the
+        source keeps one) can change in one place."""
+        return await self.resync(mailbox, protocol, generation=generation)
 
     async def resync(
         self,

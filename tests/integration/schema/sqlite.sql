@@ -83,7 +83,22 @@ CREATE TABLE room (
     floor_number     INTEGER,
     discovered_from  TEXT,
     missing_since    TIMESTAMP,
-    removed_at       TIMESTAMP
+    removed_at       TIMESTAMP,
+    protocol_override TEXT CHECK (protocol_override IN ('ews', 'graph')),
+    poll_reason      TEXT,
+    poll_detail      TEXT,
+    poll_since       TIMESTAMP
+);
+
+CREATE TABLE room_migration (
+    mailbox       TEXT PRIMARY KEY,
+    source        TEXT NOT NULL CHECK (source IN ('ews', 'graph')),
+    target        TEXT NOT NULL CHECK (target IN ('ews', 'graph')),
+    state         TEXT NOT NULL
+                  CHECK (state IN ('requested', 'subscribed', 'resynced', 'retired')),
+    requested_at  TIMESTAMP NOT NULL,
+    updated_at    TIMESTAMP NOT NULL,
+    last_error    TEXT
 );
 
 CREATE TABLE reservation (

@@ -21,7 +21,9 @@ Subscription writes (create, renew, delete, GET by id) count against the tenant'
 (`write_limit`, subscription_limit.py: 500 per 20 s unless a test sets less): beyond it, 429
 with Retry-After, and a violation counted. A renewal Graph refuses (`refuse_renewal`) answers
 400. `drop()` ends a subscription the way Graph may end
-an app-only one, without a lifecycle notification: its renewal then answers 404.
+an app-only one, without a lifecycle notification: its renewal then answers 404. A room
+of `on_premises_rooms` refuses a subscription (404 MailboxNotEnabledForRESTAPI) and is read as any
+other; one of `denied_rooms` answers every call about it 403 ErrorAccessDenied.
 https://learn.microsoft.com/graph/api/subscription-post-subscriptions
 https://learn.microsoft.com/graph/throttling-limits#outlook-service-limits
 https://learn.microsoft.com/graph/api/event-delta
@@ -72,6 +74,13 @@ CAP_MESSAGE = (
 RENEWAL_REFUSED = (
     "Operation: Update; Exception: [Status Code: BadRequest; Reason: ErrorInvalidParameter:"
     " the subscription cannot be renewed]"
+)
+
+# A hybrid tenant's on-premises mailbox (KB 4462988) and a mailbox an application access policy
+# keeps from the app, as Graph words them (docs/simulator.md: where the docs are silent).
+ON_PREMISES_MESSAGE = "REST API is not yet supported for this mailbox."
+DENIED_MESSAGE = (
+    "Access to OData is disabled: Blocked by tenant configured AppOnly AccessPolicy settings."
 )
 
 Answer = tuple[int, dict[str, Any] | None, list[tuple[bytes, bytes]]]
@@ -184,6 +193,7 @@ class GraphApi:
         room = unquote(mailbox).lower()
         self.calls[operation] += 1
         self._admit(operation, room)
+        self._refuse_denied(room)
         self.exchange.attend()
         calendar = self.exchange.calendar(room)
         if calendar is None:
@@ -217,6 +227,9 @@ class GraphApi:
         calendar = self.exchange.calendar(room)
         if calendar is None:
             raise GraphError(404, "ResourceNotFound", f"no mailbox {room}")
+        self._refuse_denied(room)
+        if self.exchange.config.on_premises(room):
+            raise GraphError(404, "MailboxNotEnabledForRESTAPI", ON_PREMISES_MESSAGE)
         change_types = frozenset(str(request.get("changeType", "")).split(","))
         if not change_types <= {"created", "updated", "deleted"}:
             raise GraphError(400, "InvalidRequest", "changeType must be created, updated, deleted")
@@ -243,6 +256,10 @@ class GraphApi:
                 400, "ValidationError", f"Subscription validation request failed: {exc}"
             ) from None
         return 201, subscription.as_json(), []
+
+    def _refuse_denied(self, room: str) -> None:
+        if self.exchange.config.denied(room):
+            raise GraphError(403, "ErrorAccessDenied", DENIED_MESSAGE)
 
     def _check_cap(self, room: str) -> None:
         held = len(self.webhooks.active(room)) + self._held_elsewhere[room]

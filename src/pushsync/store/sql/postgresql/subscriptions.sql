@@ -2,7 +2,10 @@
 
 -- name: upsert_room
 INSERT INTO room (mailbox, protocol, created_at) VALUES (%(mailbox)s, %(protocol)s, %(now)s)
-ON CONFLICT (mailbox) DO UPDATE SET protocol = excluded.protocol;
+-- A room moved by `pushsync rooms migrate` (protocol_override) keeps the protocol the move gave
+-- it, whatever the settings say.
+ON CONFLICT (mailbox) DO UPDATE
+SET protocol = CASE WHEN room.protocol_override IS NULL THEN excluded.protocol ELSE room.protocol END;
 
 -- name: list_rooms
 SELECT * FROM room ORDER BY mailbox;
@@ -58,11 +61,15 @@ UPDATE room SET last_error = %(error)s, last_error_at = %(now)s WHERE mailbox = 
 
 -- name: subscription_overview
 SELECT r.mailbox, r.protocol, r.needs_resync, r.resync_reason, r.last_synced_at,
-       r.last_error, r.last_error_at, r.paused_until, s.subscription_id, s.state, s.created_at,
+       r.last_error, r.last_error_at, r.paused_until, r.poll_reason, r.poll_detail, r.poll_since,
+       s.subscription_id, s.state, s.created_at,
        s.last_event_at, s.status_frequency, s.expires_at, s.last_error AS subscription_error,
+       m.target AS migration_target, m.state AS migration_state,
+       m.last_error AS migration_error,
        r.display_name, r.capacity, r.building, r.floor_number, r.missing_since
 FROM room r
 LEFT JOIN subscription s ON s.mailbox = r.mailbox AND s.state IN ('active', 'broken')
+LEFT JOIN room_migration m ON m.mailbox = r.mailbox AND m.state <> 'retired'
 -- a room the directory stopped listing and pushsync let go of is no longer kept in sync
 WHERE r.removed_at IS NULL
 -- A room moving between protocols may have two live subscriptions: the one of its protocol
@@ -99,7 +106,11 @@ UPDATE room SET sync_state = %(state)s WHERE mailbox = %(mailbox)s;
 -- name: retire_other_protocols
 UPDATE subscription
 SET state = 'retired', retired_at = %(now)s, last_error = %(reason)s
-WHERE mailbox = %(mailbox)s AND protocol <> %(protocol)s AND state IN ('active', 'broken');
+WHERE mailbox = %(mailbox)s AND protocol <> %(protocol)s AND state IN ('active', 'broken')
+  -- a room being migrated keeps its old subscription until it is resynced over the new one
+  AND NOT EXISTS (
+      SELECT 1 FROM room_migration m
+      WHERE m.mailbox = %(mailbox)s AND m.state IN ('requested', 'subscribed'));
 
 -- name: pause_room
 UPDATE room SET paused_until = %(until)s
@@ -125,3 +136,43 @@ FROM (
 ) AS n
 JOIN subscription s ON s.subscription_id = n.subscription_id
 GROUP BY s.mailbox, n.state;
+
+-- name: room_subscribed
+-- A subscription was created for the room: polling (if it was polled) ends.
+UPDATE room SET poll_reason = NULL, poll_detail = NULL, poll_since = NULL WHERE mailbox = %(mailbox)s;
+
+-- name: start_polling
+-- Polling begins with a read at once (a resync request); expressions read the row as it was.
+UPDATE room
+SET poll_reason = %(reason)s, poll_detail = %(detail)s, poll_since = COALESCE(poll_since, %(now)s),
+    needs_resync = needs_resync OR poll_since IS NULL,
+    resync_reason = CASE WHEN poll_since IS NULL THEN 'polling begins' ELSE resync_reason END,
+    resync_generation = resync_generation + CASE WHEN poll_since IS NULL THEN 1 ELSE 0 END
+WHERE mailbox = %(mailbox)s;
+
+-- name: rooms_moved_off
+-- Rooms `pushsync rooms migrate` moved to another protocol than this one.
+SELECT mailbox FROM room WHERE protocol_override IS NOT NULL AND protocol_override <> %(protocol)s;
+
+-- name: claim_polls
+-- Rooms polled because their protocol refused a subscription (poll_reason), due once their last
+-- read is older than polled_before, leased like a resync; not one that has a live subscription
+-- of its protocol, nor one inside a back-off or leased (being read, or its last read failed:
+-- the lease spaces out the retries).
+UPDATE room SET resync_lease_until = %(lease_until)s
+WHERE mailbox IN (
+    SELECT mailbox FROM room
+    WHERE poll_reason IS NOT NULL
+      AND protocol = ANY(%(protocols)s)
+      AND (last_synced_at IS NULL OR last_synced_at < %(polled_before)s)
+      AND NOT EXISTS (
+          SELECT 1 FROM subscription s
+          WHERE s.mailbox = room.mailbox AND s.protocol = room.protocol
+            AND s.state IN ('active', 'broken'))
+      AND (resync_lease_until IS NULL OR resync_lease_until <= %(now)s)
+      AND (paused_until IS NULL OR paused_until <= %(now)s)
+    ORDER BY last_synced_at NULLS FIRST, mailbox
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
+)
+RETURNING mailbox, protocol, resync_generation;

@@ -1,0 +1,35 @@
+-- Rooms moved between protocols by `pushsync rooms migrate` (src/pushsync/store/room_migrations.py).
+
+-- name: request_migration
+INSERT INTO room_migration (mailbox, source, target, state, requested_at, updated_at)
+VALUES (:mailbox, :source, :target, 'requested', :now, :now)
+ON CONFLICT (mailbox) DO UPDATE
+SET source = excluded.source, target = excluded.target, state = 'requested',
+    requested_at = excluded.requested_at, updated_at = excluded.updated_at, last_error = NULL;
+
+-- name: open_migrations
+SELECT * FROM room_migration WHERE state <> 'retired' ORDER BY requested_at, mailbox;
+
+-- name: migration_of
+SELECT * FROM room_migration WHERE mailbox = :mailbox;
+
+-- name: migration_step
+-- One step on, only from the state the caller saw (another worker, or a new request, may have
+-- moved it meanwhile).
+UPDATE room_migration SET state = :state, updated_at = :now, last_error = NULL
+WHERE mailbox = :mailbox AND target = :target AND state = :seen;
+
+-- name: migration_error
+UPDATE room_migration SET last_error = :error, updated_at = :now
+WHERE mailbox = :mailbox AND state <> 'retired';
+
+-- name: override_protocol
+UPDATE room SET protocol_override = :protocol WHERE mailbox = :mailbox;
+
+-- name: switch_protocol
+-- The room is read over its new protocol from now on; the old protocol's cursor means nothing
+-- to the new one.
+UPDATE room SET protocol = :protocol, sync_state = NULL WHERE mailbox = :mailbox;
+
+-- name: overridden_rooms
+SELECT mailbox, protocol_override FROM room WHERE protocol_override IS NOT NULL ORDER BY mailbox;
