@@ -7,6 +7,10 @@ without Place.Read.All) change nothing however long they last; a room taken out 
 let go of (its subscription deleted at Graph, its reservations deleted) only once it has been
 missing for the grace period.
 
+The second test plays the issue's whole scenario on such an installation: a hybrid room
+converges by polling, a capped room is reported and not shown as in sync, and Graph's tenant
+write limit (cut to 3 per 2 s) is never exceeded while rooms come and go.
+
 The simulator's clock runs at real speed from now, so pushsync's clock and Graph's agree.
 """
 
@@ -27,6 +31,7 @@ from pushsync.simulator import SimulatorThread, generated_rooms
 from pushsync.simulator.booking import Room
 from pushsync.simulator.config import RoomList
 from pushsync.simulator.graph.api import GRAPH_TOKEN
+from pushsync.simulator.graph.subscription_limit import SubscriptionWriteLimit
 from tests.acceptance.conftest import ServerProcess, pushsync_command
 from tests.acceptance.simulated_exchange import meeting, running, wait_for
 
@@ -200,3 +205,105 @@ def test_a_graph_only_installation_follows_its_room_list(rig) -> None:
     assert worker.returncode == 0, output
     assert "Traceback" not in output
     assert "PUSHSYNC_EWS_URL" not in output
+
+
+# The issue's whole scenario: the list also holds a room whose mailbox is still on premises
+# (Graph refuses its subscription, reads work) and one whose mailbox holds other apps' 1,000
+# subscriptions; Graph's tenant write limit is cut to 3 per 2 s, pushsync told the same.
+FLEET = generated_rooms(5)
+ORDINARY = [room.email for room in FLEET[:3]]
+HYBRID, CAPPED = FLEET[3].email, FLEET[4].email
+CAMPUS = RoomList("campus@contoso.example", "Campus", tuple(r.email for r in FLEET))
+WRITES, WINDOW_S = 3, 2.0
+
+
+@pytest.fixture
+def fleet(server_factory) -> Iterator[tuple[SimulatorThread, ServerProcess, dict[str, str]]]:
+    server = server_factory(pushsync_graph_client_state=STATE)
+    config: dict[str, Any] = {
+        "epoch": datetime.now(UTC),
+        "scale": 1,
+        "rooms": FLEET,
+        "room_lists": (CAMPUS,),
+        "on_premises_rooms": frozenset({HYBRID}),
+    }
+    with running(**config) as thread:
+        sim = thread.sim
+
+        def limits() -> None:
+            sim.graph.write_limit = SubscriptionWriteLimit(limit=WRITES, window=WINDOW_S)
+            sim.graph.hold_subscriptions(CAPPED)  # other apps fill the mailbox
+            sim.graph.max_lifetime = timedelta(seconds=10)  # renewals, i.e. writes, all along
+
+        thread.call(limits)
+        env = {key: value for key, value in os.environ.items() if not key.startswith("PUSHSYNC_")}
+        env |= {
+            "PUSHSYNC_DATABASE_URL": server.database_url,
+            "PUSHSYNC_PUBLIC_URL": server.url,
+            "PUSHSYNC_PROTOCOL": "graph",
+            "PUSHSYNC_ROOM_LISTS": CAMPUS.email,
+            "PUSHSYNC_ROOM_DISCOVERY_MINUTES": "0.02",
+            "PUSHSYNC_ROOM_REMOVAL_GRACE_HOURS": str(GRACE_HOURS),
+            "PUSHSYNC_GRAPH_URL": sim.graph_url,
+            "PUSHSYNC_GRAPH_TOKEN": GRAPH_TOKEN,
+            "PUSHSYNC_GRAPH_CLIENT_STATE": STATE,
+            "PUSHSYNC_GRAPH_SUBSCRIPTION_WRITE_LIMIT": str(WRITES),
+            "PUSHSYNC_GRAPH_SUBSCRIPTION_WRITE_WINDOW_SECONDS": str(WINDOW_S),
+            "PUSHSYNC_GRAPH_RENEW_BEFORE_MINUTES": "1",  # more than the lifetime: every round
+            "PUSHSYNC_GRAPH_POLLING_MINUTES": "0.05",  # every 3 seconds
+            "PUSHSYNC_MAX_RETRY_AFTER_SECONDS": "2",
+            "PUSHSYNC_SUBSCRIPTION_CHECK_SECONDS": "0.5",
+            "PUSHSYNC_WORKER_DEBOUNCE_MS": "50",
+        }
+        yield thread, server, env
+
+
+def test_a_graph_only_fleet_with_a_hybrid_and_a_capped_room_keeps_graph_s_write_limit(
+    fleet,
+) -> None:
+    thread, server, env = fleet
+    places = thread.sim.graph.places
+    log = server.database.with_name("worker.log")
+    with log.open("wb") as out:
+        worker = subprocess.Popen(
+            pushsync_command("worker"), env=env, stdout=out, stderr=subprocess.STDOUT
+        )
+    try:
+        # Every room of the list is found; the ordinary ones are subscribed and in sync.
+        wait_for(lambda: set(statuses(server)) == {r.email for r in FLEET}, timeout=90)
+        wait_for(lambda: in_sync(server) == set(ORDINARY), timeout=90)
+        assert all(active_ids(thread, room) for room in ORDINARY)
+
+        # The hybrid room converges by polling, shown as such, not as in sync.
+        wanted = {book(thread, f"FLEET-{n}", room) for n, room in enumerate([*ORDINARY, HYBRID])}
+        wait_for(lambda: booked(server) >= wanted, timeout=90)
+        hybrid = statuses(server)[HYBRID]
+        assert hybrid["kind"] == "polling" and hybrid["polling_reason"] == "on-premises mailbox"
+        assert active_ids(thread, HYBRID) == []
+
+        # The capped room is reported with its problem and not counted as in sync.
+        wait_for(lambda: "1,000 subscriptions" in (statuses(server)[CAPPED]["problem"] or ""))
+        capped = statuses(server)[CAPPED]
+        assert capped["subscription_state"] is None and CAPPED not in in_sync(server)
+        assert active_ids(thread, CAPPED) == []
+
+        # Discovery goes on meanwhile: a room added is subscribed, one removed let go of.
+        thread.call(places.add_room, NEW, CAMPUS.email)
+        wait_for(lambda: NEW.email in in_sync(server), timeout=90)
+        thread.call(places.remove_room, ORDINARY[0], CAMPUS.email)
+        wait_for(lambda: ORDINARY[0] not in statuses(server), timeout=90 + GRACE_S)
+        wait_for(lambda: active_ids(thread, ORDINARY[0]) == [], timeout=60)
+        assert in_sync(server) == {*ORDINARY[1:], NEW.email}
+
+        # Subscriptions were created, renewed and deleted all along, never beyond the limit.
+        limit = thread.sim.graph.write_limit
+        assert thread.call(lambda: len(limit.writes)) > 4 * WRITES
+        assert thread.call(lambda: limit.violations) == 0
+        assert thread.call(lambda: limit.most_in_any_window()) <= WRITES
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        worker.wait(timeout=30)
+        output = log.read_text()
+        print(output, server.logs())  # shown when the test fails
+    assert worker.returncode == 0, output
+    assert "Traceback" not in output
