@@ -18,10 +18,12 @@ from __future__ import annotations
 
 import os
 import signal
+import sqlite3
 import subprocess
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -307,3 +309,50 @@ def test_a_graph_only_fleet_with_a_hybrid_and_a_capped_room_keeps_graph_s_write_
         print(output, server.logs())  # shown when the test fails
     assert worker.returncode == 0, output
     assert "Traceback" not in output
+
+
+def test_a_wrong_room_list_or_a_missing_permission_stops_the_start_and_writes_nothing(
+    tmp_path: Path,
+) -> None:
+    database = tmp_path / "start.db"
+    with running(rooms=ROOMS, room_lists=(HQ,)) as thread:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PUSHSYNC_")}
+        env |= {
+            "PUSHSYNC_DATABASE_URL": f"sqlite:///{database}",
+            "PUSHSYNC_PUBLIC_URL": "http://127.0.0.1:9",
+            "PUSHSYNC_PROTOCOL": "graph",
+            "PUSHSYNC_GRAPH_URL": thread.sim.graph_url,
+            "PUSHSYNC_GRAPH_TOKEN": GRAPH_TOKEN,
+            "PUSHSYNC_GRAPH_CLIENT_STATE": STATE,
+        }
+
+        def sync(room_list: str) -> subprocess.CompletedProcess[str]:
+            return subprocess.run(
+                pushsync_command("subscriptions", "sync"),
+                env=env | {"PUSHSYNC_ROOM_LISTS": room_list},
+                capture_output=True,
+                text=True,
+                timeout=120,
+                check=False,
+            )
+
+        unknown = sync("nobody@contoso.example")
+        thread.call(setattr, thread.sim.graph.places, "permission_granted", False)
+        refused = sync(HQ.email)
+
+    assert unknown.returncode == 1, unknown.stdout + unknown.stderr
+    assert "nobody@contoso.example is not a room list Places knows" in unknown.stderr
+    assert refused.returncode == 1, refused.stdout + refused.stderr
+    assert "the app needs Place.Read.All" in refused.stderr
+    for done in (unknown, refused):
+        assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr
+    connection = sqlite3.connect(database)
+    try:
+        written = [
+            connection.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+            for table in ("room", "room_discovery", "subscription")
+        ]
+    finally:
+        connection.close()
+    assert written == [0, 0, 0]
+    assert thread.sim.graph.calls["subscribe"] == 0

@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from pushsync.errors import AuthenticationFailed, ExchangeError
+from pushsync.errors import AuthenticationFailed, ConfigError, ExchangeError
 from pushsync.graph.client import NotFound
 from pushsync.graph.places import PERMISSION, Places
 from pushsync.model.clock import utcnow
@@ -98,11 +98,12 @@ class RoomDiscovery:
         self._configured = {m.lower() for m in configured}
         self._clock = clock
 
-    async def refresh(self) -> Round:
+    async def refresh(self, *, strict: bool = False) -> Round:
         """One look at Places: record what it lists, note what it no longer lists, let go of
-        rooms missing for longer than the grace period."""
+        rooms missing for longer than the grace period. `strict` (at start): a 403 or an
+        unknown room list is a ConfigError, raised before anything is written."""
         found = Round()
-        answers = await self._ask(found)
+        answers = await self._ask(found, strict=strict)
         listed = {room.mailbox.lower(): room for rooms in answers.values() for room in rooms}
         if not listed:
             if answers:  # Places answered, with nothing in it
@@ -142,20 +143,26 @@ class RoomDiscovery:
             row["mailbox"] for row in await self._directory.known() if row["removed_at"] is None
         ]
 
-    async def _ask(self, found: Round) -> dict[str, list[ListedRoom]]:
-        """Each source's answer; a source whose call failed is left out (and noted)."""
+    async def _ask(self, found: Round, *, strict: bool) -> dict[str, list[ListedRoom]]:
+        """Each source's answer; a source whose call failed is left out (and noted). `strict`:
+        Graph refusing Places, or not knowing a list, raises ConfigError before anything is
+        written (a start with a wrong setting writes nothing)."""
         answers: dict[str, list[ListedRoom]] = {}
+        failed: dict[str, str] = {}
         for source in self._sources:
             try:
                 answers[source] = await self._source(source)
             except ExchangeError as exc:
-                why = _failure(source, exc)
-                found.problems.append(why)
-                log.error("room discovery: " + why + "; nothing changed for its rooms")
-                await self._directory.answered(source, 0, why, self._clock())
-                continue
-            empty = None if answers[source] else EMPTY_LIST
-            await self._directory.answered(source, len(answers[source]), empty, self._clock())
+                failed[source] = _failure(source, exc)
+                if strict and isinstance(exc, AuthenticationFailed | NotFound):
+                    raise ConfigError(failed[source]) from None
+        now = self._clock()
+        for source, why in failed.items():
+            found.problems.append(why)
+            log.error("room discovery: " + why + "; nothing changed for its rooms")
+            await self._directory.answered(source, 0, why, now)
+        for source, rooms in answers.items():
+            await self._directory.answered(source, len(rooms), None if rooms else EMPTY_LIST, now)
         return answers
 
     async def _source(self, source: str) -> list[ListedRoom]:
@@ -175,14 +182,6 @@ class RoomDiscovery:
                     "grace_hours": round(self._grace.total_seconds() / 3600, 3),
                 },
             )
-
-
-def check_at_start(round_: Round) -> str | None:
-    """A problem that should stop the start: Graph refusing Places or not knowing a list."""
-    for problem in round_.problems:
-        if PERMISSION in problem or "is not a room list" in problem:
-            return problem
-    return None
 
 
 async def discover_forever(

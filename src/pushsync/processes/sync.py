@@ -26,7 +26,7 @@ from pushsync.graph.auth import MsalTokens, TokenProvider, static_token
 from pushsync.graph.calendar_source import GraphCalendar
 from pushsync.graph.client import GraphClient
 from pushsync.graph.places import Places
-from pushsync.graph.room_discovery import RoomDiscovery, Roster, check_at_start, discover_forever
+from pushsync.graph.room_discovery import RoomDiscovery, Roster, discover_forever
 from pushsync.graph.subscription_manager import GraphSubscriptionManager, default_pacer
 from pushsync.graph.throttling import WritePacer
 from pushsync.model.clock import utcnow
@@ -272,9 +272,7 @@ async def discovered_rooms(
             "configure Graph (PUSHSYNC_TENANT_ID, _CLIENT_ID, _CLIENT_SECRET or _GRAPH_TOKEN)"
         )
     discovery = build_discovery(settings, connector, graph)
-    problem = check_at_start(await discovery.refresh())
-    if problem is not None:
-        raise ConfigError(problem)
+    await discovery.refresh(strict=True)
     return await discovery.rooms()
 
 
