@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sqlite3
 import subprocess
 import threading
 from collections.abc import Iterator
@@ -212,3 +213,38 @@ def test_a_room_moves_to_graph_and_back_under_live_activity(rig) -> None:
         print(output, server.logs())  # shown when the test fails
     assert worker.returncode == 0, output
     assert "Traceback" not in output
+
+
+def test_a_move_the_settings_cannot_carry_out_is_refused_and_nothing_is_written(
+    tmp_path,
+) -> None:
+    url = f"sqlite:///{tmp_path}/pushsync.db"
+    env = {**os.environ, "PUSHSYNC_DATABASE_URL": url, "COLUMNS": "300"}
+    run_pushsync("db", "upgrade", env=env)
+
+    def migrate(*args: str, **extra: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            pushsync_command("rooms", "migrate", *args),
+            env={**env, **extra},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    no_url = migrate("--to", "graph", MOVED)
+    assert no_url.returncode == 2
+    assert "rooms cannot be moved to graph: PUSHSYNC_PUBLIC_URL is not set" in no_url.stderr
+    graph = {"PUSHSYNC_PUBLIC_URL": "https://pushsync.example"}
+    no_state = migrate("--to", "graph", MOVED, **graph)
+    assert no_state.returncode == 2 and "PUSHSYNC_GRAPH_CLIENT_STATE" in no_state.stderr
+    no_ews = migrate("--to", "ews", "--all", **graph)
+    assert no_ews.returncode == 2 and "PUSHSYNC_EWS_URL is not set" in no_ews.stderr
+    both = migrate("--to", "graph", MOVED, "--all", **graph)
+    assert both.returncode == 2 and "name one or more ROOMs or give --all" in both.stderr
+    configured = {**graph, "PUSHSYNC_GRAPH_CLIENT_STATE": STATE, "PUSHSYNC_GRAPH_TOKEN": "t"}
+    unknown = migrate("--to", "graph", MOVED, **configured)
+    assert unknown.returncode == 1 and f"unknown room(s): {MOVED}" in unknown.stderr
+    nothing = migrate("--to", "graph", "--all", **configured)
+    assert nothing.returncode == 0 and "nothing to migrate" in nothing.stdout
+    with sqlite3.connect(tmp_path / "pushsync.db") as db:
+        assert db.execute("SELECT count(*) FROM room_migration").fetchone() == (0,)

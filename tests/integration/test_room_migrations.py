@@ -9,6 +9,7 @@ from collections.abc import Awaitable
 from datetime import timedelta
 
 from pushsync.admin.room_status import room_statuses
+from pushsync.admin.status_page import render
 from pushsync.model.reservation import Plan
 from pushsync.store import Connector, connect
 from pushsync.store.connector import Row
@@ -96,8 +97,11 @@ async def test_the_old_subscription_is_kept_until_the_room_is_resynced_over_the_
     # what a Graph manager does right after creating: refused while the move is under way
     assert await subscriptions.retire_other_protocols(ROOM, "graph", T0) == 0
     assert await live(subscriptions, ROOM) == [("ews", "active"), ("graph", "active")]
+    await subscriptions.start_polling(ROOM, "subscription cap", "429 …", T0)  # an old refusal
     await migrations.switch(ROOM, "graph")
     assert await subscriptions.sync_state(ROOM) is None  # EWS's cursor means nothing to Graph
+    [room] = [r for r in await subscriptions.rooms() if r["mailbox"] == ROOM]
+    assert (room["protocol"], room["poll_reason"], room["poll_since"]) == ("graph", None, None)
     await migrations.step(ROOM, "graph", "requested", "subscribed", T0)
     assert await subscriptions.retire_other_protocols(ROOM, "graph", T0) == 0
     await migrations.step(ROOM, "graph", "subscribed", "resynced", T0)
@@ -161,3 +165,7 @@ async def test_polling_that_fails_is_shown_broken_and_a_move_under_way_is_shown(
     assert (denied.problem or "").startswith("broken: polling fails too: resync: 403")
     assert statuses[OTHER].migration == "to ews: requested (subscribe: Exchange away)"
     assert statuses[ROOM].migration is None
+    page = render(list(statuses.values()), T0).decode()
+    assert "Moving between protocols: 1" in page
+    assert "to ews: requested (subscribe: Exchange away)" in page
+    assert "broken: polling fails too" in page

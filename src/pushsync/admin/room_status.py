@@ -186,12 +186,12 @@ def _polling_problem(room: Row, _queue: dict[str, Any], now: datetime) -> Proble
     error = room["last_error"] if failed_at is None or now - failed_at < RECENT_ERROR else None
     if error and error.startswith(UNREACHABLE):
         return None  # every room of the protocol: "unreachable" says it
-    # A successful read clears the room's error: one left, after a failed read or with no
-    # read since polling began, says the reads fail too.
-    unread = read is None or (room["poll_since"] is not None and read < room["poll_since"])
-    if error and (error.startswith("resync: ") or unread):
+    # The refusal is kept in poll_detail and a successful read clears the room's error: one
+    # left says the reads fail too.
+    if error:
         return "polling failed", f"broken: polling fails too: {error}; {refused}{detail}"
-    last = f"last read {read:%Y-%m-%d %H:%M:%S} UTC" if read else "not read yet"
+    unread = read is None or (room["poll_since"] is not None and read < room["poll_since"])
+    last = "not read yet" if unread or read is None else f"last read {read:%Y-%m-%d %H:%M:%S} UTC"
     return "polling", f"polling, {last}; {refused}{detail}"
 
 

@@ -40,12 +40,11 @@ class Requested:
 
 @rooms_app.command("migrate")
 def migrate(
+    to: Annotated[Protocol, typer.Option("--to", help="the protocol to move them to")],
     rooms: Annotated[
-        list[str] | None, typer.Argument(help="rooms' SMTP addresses", show_default=False)
+        list[str] | None,
+        typer.Argument(metavar="ROOM", help="rooms' SMTP addresses", show_default=False),
     ] = None,
-    to: Annotated[Protocol, typer.Option("--to", help="the protocol to move them to")] = (
-        Protocol.GRAPH
-    ),
     all_rooms: Annotated[bool, typer.Option("--all", help="every room pushsync knows")] = False,
     config: ConfigOption = None,
     database_url: DatabaseOption = None,

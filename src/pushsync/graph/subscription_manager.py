@@ -31,8 +31,9 @@ mailbox never holds up the others. A Retry-After beyond that bound, or the 1,000
 cap, is the room's problem (`room.last_error`, shown by the status page) and the room is tried
 again once the bound has passed. A refusal that leaves the room readable (an on-premises
 mailbox, an access policy, the cap: `graph/polling.py`) has the worker poll the room meanwhile.
-Creating and renewing run as two loops (`run`): a creation
-round that waits for a throttled room never delays a renewal that is due.
+Creating and renewing run as two loops (`run`): a creation round that waits for a throttled
+room never delays a renewal that is due. Rooms `pushsync rooms migrate` moved to EWS are left
+alone, whatever the settings say.
 
 A subscription we retire (replaced, the room moved to EWS, `pushsync subscriptions retire`)
 is dead to us, but Graph keeps posting to it until it expires, days later. Each maintenance
@@ -304,7 +305,8 @@ class GraphSubscriptionManager:
         except ExchangeError as exc:
             if not retryable(exc):  # refused, or credentials refused: an operator must act
                 self.given_up[mailbox] = str(exc)
-            why = await self._failed(mailbox, "subscribe", exc, outcome)
+            polled = polling.reason(exc) is not None  # its refusal is noted with the polling
+            why = await self._failed(mailbox, "subscribe", exc, outcome, note=not polled)
             await self._poll_instead(mailbox, exc, why)
             return False
         if created.subscription_id == replaces:  # a 409 led back to it: Graph still holds it
@@ -317,7 +319,9 @@ class GraphSubscriptionManager:
 
     async def _poll_instead(self, mailbox: str, exc: ExchangeError, detail: str) -> None:
         """A refusal that will not pass by itself (`graph/polling.py`): the worker polls the
-        room meanwhile, and it is tried again after the back-off bound, not given up."""
+        room meanwhile, and it is tried again after the back-off bound, not given up. The
+        refusal is kept as the polling's detail, so that `room.last_error` says whether the
+        polls themselves fail."""
         why = polling.reason(exc)
         if why is None:
             return
@@ -408,9 +412,11 @@ class GraphSubscriptionManager:
         key = throttling.scope(mailbox, exc, self._back_off.bound)
         return 0.0 if key is None else self._back_off.defer(key, exc.retry_after)
 
-    async def _failed(self, mailbox: str, action: str, exc: ExchangeError, outcome: Outcome) -> str:
-        """Note on the room why `action` failed, and return it; a throttled room says which
-        limit and when it is tried again."""
+    async def _failed(
+        self, mailbox: str, action: str, exc: ExchangeError, outcome: Outcome, *, note: bool = True
+    ) -> str:
+        """Note on the room why `action` failed (unless not `note`), and return it; a throttled
+        room says which limit and when it is tried again."""
         why = str(exc)
         if isinstance(exc, Throttled):
             left = self._back_off.held(mailbox)
@@ -421,7 +427,8 @@ class GraphSubscriptionManager:
         else:
             log.error(f"Graph {action} failed", extra={"mailbox": mailbox, "error": why})
         outcome.failed[mailbox] = why
-        await self._subscriptions.room_error(mailbox, f"{action}: {why}", self._clock())
+        if note:
+            await self._subscriptions.room_error(mailbox, f"{action}: {why}", self._clock())
         return why
 
 

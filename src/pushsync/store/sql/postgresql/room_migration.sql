@@ -28,8 +28,11 @@ UPDATE room SET protocol_override = %(protocol)s WHERE mailbox = %(mailbox)s;
 
 -- name: switch_protocol
 -- The room is read over its new protocol from now on; the old protocol's cursor means nothing
--- to the new one.
-UPDATE room SET protocol = %(protocol)s, sync_state = NULL WHERE mailbox = %(mailbox)s;
+-- to the new one, nor does its refusal to subscribe the room (polling).
+UPDATE room
+SET protocol = %(protocol)s, sync_state = NULL, poll_reason = NULL, poll_detail = NULL,
+    poll_since = NULL
+WHERE mailbox = %(mailbox)s;
 
 -- name: overridden_rooms
 SELECT mailbox, protocol_override FROM room WHERE protocol_override IS NOT NULL ORDER BY mailbox;
