@@ -138,6 +138,17 @@ class Settings(BaseSettings):
     ews_max_concurrency: int = Field(27, ge=1, le=27, description="EWSMaxConcurrency")
     rooms: Mailboxes = Field(default_factory=list, description="room SMTP addresses")
     room_lists: Mailboxes = Field(default_factory=list, description="room lists to expand")
+    # Graph's Places (docs/graph.md): room_lists are read from it when no ews_url is set
+    discover_all_rooms: bool = Field(False, description="every room Graph's Places lists")
+    room_discovery_minutes: float = Field(
+        60.0, gt=0, description="how often room lists (or all rooms) are read from Places again"
+    )
+    room_removal_grace_hours: float = Field(
+        24.0,
+        ge=0,
+        description="a room Places no longer lists is let go of (subscription deleted, "
+        "reservations removed) only after it has been missing this long",
+    )
     # which push each room uses: `protocol` for `rooms` and `room_lists`, the lists override it
     protocol: Literal["ews", "graph"] = Field("ews", description="for rooms and room_lists")
     graph_rooms: Mailboxes = Field(default_factory=list, description="over Graph, always")
@@ -237,10 +248,17 @@ class Settings(BaseSettings):
     def protocols_needed(self) -> set[str]:
         """The protocols some configured room uses (known without asking Exchange): each
         needs a worker (`pushsync status` says when none runs)."""
-        needed: set[str] = {self.protocol} if self.rooms or self.room_lists else set()
-        needed |= {"graph"} if self.graph_rooms else set()
-        needed |= {"ews"} if self.ews_rooms or self.room_lists else set()
+        listed = self.rooms or self.room_lists or self.discover_all_rooms
+        needed: set[str] = {self.protocol} if listed else set()
+        needed |= {"graph"} if self.graph_rooms or self.discovers_over_graph() else set()
+        expanded_over_ews = bool(self.room_lists and self.ews_url)
+        needed |= {"ews"} if self.ews_rooms or expanded_over_ews else set()
         return needed
+
+    def discovers_over_graph(self) -> bool:
+        """Rooms come from Graph's Places: every room when asked, and the room lists of an
+        installation with no EWS (with `ews_url`, room lists are expanded over EWS GetRooms)."""
+        return self.discover_all_rooms or bool(self.room_lists and not self.ews_url)
 
     def connector_options(self) -> dict[str, int]:
         """What `store.connect` is given besides the URL: the chosen engine's own knobs."""

@@ -1,4 +1,6 @@
-"""`pushsync demo --protocol graph`: the whole loop over Graph change notifications."""
+"""`pushsync demo --protocol graph`: the whole loop over Graph change notifications, Graph-only:
+no EWS configured, the rooms read from the simulator's room list in Places, and a room created
+half-way through picked up."""
 
 from __future__ import annotations
 
@@ -20,7 +22,7 @@ def test_demo_over_graph_passes_its_consistency_check_with_graph_rows_only(
         "--rooms",
         "4",
         "--duration",
-        "3",  # the same actions as 6 s at 30 a minute, in half the time
+        "10",
         "--activity",
         "60",
         cwd=tmp_path,
@@ -37,8 +39,16 @@ def test_demo_over_graph_passes_its_consistency_check_with_graph_rows_only(
         event_types = {
             t for (t,) in db.execute("SELECT DISTINCT event_type FROM sync_notification")
         }
+        rooms = {
+            mailbox: (source, capacity)
+            for mailbox, source, capacity in db.execute(
+                "SELECT mailbox, discovered_from, capacity FROM room"
+            )
+        }
     assert protocols == {"graph": notifications}  # every row came over Graph, none over EWS
-    assert subscribed == {"graph": 4}
+    assert subscribed == {"graph": 5}  # the 4 rooms and the one created half-way through
+    assert rooms["annex-1@contoso.example"] == ("all-rooms@contoso.example", 30)
+    assert {source for source, _ in rooms.values()} == {"all-rooms@contoso.example"}
     assert event_types <= {"created", "updated", "deleted"} and "created" in event_types
 
 

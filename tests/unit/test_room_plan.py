@@ -49,9 +49,16 @@ def test_a_room_cannot_be_in_both_lists() -> None:
         load_settings(graph_rooms=["a@x.example"], ews_rooms=["A@x.example"])
 
 
-async def test_room_lists_need_ews_to_be_expanded() -> None:
-    with pytest.raises(ConfigError, match="PUSHSYNC_EWS_URL"):
-        await room_plan(Settings(room_lists=["all@x.example"], protocol="graph"), None)
+async def test_room_lists_without_ews_are_read_from_graph_places() -> None:
+    settings = Settings(room_lists=["all@x.example"], protocol="graph")
+    assert protocols_needed(settings) == {"graph"}  # no EWS client: there is no ews_url
+    with pytest.raises(ConfigError, match="read from Graph's Places when PUSHSYNC_EWS_URL"):
+        await room_plan(settings, None)  # and no Graph client given either
+
+    with_ews = Settings(room_lists=["all@x.example"], protocol="graph", ews_url="https://x/ews")
+    assert protocols_needed(with_ews) == {"ews", "graph"}  # expanded over EWS GetRooms
+    everything = Settings(discover_all_rooms=True, protocol="graph", ews_url="https://x/ews")
+    assert protocols_needed(everything) == {"graph"}  # every room: always Places
 
 
 def test_graph_needs_credentials_a_client_state_and_a_public_url(tmp_path) -> None:

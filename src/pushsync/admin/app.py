@@ -40,7 +40,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from pushsync.admin.metrics import rooms_exposition
 from pushsync.admin.process_status import fleet_of_rooms
 from pushsync.admin.room_page import render_room, render_unknown_room, resync_token
-from pushsync.admin.room_status import Overview, overview, room_overview
+from pushsync.admin.room_status import Overview, discovery_answers, overview, room_overview
 from pushsync.admin.status_page import HISTORY, render
 from pushsync.errors import PushsyncError
 from pushsync.settings import Settings
@@ -155,8 +155,9 @@ class AdminApp:
             log.warning("status: database", extra={"detail": str(exc)})
             await respond(send, 503, f"database: {type(exc).__name__}: {exc}\n".encode())
             return
+        discovery = await discovery_answers(await self.store())
         if page:
-            await respond(send, 200, await self._status_page(found, now), _HTML)
+            await respond(send, 200, await self._status_page(found, now, discovery), _HTML)
             return
         body = {
             "rooms": len(found.rooms),
@@ -164,14 +165,17 @@ class AdminApp:
             "statuses": [s.as_json() for s in found.rooms],
             "processes": [p.as_json() for p in found.fleet.processes],
             "processes_down": found.fleet.problems(),
+            "room_discovery": discovery,
         }
         await respond(send, 200, json.dumps(body, indent=1).encode(), _JSON)
 
-    async def _status_page(self, found: Overview, now: datetime) -> bytes:
+    async def _status_page(
+        self, found: Overview, now: datetime, discovery: list[dict[str, Any]]
+    ) -> bytes:
         samples = FleetSamples(await self.store())
         history = await samples.history(now - HISTORY)
         since = await samples.out_of_sync()
-        return render(found.rooms, now, history, since, found.fleet)
+        return render(found.rooms, now, history, since, found.fleet, discovery)
 
     async def _room(self, request: Request, send: Send) -> None:
         """One room's page; a room the database does not know is a 404 page."""

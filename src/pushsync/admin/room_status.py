@@ -20,6 +20,7 @@ from typing import Any
 
 from pushsync.admin.process_status import Fleet, fleet
 from pushsync.store.connector import Connector, Row
+from pushsync.store.room_directory import RoomDirectory
 from pushsync.store.subscriptions import DEFAULT_STATUS_FREQUENCY, UNREACHABLE
 
 PROBLEM_KINDS = (
@@ -59,6 +60,13 @@ class RoomStatus:
     oldest_pending: datetime | None
     problem: str | None  # None: in sync
     kind: str | None = None  # the problem's kind, for counting: "subscription broken", …
+    # what the directory (Graph's Places) says of the room, for the booking system; None when
+    # the room was configured by hand
+    display_name: str | None = None
+    capacity: int | None = None
+    building: str | None = None
+    floor_number: int | None = None
+    missing_since: datetime | None = None  # no longer listed; let go of after a grace period
     polling_reason: str | None = None  # why the room is polled: its protocol refused it
     migration: str | None = None  # a move under way: "to graph: subscribed (why it waits)"
 
@@ -150,6 +158,16 @@ def _judge(
     return sorted(statuses, key=lambda s: (s.problem is None, s.mailbox))
 
 
+async def discovery_answers(connector: Connector) -> list[dict[str, Any]]:
+    """Room discovery's last answer per source (a room list, or every room): how many rooms
+    Places listed, and why it changed nothing (empty, refused, failed); none without
+    discovery."""
+    rows = await RoomDirectory(connector).answers()
+    return [
+        {k: v.isoformat() if isinstance(v, datetime) else v for k, v in row.items()} for row in rows
+    ]
+
+
 def _queue_of(mine: dict[str, Row], room: Row) -> dict[str, Any]:
     """The room's rows waiting (and since when), and its failed rows not yet healed by a full
     resync (failed rows stay in the table for weeks; a resync after them repairs what they
@@ -194,6 +212,11 @@ def verdict(
         oldest_pending=queue["oldest_pending"],
         problem=found[1] if found else None,
         kind=found[0] if found else None,
+        display_name=room.get("display_name"),
+        capacity=room.get("capacity"),
+        building=room.get("building"),
+        floor_number=room.get("floor_number"),
+        missing_since=room.get("missing_since"),
         polling_reason=room["poll_reason"] if _polled(room) else None,
         migration=_migration(room),
     )

@@ -14,6 +14,7 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from html import escape
+from typing import Any
 from urllib.parse import quote
 
 from pushsync.admin.charts import Series, chart
@@ -105,9 +106,11 @@ def render(
     history: Sequence[Row] = (),
     since: Mapping[str, tuple[datetime, str]] | None = None,
     processes: Fleet | None = None,
+    discovery: Sequence[Mapping[str, Any]] = (),
 ) -> bytes:
     """`history`: `FleetSamples.history` rows; `since`: when each room was first seen out of
-    sync; `processes`: the processes' liveness (None: not known)."""
+    sync; `processes`: the processes' liveness (None: not known); `discovery`: room
+    discovery's last answer per source (`room_status.discovery_answers`)."""
     troubled = [s for s in statuses if s.problem]
     kinds = Counter(s.kind for s in troubled if s.kind)
     summary = ", ".join(f"{n} {escape(kind)}" for kind, n in kinds.most_common())
@@ -123,6 +126,7 @@ def render(
     )
     body = (
         _processes_section(processes)
+        + _discovery(discovery)
         + "<h2>The last 24 hours "
         + _last_sample(history, now)
         + '</h2><div class="charts">'
@@ -141,6 +145,17 @@ def _processes_section(fleet: Fleet | None) -> str:
             "heartbeats could not be read.</p></section>"
         )
     return processes_section(fleet)
+
+
+def _discovery(answers: Sequence[Mapping[str, Any]]) -> str:
+    """Room discovery's sources whose last answer changed nothing, and why."""
+    troubled = [a for a in answers if a["problem"]]
+    items = "".join(
+        f"<li>{escape(str(a['source']))} ({escape(str(a['checked_at'])[:19])}): "
+        f"{escape(str(a['problem']))}</li>"
+        for a in troubled
+    )
+    return f'<p class="bad">Room discovery changed nothing:</p><ul>{items}</ul>' if items else ""
 
 
 def _moving(statuses: Sequence[RoomStatus]) -> str:

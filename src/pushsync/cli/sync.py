@@ -99,7 +99,9 @@ def resync(
             moved = await RoomMigrations(connector).overridden()  # `rooms migrate` outranks
             clients = build_clients(settings, moved_to=set(moved.values()))
             try:
-                plan = await room_plan(settings, clients.ews)
+                plan = await room_plan(
+                    settings, clients.ews, graph=clients.graph, connector=connector
+                )
                 rooms = [await find_room(connector, room, plan.all)] if room else plan.all
                 sync = build_worker(settings, connector, clients.ews, graph=clients.graph)
                 with Progress(console=console) as progress:
@@ -143,7 +145,7 @@ async def _subscribe_all(settings: Settings) -> tuple[list[str], dict[str, str]]
     failed: dict[str, str] = {}
     try:
         async with open_store(settings) as connector:
-            plan = await room_plan(settings, clients.ews)
+            plan = await room_plan(settings, clients.ews, graph=clients.graph, connector=connector)
             with Progress(console=console) as progress:
                 task = progress.add_task("subscribing", total=len(plan.all))
                 if clients.ews is not None and plan.ews:

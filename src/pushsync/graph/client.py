@@ -191,6 +191,15 @@ class GraphClient:
             raise ExchangeUnavailable("calendarView delta ended without a deltaLink")
         return Delta(events, str(link))
 
+    # -- collections not about one mailbox (the directory) -----------------------------------
+
+    async def collection(self, path: str, params: dict[str, str] | None = None) -> list[Any]:
+        """Every item of a collection, page by page (`@odata.nextLink`), e.g. Places."""
+        found: list[Any] = []
+        async for page in self._pages(self._base + path, params, None):
+            found += page
+        return found
+
     # -- plumbing ---------------------------------------------------------------------------
 
     async def _pages(

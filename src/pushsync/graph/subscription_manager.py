@@ -134,14 +134,17 @@ class GraphSubscriptionManager:
         live = {s.mailbox for s in await self._graph_live()}
         moved = await self._subscriptions.moved_off("graph")  # `pushsync rooms migrate`
         rooms = [m for m in rooms if m.lower() not in moved]
-        awaiting = {r["mailbox"] for r in await self._subscriptions.rooms() if r["needs_resync"]}
+        known = await self._subscriptions.rooms()
+        awaiting = {r["mailbox"] for r in known if r["needs_resync"]}
+        let_go = {r["mailbox"] for r in known if r.get("removed_at")}  # room discovery dropped it
         outcome = Outcome()
 
         async def one(mailbox: str) -> None:
             if await self._create(mailbox, outcome) and mailbox not in awaiting:
                 await self._subscriptions.request_resync(mailbox, "subscribed again")
 
-        await asyncio.gather(*(one(m) for m in rooms if m not in live and not self._held(m)))
+        wanted = [m for m in rooms if m not in live and m not in let_go]
+        await asyncio.gather(*(one(m) for m in wanted if not self._held(m)))
         return outcome
 
     async def maintain(self) -> Outcome:
@@ -223,12 +226,13 @@ class GraphSubscriptionManager:
         a maintenance loop, so that renewals never wait for a creation round. A room Graph
         refused for a reason that will not pass (`given_up`) is not subscribed again until a
         restart; a round that fails as a whole (the database away) is waited out with a
-        back-off, and the loop goes on."""
-        rooms = list(rooms)
+        back-off, and the loop goes on. `rooms` is read afresh each round: room discovery
+        (`graph/room_discovery.py`) changes it while the manager runs."""
 
         async def create() -> None:
-            await self._subscriptions.ensure_rooms(rooms, "graph", self._clock())
-            await self.subscribe_missing([r for r in rooms if r not in self.given_up])
+            current = list(rooms)
+            await self._subscriptions.ensure_rooms(current, "graph", self._clock())
+            await self.subscribe_missing([r for r in current if r not in self.given_up])
 
         async def maintain() -> None:
             await self.maintain()

@@ -25,6 +25,8 @@ from pushsync.graph.adapter import GraphAdapter
 from pushsync.graph.auth import TokenProvider
 from pushsync.graph.calendar_source import GraphCalendar
 from pushsync.graph.client import GraphClient
+from pushsync.graph.places import Places
+from pushsync.graph.room_discovery import RoomDiscovery, Roster, discover_forever
 from pushsync.graph.subscription_manager import GraphSubscriptionManager, default_pacer
 from pushsync.graph.throttling import WritePacer
 from pushsync.model.clock import utcnow
@@ -35,6 +37,7 @@ from pushsync.store import Connector
 from pushsync.store.notification_queue import NotificationQueue, QueuePolicy
 from pushsync.store.processes import Heartbeat, Kind, ProcessHeartbeats
 from pushsync.store.reservation_book import Reservations
+from pushsync.store.room_directory import RoomDirectory
 from pushsync.store.room_migrations import RoomMigrations
 from pushsync.store.subscriptions import Subscriptions
 from pushsync.worker.adapter import CalendarSource, ProtocolAdapter
@@ -234,21 +237,63 @@ async def protocols_moved_to(settings: Settings, connector: Connector) -> set[st
     return moving | configured | set((await migrations.overridden()).values())
 
 
-async def room_plan(settings: Settings, client: EwsClient | None) -> RoomPlan:
+def build_discovery(
+    settings: Settings, connector: Connector, graph: GraphClient, roster: Roster | None = None
+) -> RoomDiscovery:
+    return RoomDiscovery(
+        Places(graph),
+        RoomDirectory(connector),
+        room_lists=settings.room_lists if not settings.ews_url else [],
+        all_rooms=settings.discover_all_rooms,
+        grace=timedelta(hours=settings.room_removal_grace_hours),
+        configured=[*settings.rooms, *settings.graph_rooms, *settings.ews_rooms],
+        protocol=settings.protocol,
+        roster=roster,
+    )
+
+
+async def discovered_rooms(
+    settings: Settings, graph: GraphClient | None, connector: Connector | None
+) -> list[str]:
+    """Read Places once and return the discovered rooms kept now (those of earlier runs too,
+    when this answer was empty or failed). Graph refusing Places, or a room list it does not
+    know, stops the start as a configuration error."""
+    if graph is None or connector is None:
+        raise ConfigError(
+            "room lists are read from Graph's Places when PUSHSYNC_EWS_URL is not set: "
+            "configure Graph (PUSHSYNC_TENANT_ID, _CLIENT_ID, _CLIENT_SECRET or _GRAPH_TOKEN)"
+        )
+    discovery = build_discovery(settings, connector, graph)
+    await discovery.refresh(strict=True)
+    return await discovery.rooms()
+
+
+async def room_plan(
+    settings: Settings,
+    client: EwsClient | None,
+    *,
+    graph: GraphClient | None = None,
+    connector: Connector | None = None,
+) -> RoomPlan:
     """`rooms` and the rooms of `room_lists` use `protocol`; `graph_rooms` and `ews_rooms`
-    override it. Room lists are expanded over EWS (GetRooms), whichever protocol they use."""
+    override it. Room lists are expanded over EWS (GetRooms) when `ews_url` is set, otherwise
+    read from Graph's Places (`graph`, recorded through `connector`), as is every room with
+    `discover_all_rooms`."""
     rooms = {m.lower(): m for m in settings.rooms}
-    if settings.room_lists:
+    if settings.room_lists and settings.ews_url:
         if client is None:
             raise ConfigError("PUSHSYNC_ROOM_LISTS are expanded over EWS: set PUSHSYNC_EWS_URL")
         for room_list in settings.room_lists:
             rooms.update({m.lower(): m for m in await client.rooms(room_list)})
-    graph = {m.lower(): m for m in settings.graph_rooms}
+    if settings.discovers_over_graph():
+        found = await discovered_rooms(settings, graph, connector)
+        rooms.update({m.lower(): m for m in found})
+    over_graph = {m.lower(): m for m in settings.graph_rooms}
     ews = {m.lower(): m for m in settings.ews_rooms}
     for key, mailbox in rooms.items():
-        if key not in graph and key not in ews:
-            (graph if settings.protocol == "graph" else ews)[key] = mailbox
-    return RoomPlan(sorted(ews.values()), sorted(graph.values()), settings.protocol)
+        if key not in over_graph and key not in ews:
+            (over_graph if settings.protocol == "graph" else ews)[key] = mailbox
+    return RoomPlan(sorted(ews.values()), sorted(over_graph.values()), settings.protocol)
 
 
 @dataclass
@@ -287,8 +332,9 @@ async def run_sync(
     minute: timedelta = timedelta(minutes=1),
 ) -> Worker:
     """The managers and the worker until `stop` is set; returns the worker (for its stats)."""
-    plan = await room_plan(settings, clients.ews)
-    if not plan.all:
+    plan = await room_plan(settings, clients.ews, graph=clients.graph, connector=connector)
+    discovering = settings.discovers_over_graph() and clients.graph is not None
+    if not plan.all and not discovering:
         log.warning("no rooms configured (PUSHSYNC_ROOMS, _ROOM_LISTS or _GRAPH_ROOMS)")
     worker = build_worker(settings, connector, clients.ews, graph=clients.graph)
     sampler = FleetSampler(connector, worker, lambda: clients.calls)
@@ -303,10 +349,18 @@ async def run_sync(
         manager = build_manager(settings, connector, clients.ews, minute)
         loops.append(manager.run(stop, plan.ews, interval))
         subscribe["ews"] = manager.subscribe_missing
+    roster = Roster(plan.graph)
     if clients.graph is not None:
         graph_manager = build_graph_manager(settings, connector, clients.graph)
-        loops.append(graph_manager.run(stop, plan.graph, interval))
+        loops.append(graph_manager.run(stop, roster, interval))
         subscribe["graph"] = graph_manager.subscribe_missing
+    if discovering and clients.graph is not None:
+        discovery = build_discovery(settings, connector, clients.graph, roster)
+        kept = [
+            m for m in (*settings.rooms, *settings.graph_rooms) if plan.protocol_of(m) == "graph"
+        ]
+        every = settings.room_discovery_minutes * 60
+        loops.append(discover_forever(discovery, roster, kept, stop, every, plan.protocol_of))
     migrator = build_migrator(connector, worker, subscribe, plan)
     loops.append(migrator.run(stop, interval))
     await asyncio.gather(*loops)

@@ -29,18 +29,23 @@ from rich.live import Live
 from rich.table import Table
 
 from pushsync.ews.subscription_manager import SubscriptionManager
+from pushsync.graph.room_discovery import Roster, discover_forever
 from pushsync.graph.subscription_manager import GraphSubscriptionManager
 from pushsync.logs import add_secrets, secret_values
 from pushsync.model.reservation import Reservation
 from pushsync.processes.sync import (
     Clients,
     build_clients,
+    build_discovery,
     build_graph_manager,
     build_manager,
     build_worker,
+    room_plan,
 )
 from pushsync.settings import Settings
 from pushsync.simulator import Simulator, SimulatorConfig, generated_rooms
+from pushsync.simulator.booking import Room
+from pushsync.simulator.config import ALL_ROOMS
 from pushsync.simulator.graph.api import GRAPH_TOKEN
 from pushsync.simulator.items import Instance, Response
 from pushsync.store import open_store
@@ -58,6 +63,8 @@ RESPONSES = {
     Response.DECLINE: "declined",
 }
 SETTLE_DEADLINE_S = 60.0
+DISCOVERY_SECONDS = 3.0  # how often the Graph demo reads its room list again
+NEW_ROOM = "annex-1@contoso.example"
 
 
 @dataclass(frozen=True)
@@ -97,9 +104,37 @@ def free_port() -> int:
 
 
 def demo_settings(options: DemoOptions, sim: Simulator, port: int) -> Settings:
+    """Over EWS the rooms are listed by hand; over Graph the installation is Graph-only, as
+    a tenant after EWS: no `ews_url`, its rooms read from the simulator's room list in Places,
+    again every few seconds (a room created half-way through is picked up)."""
     database = options.directory / "pushsync.db"
     for leftover in options.directory.glob("pushsync.db*"):
         leftover.unlink()  # every demo starts from an empty database
+    if options.protocol == "graph":
+        return _settings(
+            options,
+            sim,
+            port,
+            database,
+            room_lists=[ALL_ROOMS.email],
+            room_discovery_minutes=DISCOVERY_SECONDS / 60,
+        )
+    return _settings(
+        options,
+        sim,
+        port,
+        database,
+        ews_url=sim.ews_url,
+        ews_auth="basic",
+        ews_username=sim.config.username,
+        ews_password=sim.config.password,
+        rooms=[room.email for room in sim.config.rooms],
+    )
+
+
+def _settings(
+    options: DemoOptions, sim: Simulator, port: int, database: Path, **where: Any
+) -> Settings:
     return Settings(
         database_url=f"sqlite:///{database}",
         host="127.0.0.1",
@@ -108,11 +143,6 @@ def demo_settings(options: DemoOptions, sim: Simulator, port: int) -> Settings:
         use_microsoft_ranges=False,
         callback_token=secrets.token_urlsafe(32),
         public_url=f"http://127.0.0.1:{port}",
-        ews_url=sim.ews_url,
-        ews_auth="basic",
-        ews_username=sim.config.username,
-        ews_password=sim.config.password,
-        rooms=[room.email for room in sim.config.rooms],
         protocol=options.protocol,
         graph_url=sim.graph_url,
         graph_token=GRAPH_TOKEN,
@@ -122,6 +152,7 @@ def demo_settings(options: DemoOptions, sim: Simulator, port: int) -> Settings:
         worker_debounce_ms=300,
         sync_window_past_days=1,
         sync_window_future_days=120,
+        **where,
     )
 
 
@@ -147,12 +178,20 @@ async def run_demo(options: DemoOptions, console: Console) -> DemoSummary:
             worker = build_worker(
                 settings, connector, clients.ews, sim.clock.now, graph=clients.graph
             )
-            running = asyncio.gather(
+            plan = await room_plan(settings, clients.ews, graph=clients.graph, connector=connector)
+            roster = Roster(plan.all)
+            loops = [
                 _manager(settings, connector, clients, sim, minute).run(
-                    stop, settings.rooms, settings.subscription_check_seconds
+                    stop, roster, settings.subscription_check_seconds
                 ),
                 worker.run(stop),
-            )
+            ]
+            if clients.graph is not None:
+                discovery = build_discovery(settings, connector, clients.graph, roster)
+                every = settings.room_discovery_minutes * 60
+                loops.append(discover_forever(discovery, roster, [], stop, every, _graph))
+                loops.append(_new_room_later(sim, options.duration_s / 2, stop))
+            running = asyncio.gather(*loops)
             interrupted = await _show_progress(options, sim, connector, worker, console)
             sim.pause_activity()
             console.print(
@@ -169,6 +208,20 @@ async def run_demo(options: DemoOptions, console: Console) -> DemoSummary:
         receiver.should_exit = True
         await serving
     return summary
+
+
+def _graph(_mailbox: str) -> str:
+    return "graph"
+
+
+async def _new_room_later(sim: Simulator, after_s: float, stop: asyncio.Event) -> None:
+    """Half-way through, an admin creates a room and adds it to the room list."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), after_s)
+    if not stop.is_set() and sim.graph is not None:
+        room = Room(NEW_ROOM, "Annex", "Europe/Berlin")
+        sim.graph.places.add_room(room, ALL_ROOMS.email, capacity=30, building="Annex")
+        log.info("room created and added to the room list", extra={"mailbox": NEW_ROOM})
 
 
 def _manager(

@@ -10,11 +10,12 @@ import contextlib
 import random
 import time
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from pushsync.simulator.booking import Room
 from pushsync.simulator.calendar import RoomCalendar
 from pushsync.simulator.clock import SimClock
 from pushsync.simulator.config import SimulatorConfig
@@ -52,9 +53,20 @@ class Exchange:
         self.journal: list[Request] | None = None
         self.refusals: Counter[str] = Counter()  # operation -> next requests refused as busy
         self.sync_epochs: Counter[str] = Counter()  # mailbox -> SyncFolderItems state epoch
+        # called with each mailbox `add_mailbox` creates (push and Graph webhooks watch it)
+        self.mailbox_added: list[Callable[[RoomCalendar], None]] = []
 
     def calendar(self, mailbox: str) -> RoomCalendar | None:
         return self.calendars.get(mailbox.lower())
+
+    def add_mailbox(self, room: Room) -> RoomCalendar:
+        """A room mailbox created while the organisation runs (an admin's New-Mailbox -Room)."""
+        key = room.email.lower()
+        if key not in self.calendars:
+            self.calendars[key] = RoomCalendar(room, random.Random(f"{self.config.seed}:{key}"))
+            for watch in self.mailbox_added:
+                watch(self.calendars[key])
+        return self.calendars[key]
 
     def busy(self, operation: str = "") -> bool:
         """Whether this operation is refused with ErrorServerBusy (the configured share, or

@@ -20,6 +20,7 @@ import functools
 import logging
 import random
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import Enum
@@ -47,6 +48,7 @@ class Exchange(Protocol):
     clock: SimClock
     rng: random.Random
     calendars: dict[str, RoomCalendar]
+    mailbox_added: list[Callable[[RoomCalendar], None]]
 
 
 class State(Enum):
@@ -104,7 +106,11 @@ class PushEngine:
         self.deliveries: list[Delivery] = []
         self._coalesce = random.Random(f"{exchange.config.seed}:folder-only")
         for calendar in exchange.calendars.values():
-            calendar.log.listen(functools.partial(self._on_event, calendar))
+            self._watch(calendar)
+        exchange.mailbox_added.append(self._watch)  # a room created while running
+
+    def _watch(self, calendar: RoomCalendar) -> None:
+        calendar.log.listen(functools.partial(self._on_event, calendar))
 
     def active(self, mailbox: str | None = None) -> list[Subscription]:
         return [

@@ -77,6 +77,13 @@ CREATE TABLE room (
     resync_generation INTEGER NOT NULL DEFAULT 0,
     paused_until     TIMESTAMP,
     resync_lease_until TIMESTAMP,
+    display_name     TEXT,
+    capacity         INTEGER,
+    building         TEXT,
+    floor_number     INTEGER,
+    discovered_from  TEXT,
+    missing_since    TIMESTAMP,
+    removed_at       TIMESTAMP,
     protocol_override TEXT CHECK (protocol_override IN ('ews', 'graph')),
     poll_reason      TEXT,
     poll_detail      TEXT,
@@ -141,6 +148,13 @@ CREATE TABLE process_heartbeat (
     stopped_at  TIMESTAMP
 );
 CREATE INDEX process_heartbeat_last_beat ON process_heartbeat (last_beat);
+
+CREATE TABLE room_discovery (
+    source      TEXT PRIMARY KEY,
+    checked_at  TIMESTAMP NOT NULL,
+    listed      INTEGER NOT NULL,
+    problem     TEXT
+);
 
 CREATE TABLE graph_write_budget (
     budget_key  TEXT PRIMARY KEY,

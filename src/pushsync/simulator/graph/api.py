@@ -8,6 +8,7 @@
 | GET /users/{room}/events/{id} | a single, a series master or an occurrence; 404 if gone |
 | GET /users/{room}/events/{id}/instances | a series' occurrences and exceptions in a window |
 | GET /users/{room}/calendarView/delta | pages (nextLink), then a deltaLink; 410 SyncStateNotFound |
+| GET /places/… | rooms and room lists (`simulator/graph/places.py`) |
 
 calendarView delta as event-delta documents it: the window of a round's first request is the
 token's for good (a deltaLink carries it; new startDateTime/endDateTime are not read), pages
@@ -51,6 +52,7 @@ from pushsync.simulator import access_token
 from pushsync.simulator.calendar import RoomCalendar
 from pushsync.simulator.exchange import Exchange
 from pushsync.simulator.graph import subscription_limit
+from pushsync.simulator.graph.places import Places, PlacesError
 from pushsync.simulator.graph.resources import ews_id, graph_id, instance_json, master_json
 from pushsync.simulator.graph.subscription_limit import SubscriptionWriteLimit
 from pushsync.simulator.graph.webhooks import MAX_EXPIRATION, GraphWebhooks, ValidationFailed
@@ -128,6 +130,7 @@ class GraphApi:
         # A test's time compression: subscriptions are granted at most this lifetime (Graph
         # grants what was asked, up to 10,080 minutes). None: as Graph.
         self.max_lifetime: timedelta | None = None
+        self.places = Places(exchange)  # rooms and room lists (simulator/graph/places.py)
         self.write_limit = SubscriptionWriteLimit()  # the tenant's, for this app
         self._unrenewable: set[str] = set()  # subscriptions whose renewal answers 400
         # A test's hook, called with the mailbox as a delta round from a token is answered
@@ -182,6 +185,8 @@ class GraphApi:
     async def _route(
         self, method: str, path: str, query: dict[str, str], body: bytes, page_size: int
     ) -> Answer:
+        if self.places.serves(path):
+            return self._places(method, path, query)
         if path == "/subscriptions":
             if method == "POST":
                 return await self._create(_json(body))
@@ -198,6 +203,13 @@ class GraphApi:
             calendar = self._call(method, "delta", match.group(1))
             return 200, self._delta(calendar, query, page_size), []
         raise GraphError(404, "ResourceNotFound", f"{method} {path} is not served")
+
+    def _places(self, method: str, path: str, query: dict[str, str]) -> Answer:
+        self.calls["places"] += 1
+        try:
+            return 200, self.places.answer(method, path, query, self.base_url), []
+        except PlacesError as exc:
+            raise GraphError(exc.status, exc.code, exc.message) from None
 
     def _ok(self, method: str, allowed: str, operation: str, document: dict[str, Any]) -> Answer:
         if method != allowed:

@@ -95,7 +95,11 @@ class GraphWebhooks:
         self.subscriptions: dict[str, GraphSubscription] = {}
         self.deliveries: list[GraphDelivery] = []
         for calendar in exchange.calendars.values():
-            calendar.log.listen(functools.partial(self._on_event, calendar))
+            self._watch(calendar)
+        exchange.mailbox_added.append(self._watch)  # a room created while running
+
+    def _watch(self, calendar: RoomCalendar) -> None:
+        calendar.log.listen(functools.partial(self._on_event, calendar))
 
     def active(self, mailbox: str | None = None) -> list[GraphSubscription]:
         now = self.clock.now()

@@ -65,10 +65,13 @@ SELECT r.mailbox, r.protocol, r.needs_resync, r.resync_reason, r.last_synced_at,
        s.subscription_id, s.state, s.created_at,
        s.last_event_at, s.status_frequency, s.expires_at, s.last_error AS subscription_error,
        m.target AS migration_target, m.state AS migration_state,
-       m.last_error AS migration_error
+       m.last_error AS migration_error,
+       r.display_name, r.capacity, r.building, r.floor_number, r.missing_since
 FROM room r
 LEFT JOIN subscription s ON s.mailbox = r.mailbox AND s.state IN ('active', 'broken')
 LEFT JOIN room_migration m ON m.mailbox = r.mailbox AND m.state <> 'retired'
+-- a room the directory stopped listing and pushsync let go of is no longer kept in sync
+WHERE r.removed_at IS NULL
 -- A room moving between protocols may have two live subscriptions: the one of its protocol
 -- comes first (the status shows that one), then "active" before "broken".
 ORDER BY r.mailbox, (s.protocol = r.protocol) DESC, s.state;
