@@ -227,9 +227,14 @@ def _refused_requests(page: Page, admin: str, server: ServerProcess, room: str) 
 
 
 def _dead_worker(page: Page, admin: str) -> None:
-    def named_down() -> bool:
+    def named_down() -> bool:  # the worker's and its manager's rows go stale one by one
         page.goto(admin + "/")
-        return page.locator("#processes-down").count() > 0
+        down = page.locator("#processes-down")
+        return (
+            down.count() > 0
+            and "worker" in down.inner_text()
+            and "0 of 4" in page.locator("header h1").inner_text()
+        )
 
     wait_for(named_down, timeout=60)
     down = page.locator("#processes-down").inner_text()
