@@ -90,6 +90,7 @@ def _postgres(db: str) -> str:
         ("postgresql://pushsync_no_such_role@127.0.0.1:5432/test", 'role "pushsync_no_such_role"'),
         (f"postgresql://postgres@127.0.0.1:{free_port()}/test", "Connection refused"),
     ],
+    ids=["no-database", "no-role", "refused"],  # the same in every xdist worker
 )
 def test_postgresql_failures_carry_the_servers_own_message(
     tmp_path: Path, url: str, cause: str
