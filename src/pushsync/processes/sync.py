@@ -170,6 +170,7 @@ def build_worker(
         batch_size=settings.worker_batch_size,
         debounce=timedelta(milliseconds=settings.worker_debounce_ms),
         resync_every=timedelta(hours=settings.resync_interval_hours) or None,
+        resync_concurrency=settings.worker_resync_concurrency,
         max_pause=timedelta(seconds=settings.max_retry_after_seconds),
     )
 
