@@ -1,0 +1,102 @@
+"""A fleet, small: what bench/fleet found at 500 rooms and more, kept from coming back.
+
+Hundreds of rooms onboarded against a simulator that takes time over each call and enforces
+Exchange's limits (EWSMaxConcurrency 27: a request beyond it is refused and counted): every room
+subscribed and synced, never a limit exceeded, and through several StatusFrequency periods after
+it no subscription replaced for silence. Before the worker read rooms in a loop of its own, the
+heartbeats waited behind the first sync, the manager found the subscriptions silent and replaced
+them, each replacement asking for one more sync.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+import time
+from datetime import timedelta
+from typing import Any
+
+from pushsync.simulator import generated_rooms
+from pushsync.simulator.exchange import Exchange
+from tests.acceptance.conftest import ServerProcess
+from tests.acceptance.simulated_exchange import meeting, running, wait_for
+from tests.acceptance.sync_loop import Workers, stored_rows, sync_settings, truth_rows
+from tests.acceptance.worker_loop import read_reservations
+
+ROOMS = 150
+SCALE = 60.0  # Exchange seconds per real second
+STATUS_FREQUENCY = 10  # minutes: a heartbeat every 10 real seconds, silent after 20
+MINUTE = timedelta(seconds=60 / SCALE)
+
+
+def one(server: ServerProcess, sql: str) -> Any:
+    with contextlib.closing(sqlite3.connect(server.database)) as db:
+        db.execute("PRAGMA busy_timeout = 10000")
+        return db.execute(sql).fetchone()[0]
+
+
+def seed(exchange: Exchange) -> None:
+    """Two accepted meetings in every room, on the coming days."""
+    today = exchange.clock.now().replace(hour=9, minute=0, second=0, microsecond=0)
+    for n, mailbox in enumerate(sorted(exchange.calendars)):
+        for day in (1, 2):
+            start = today + timedelta(days=day, hours=n % 8)
+            exchange.book(meeting(f"FLEET-{n}-{day}", start), [mailbox])
+    exchange.settle()
+
+
+def test_a_fleet_onboards_within_the_limits_without_false_alarms(server: ServerProcess) -> None:
+    rooms = generated_rooms(ROOMS)
+    with running(rooms=rooms, scale=SCALE, service_ms=5) as thread:
+        sim = thread.sim
+        thread.call(seed, sim.exchange)
+        settings = sync_settings(
+            server,
+            thread,
+            status_frequency_minutes=STATUS_FREQUENCY,
+            subscription_check_seconds=1.0,
+            resync_interval_hours=0,
+        )
+        with Workers(settings, sim.clock.now, MINUTE) as workers:
+            wait_for(
+                lambda: (
+                    one(server, "SELECT count(*) FROM subscription WHERE state = 'active'") == ROOMS
+                ),
+                timeout=240,
+            )
+            wait_for(
+                lambda: (
+                    one(
+                        server,
+                        "SELECT count(*) FROM room WHERE last_synced_at IS NOT NULL"
+                        " AND NOT needs_resync",
+                    )
+                    == ROOMS
+                ),
+                timeout=240,
+            )
+            synced_at = time.monotonic()
+            # three StatusFrequency periods of heartbeats, nothing else happening
+            while time.monotonic() - synced_at < 3 * STATUS_FREQUENCY * 60 / SCALE:
+                time.sleep(0.5)
+                assert workers.failure is None
+            replaced = one(
+                server, "SELECT count(*) FROM subscription WHERE replaced_by IS NOT NULL"
+            )
+            broken = one(server, "SELECT count(*) FROM subscription WHERE state = 'broken'")
+            heard = one(
+                server, "SELECT count(*) FROM sync_notification WHERE event_type LIKE 'Status%'"
+            )
+        violations = thread.call(lambda: dict(sim.exchange.violations))
+        peak = thread.call(lambda: sim.exchange.max_in_flight)
+        now = thread.call(sim.clock.now)
+        window = (now - timedelta(days=1), now + timedelta(days=60))
+        truth = truth_rows(thread, *window)
+
+    assert replaced == 0  # no subscription taken for silent
+    assert broken == 0
+    assert heard >= 3 * ROOMS  # the heartbeats did arrive: the check above had something to judge
+    assert violations == {}  # EWSMaxConcurrency never exceeded
+    assert 1 < peak <= 27  # concurrent, and the limit was there to be exceeded
+    assert len(truth) == 2 * ROOMS
+    assert stored_rows(read_reservations(server.database_url), *window) == truth
