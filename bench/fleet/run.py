@@ -627,7 +627,8 @@ def goals(fleet: Fleet) -> None:
         lines.append(
             (
                 f"EWS onboarding of {rooms} rooms, {fleet.args.service_ms:g} ms per call",
-                f"{onboarding / 60:.1f} min",
+                f"{onboarding / 60:.1f} min (at this rate 50,000 rooms:"
+                f" {onboarding * 50_000 / rooms / 60:.0f} min)",
                 "<= 10 min (at 50,000 rooms)",
                 onboarding <= 600,
             )
@@ -670,14 +671,20 @@ def goals(fleet: Fleet) -> None:
     lines.append(("steady-state calls per room per day", f"{day:.2f}", "<= 5", day <= 5))
     for name in ("status page", "/rooms", "/metrics"):
         seconds = values.get(f"op:{name}", float("inf"))
-        lines.append((f"{name} at {rooms} rooms", f"{seconds:.2f} s", "<= 1 s", seconds <= 1))
+        goal = "<= 1 s (at 50,000 rooms)"
+        lines.append((f"{name} at {rooms} rooms", f"{seconds:.2f} s", goal, seconds <= 1))
     rss = values.get("sync_rss_mb", float("inf"))
-    lines.append(("worker + manager RSS", f"{rss:.0f} MB", "<= 500 MB", rss <= 500))
+    goal = "<= 500 MB (at 50,000 rooms)"
+    lines.append(("worker + manager RSS", f"{rss:.0f} MB", goal, rss <= 500))
     violated = sum(v for k, v in values.items() if k.endswith("_violations"))
     lines.append(("limit violations, all phases", f"{violated:.0f}", "0", violated == 0))
     print("\ngoals:")
     for figure, value, goal, ok in lines:
-        print(f"  {figure}: {value}; goal {goal}: {'ok' if ok else 'MISSED'}")
+        sized = "50,000" in goal or "5,000 rooms" in goal
+        verdict = "ok" if ok else "MISSED"
+        if sized and rooms < 50_000:  # the goal is for the fleet; a smaller run says nothing
+            verdict = f"not judged at {rooms} rooms (would be {verdict})"
+        print(f"  {figure}: {value}; goal {goal}: {verdict}")
     for note in fleet.figures.notes:
         print(f"  note: {note}")
 
