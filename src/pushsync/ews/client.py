@@ -55,6 +55,9 @@ EVENT_TYPES = (
     "FreeBusyChangedEvent",
 )
 DEFAULT_BACK_OFF_S = 30.0  # when a 503 or ErrorServerBusy names no BackOffMilliseconds
+# Over EWSMaxConcurrency Exchange answers ErrorExceededConnectionCount and suggests no back-off
+# ("Suggested backoff time 0 ms", §3): "try again once your other requests have completed".
+CONNECTION_COUNT_BACK_OFF_S = 1.0
 MAX_SYNC_CHANGES = 512  # the most SyncFolderItems returns per request
 
 # Subscribe errors that retrying the same request will not fix.
@@ -360,6 +363,8 @@ def translate(exc: Exception, mailbox: str) -> ExchangeError:
     where = f"{mailbox}: " if mailbox else ""
     if isinstance(exc, exl_errors.ErrorServerBusy):
         return Throttled(f"{where}ErrorServerBusy", exc.back_off or DEFAULT_BACK_OFF_S)
+    if isinstance(exc, exl_errors.ErrorExceededConnectionCount):
+        return Throttled(f"{where}ErrorExceededConnectionCount", CONNECTION_COUNT_BACK_OFF_S)
     if isinstance(exc, exl_errors.UnauthorizedError | exl_errors.ErrorAccessDenied):
         return AuthenticationFailed(f"{where}{type(exc).__name__}: {exc}")
     code = type(exc).__name__

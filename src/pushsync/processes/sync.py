@@ -193,6 +193,7 @@ def build_worker(
         debounce=timedelta(milliseconds=settings.worker_debounce_ms),
         resync_every=timedelta(hours=settings.resync_interval_hours) or None,
         poll_every=timedelta(minutes=settings.graph_polling_minutes),
+        resync_concurrency=settings.worker_resync_concurrency,
         max_pause=timedelta(seconds=settings.max_retry_after_seconds),
         heartbeat=heartbeat(settings, connector, "worker", sorted(adapters)),
     )

@@ -14,6 +14,7 @@ import binascii
 import logging
 from collections.abc import Awaitable, Callable
 
+from pushsync.simulator.config import SimulatorConfig
 from pushsync.simulator.ews import soap
 from pushsync.simulator.ews.operations import OPERATIONS, UNTHROTTLED
 from pushsync.simulator.exchange import Exchange
@@ -58,7 +59,13 @@ class SimulatorApp:
         except soap.SoapFault as error:
             await respond(send, 500, soap.fault(error, soap.DEFAULT_VERSION), content_type=XML)
             return
-        with self.exchange.serving(request.operation):
+        if request.operation not in UNTHROTTLED and self.exchange.over_concurrency(user):
+            self.exchange.calls[request.operation] += 1
+            self.exchange.note(request.operation, request.impersonated, True)
+            answer = soap.fault(over_concurrency(self.exchange.config), request.version)
+            await respond(send, 500, answer, content_type=XML)
+            return
+        with self.exchange.account_serving(user), self.exchange.serving(request.operation):
             if self.exchange.config.service_ms > 0:  # a real server takes a while to answer
                 await asyncio.sleep(self.exchange.config.service_ms / 1000)
             status, answer = self.dispatch(request)
@@ -103,6 +110,26 @@ class SimulatorApp:
         if username.lower() == config.username.lower() and password == config.password:
             return username
         return None
+
+
+def over_concurrency(config: SimulatorConfig) -> soap.SoapFault:
+    """Exchange's answer to a request beyond EWSMaxConcurrency, as reported from Exchange
+    Online (docs/simulator.md: the code, message and MessageXml values, with their sources)."""
+    limit = config.ews_max_concurrency
+    return soap.SoapFault(
+        "ErrorExceededConnectionCount",
+        "You have exceeded the available concurrent connections for your account.  Try again "
+        "once your other requests have completed.",
+        details=(
+            ("Policy", "MaxConcurrency"),
+            ("MaxConcurrencyLimit", str(limit)),
+            (
+                "ErrorMessage",
+                f"This operation exceeds the throttling budget for policy part 'MaxConcurrency',"
+                f" policy value '{limit}',  Budget type: 'Ews'.  Suggested backoff time 0 ms.",
+            ),
+        ),
+    )
 
 
 async def _read_body(receive: Receive) -> bytes:

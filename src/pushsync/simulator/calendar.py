@@ -35,9 +35,14 @@ class UnknownMeeting(LookupError):
 
 
 class RoomCalendar:
-    def __init__(self, room: Room, rng: random.Random | None = None) -> None:
+    def __init__(
+        self, room: Room, rng: random.Random | None = None, *, seed: str | None = None
+    ) -> None:
         self.room = room
-        self.rng = rng or random.Random(room.email)
+        # Made on first use: a generator's state is 2.5 KB, and at 50,000 rooms most calendars
+        # of a quiet organisation are never written to.
+        self._rng = rng
+        self._seed = seed if seed is not None else room.email
         self.folder_ids = {folder: ids.folder_id(room.email, folder.value) for folder in Folder}
         self.root_folder_id = ids.folder_id(room.email, "msgfolderroot")
         self.log = EventLog(room.email, self.root_folder_id)
@@ -48,6 +53,12 @@ class RoomCalendar:
     @property
     def mailbox(self) -> str:
         return self.room.email
+
+    @property
+    def rng(self) -> random.Random:
+        if self._rng is None:
+            self._rng = random.Random(self._seed)
+        return self._rng
 
     # -- what organizers send ---------------------------------------------------------------
 
@@ -131,6 +142,11 @@ class RoomCalendar:
         self._move_to_deleted_items(item, now)
 
     # -- what the room does -----------------------------------------------------------------
+
+    @property
+    def waiting(self) -> bool:
+        """Whether a booking waits for the attendant's answer."""
+        return bool(self._pending)
 
     def due(self, now: datetime) -> bool:
         delay = self.room.booking.attendant_delay_seconds

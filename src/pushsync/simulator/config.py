@@ -54,6 +54,17 @@ class SimulatorConfig:
     # Wall-clock milliseconds each EWS request takes before it is answered (0: at once). Not
     # scaled: it is there so a client's concurrency shows in `exchange.max_in_flight`.
     service_ms: float = 0.0
+    # EWSMaxConcurrency: requests of one service account served at once; beyond it the request
+    # is answered ErrorExceededConnectionCount (docs/simulator.md). 0: no limit.
+    ews_max_concurrency: int = 27
+    # Graph's Outlook limits per app and mailbox (docs/protocol.md §5): requests at once, and
+    # requests per window of Exchange seconds; beyond them 429 with Retry-After. 0: no limit.
+    graph_mailbox_concurrency: int = 4
+    graph_mailbox_requests: int = 10_000
+    graph_mailbox_window_seconds: float = 600.0
+    # Subscription writes (create, renew, delete) per app and tenant per window (§5a). 0: none.
+    graph_subscription_writes: int = 500
+    graph_subscription_window_seconds: float = 20.0
     max_subscriptions_per_mailbox: int = 20  # EWSMaxSubscriptions in Exchange Online
     max_events_per_notification: int = 50
     # Share of item events left out of push notifications: the change shows only as its

@@ -7,6 +7,7 @@ the booking activity all run there, so the state needs no locks.
 from __future__ import annotations
 
 import contextlib
+import functools
 import random
 import time
 from collections import Counter
@@ -15,10 +16,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from pushsync.simulator import ids
 from pushsync.simulator.booking import Room
 from pushsync.simulator.calendar import RoomCalendar
 from pushsync.simulator.clock import SimClock
 from pushsync.simulator.config import SimulatorConfig
+from pushsync.simulator.events import MailboxEvent
 from pushsync.simulator.items import Instance, Meeting
 
 if TYPE_CHECKING:
@@ -39,9 +42,12 @@ class Exchange:
         self.clock = clock
         self.rng = random.Random(config.seed)
         self.calendars = {
-            room.email.lower(): RoomCalendar(room, random.Random(f"{config.seed}:{room.email}"))
+            room.email.lower(): RoomCalendar(room, seed=f"{config.seed}:{room.email}")
             for room in config.rooms
         }
+        # mailbox GUID (inside every folder and item id) -> calendar, so that an id is looked
+        # up without walking 50,000 calendars
+        self.by_guid = {ids.mailbox_guid(c.mailbox): c for c in self.calendars.values()}
         self.calls: Counter[str] = Counter()  # operation -> requests answered
         self.in_flight = 0
         self.max_in_flight = 0  # the most requests served at once (a concurrency cap's proof)
@@ -55,6 +61,16 @@ class Exchange:
         self.sync_epochs: Counter[str] = Counter()  # mailbox -> SyncFolderItems state epoch
         # called with each mailbox `add_mailbox` creates (push and Graph webhooks watch it)
         self.mailbox_added: list[Callable[[RoomCalendar], None]] = []
+        # Requests refused because the client went beyond one of Exchange's or Graph's limits
+        # ("ews.concurrency", "graph.concurrency", "graph.requests", "graph.subscription_writes"):
+        # a well-behaved client keeps every count at 0.
+        self.violations: Counter[str] = Counter()
+        self.account_in_flight: Counter[str] = Counter()  # service account -> EWS requests
+        # Calendars with a booking the attendant has not answered yet: its round visits only
+        # these (all 50,000 every Exchange second would be most of the simulator's time).
+        self._waiting: set[str] = set()
+        for calendar in self.calendars.values():
+            calendar.log.listen(functools.partial(self._written, calendar.mailbox.lower()))
 
     def calendar(self, mailbox: str) -> RoomCalendar | None:
         return self.calendars.get(mailbox.lower())
@@ -84,6 +100,25 @@ class Exchange:
         """Forget every SyncFolderItems state issued for this mailbox so far: the next request
         with one gets ErrorInvalidSyncStateData, as an old or foreign state does in Exchange."""
         self.sync_epochs[mailbox.lower()] += 1
+
+    def over_concurrency(self, account: str) -> bool:
+        """Whether one more EWS request of this service account would exceed EWSMaxConcurrency
+        (counted as a violation if so)."""
+        limit = self.config.ews_max_concurrency
+        if limit > 0 and self.account_in_flight[account.lower()] >= limit:
+            self.violations["ews.concurrency"] += 1
+            return True
+        return False
+
+    @contextlib.contextmanager
+    def account_serving(self, account: str) -> Iterator[None]:
+        """Count one request of the service account in flight while the block runs."""
+        key = account.lower()
+        self.account_in_flight[key] += 1
+        try:
+            yield
+        finally:
+            self.account_in_flight[key] -= 1
 
     @contextlib.contextmanager
     def serving(self, operation: str) -> Iterator[None]:
@@ -152,8 +187,9 @@ class Exchange:
     def settle(self) -> None:
         """Let every attendant answer now, however recent the request."""
         now = self.clock.now()
-        for calendar in self.calendars.values():
-            calendar.attend(now, force=True)
+        for mailbox in list(self._waiting):
+            self.calendars[mailbox].attend(now, force=True)
+            self._waiting.discard(mailbox)
 
     def rooms_of(self, uid: str) -> list[str]:
         return [c.mailbox for c in self.calendars.values() if c.by_uid(uid) is not None]
@@ -171,7 +207,16 @@ class Exchange:
     def attend(self, mailbox: str | None = None) -> None:
         """Let the attendant answer the requests that waited long enough (one room, or all)."""
         now = self.clock.now()
-        one = self.calendar(mailbox) if mailbox else None
-        for calendar in [one] if one is not None else self.calendars.values():
+        for key in [mailbox.lower()] if mailbox else list(self._waiting):
+            calendar = self.calendars.get(key)
+            if calendar is None or key not in self._waiting:
+                continue
             if calendar.due(now):
                 calendar.attend(now)
+            if not calendar.waiting:
+                self._waiting.discard(key)
+
+    def _written(self, mailbox: str, event: MailboxEvent) -> None:
+        """Every write may leave a booking for the attendant (a test may write to a calendar
+        directly, so the event log, not `book`, is what tells)."""
+        self._waiting.add(mailbox)

@@ -8,6 +8,7 @@ code under test meets realistic values, and decodes only its own watermarks.
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
 import random
 import struct
@@ -35,6 +36,15 @@ def occurrence_id(master_id: str, generation: int, original_start: str) -> str:
     """The id of one occurrence; changes when the series pattern changes (new generation)."""
     seed = f"{master_id}|{generation}|{original_start}".encode()
     return _b64(b"\x01\x03\x24\x00" + hashlib.blake2b(seed, digest_size=64).digest())
+
+
+def id_mailbox_guid(value: str) -> bytes | None:
+    """The mailbox GUID inside a folder or item id made here (None if it is not one)."""
+    try:
+        raw = base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    return raw[4:20] if len(raw) >= 20 else None
 
 
 def folder_id(mailbox: str, name: str) -> str:

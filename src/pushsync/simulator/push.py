@@ -19,7 +19,7 @@ import contextlib
 import functools
 import logging
 import random
-from collections import deque
+from collections import defaultdict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -103,6 +103,8 @@ class PushEngine:
         self.clock = exchange.clock
         self.http = http
         self.subscriptions: dict[str, Subscription] = {}
+        # mailbox -> its subscriptions, so that an event is not matched against 50,000 of them
+        self._by_mailbox: defaultdict[str, list[Subscription]] = defaultdict(list)
         self.deliveries: list[Delivery] = []
         self._coalesce = random.Random(f"{exchange.config.seed}:folder-only")
         for calendar in exchange.calendars.values():
@@ -113,11 +115,10 @@ class PushEngine:
         calendar.log.listen(functools.partial(self._on_event, calendar))
 
     def active(self, mailbox: str | None = None) -> list[Subscription]:
-        return [
-            s
-            for s in self.subscriptions.values()
-            if s.state is State.ACTIVE and (mailbox is None or s.mailbox == mailbox.lower())
-        ]
+        every = (
+            self.subscriptions.values() if mailbox is None else self._by_mailbox[mailbox.lower()]
+        )
+        return [s for s in every if s.state is State.ACTIVE]
 
     def subscribe(
         self,
@@ -144,6 +145,7 @@ class PushEngine:
         )
         subscription.queue.extend(e for e in calendar.log.since(after) if subscription.wants(e))
         self.subscriptions[subscription.id] = subscription
+        self._by_mailbox[calendar.mailbox.lower()].append(subscription)
         subscription.task = asyncio.create_task(self._run(subscription))
         return subscription
 
@@ -171,7 +173,7 @@ class PushEngine:
     def _on_event(self, calendar: RoomCalendar, event: MailboxEvent) -> None:
         if event.item_id is not None and self._folder_only():
             return  # coalesced: only the folder's ModifiedEvent that follows goes out
-        for subscription in self.subscriptions.values():
+        for subscription in self._by_mailbox.get(calendar.mailbox.lower(), ()):
             if (
                 subscription.calendar is calendar
                 and subscription.state is State.ACTIVE

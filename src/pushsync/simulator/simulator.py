@@ -23,6 +23,7 @@ from pushsync.simulator.graph.api import GraphApi
 from pushsync.simulator.graph.webhooks import GraphWebhooks
 from pushsync.simulator.push import PushEngine
 
+MAX_PUSH_CONNECTIONS = 1000  # deliveries (EWS push, Graph webhooks) in flight at once
 ATTENDANT_TICK_SECONDS = 1.0  # Exchange time between two rounds of the booking attendant
 
 
@@ -56,7 +57,13 @@ class Simulator:
 
     async def start(self) -> None:
         self._http = httpx.AsyncClient(
-            timeout=httpx.Timeout(10.0), headers={"User-Agent": "ExchangeServicesClient/15.01"}
+            timeout=httpx.Timeout(10.0),
+            headers={"User-Agent": "ExchangeServicesClient/15.01"},
+            # Exchange posts from many servers at once: with httpx's default pool of 100 a
+            # fleet's heartbeats queued behind each other until the pool timed out
+            limits=httpx.Limits(
+                max_connections=MAX_PUSH_CONNECTIONS, max_keepalive_connections=200
+            ),
         )
         self.push = PushEngine(self.exchange, self._http)
         self.exchange.push = self.push

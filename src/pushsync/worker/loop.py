@@ -24,7 +24,7 @@ import asyncio
 import contextlib
 import logging
 from collections import defaultdict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -117,6 +117,7 @@ class Worker:
         resync_every: timedelta | None = None,
         poll_every: timedelta = timedelta(minutes=5),
         resync_lease: timedelta = timedelta(minutes=10),
+        resync_concurrency: int = 2,
         max_pause: timedelta = timedelta(hours=1),
         clock: Callable[[], datetime] = utcnow,
         heartbeat: Heartbeat | None = None,
@@ -137,6 +138,10 @@ class Worker:
         self._poll_check = min(poll_every / 4, timedelta(seconds=15))
         self._next_poll_check = clock()
         self._resync_lease = resync_lease  # a read's longest time; also the wait after a failure
+        # rooms read at once per round: at 50,000 rooms one or two at a time would take the
+        # first sync a day; the client's pool (EWSMaxConcurrency) still bounds the calls
+        self._resync_concurrency = resync_concurrency
+        self._rows_waiting = False  # the last notification round found rows
         self._clock = clock
         self._paused: dict[str, datetime] = {}  # mailbox -> end of the server's back-off
         self._outages = Outages(clock)  # by protocol: its token authority is away
@@ -172,19 +177,32 @@ class Worker:
         return sum(source.calls for source in self._sources.values())
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Rounds until `stop`; a storage outage or an unreachable Exchange is waited out."""
-        backoff = Backoff()
+        """Until `stop`: notifications and resyncs in two loops of their own, so that a round of
+        resyncs (a fleet's first sync takes minutes) never holds up the rows behind it, whose
+        heartbeats tell the manager a subscription is alive. A storage outage or an
+        unreachable Exchange is waited out."""
         async with beating(self._liveness):
-            while not stop.is_set():
-                worked = await survive(self._round, "sync worker", backoff, stop)
-                if not worked:
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(stop.wait(), self._idle_sleep)
+            await asyncio.gather(
+                self._loop(self._notifications_round, stop), self._loop(self._resync_round, stop)
+            )
 
-    async def _round(self) -> int:
+    async def _loop(self, one_round: Callable[[], Awaitable[int]], stop: asyncio.Event) -> None:
+        backoff = Backoff()
+        while not stop.is_set():
+            worked = await survive(one_round, "sync worker", backoff, stop)
+            if not worked:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), self._idle_sleep)
+
+    async def _notifications_round(self) -> int:
         worked = await self.run_once()
+        self._rows_waiting = worked > 0
+        return worked
+
+    async def _resync_round(self) -> int:
         # periodic reads only when no notification waits, so they never delay one
-        worked += await self.resync_pending(limit=2, periodic=not worked)
+        limit = self._resync_concurrency
+        worked = await self.resync_pending(limit=limit, periodic=not self._rows_waiting)
         return worked + await self.poll_pending(limit=2)
 
     async def run_once(self) -> int:
@@ -244,7 +262,6 @@ class Worker:
         series' occurrences entering the window's far end are notified by nothing), a few per
         round so that they are staggered. The periodic one reads the whole window unless the
         room's protocol says its cursor serves it (`ProtocolAdapter.periodic_reads_whole`)."""
-        done = 0
         now = self._clock()
         every = self._resync_every if periodic else None
         reachable = [p for p in self._sources if self.outage_until(p) is None]
@@ -257,16 +274,25 @@ class Worker:
             lease=self._resync_lease,
             synced_before=now - every if every else None,
         )
-        for room in rooms:
-            adapter = self._adapters.get(room["protocol"])
-            whole = adapter is None or adapter.periodic_reads_whole
-            done += await self.resync(
-                room["mailbox"],
-                room["protocol"],
-                full=not room["due"] and whole,
-                generation=room["resync_generation"],
+        done = sum(
+            await asyncio.gather(
+                *(
+                    self.resync(
+                        room["mailbox"],
+                        room["protocol"],
+                        full=not room["due"] and self._reads_whole(room["protocol"]),
+                        generation=room["resync_generation"],
+                    )
+                    for room in rooms
+                )
             )
+        )
         return done
+
+    def _reads_whole(self, protocol: str) -> bool:
+        """Whether a periodic resync of this protocol's rooms reads the whole window."""
+        adapter = self._adapters.get(protocol)
+        return adapter is None or adapter.periodic_reads_whole
 
     async def poll_pending(self, limit: int) -> int:
         """Read the rooms that are polled (their protocol refused them a subscription: a

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from lxml import etree
 
 from pushsync.ews.namespaces import m, t
+from pushsync.simulator import ids
 from pushsync.simulator.calendar import RoomCalendar
 from pushsync.simulator.ews.soap import EwsRequest, SoapFault
 from pushsync.simulator.exchange import Exchange
@@ -80,7 +81,9 @@ def resolve_folder(exchange: Exchange, request: EwsRequest, element: etree._Elem
 
 
 def _by_id(exchange: Exchange, acting: RoomCalendar | None, folder_id: str) -> FolderRef:
-    for calendar in exchange.calendars.values():
+    """The folder an id names; the id holds its mailbox's GUID (`ids.folder_id`)."""
+    owner = exchange.by_guid.get(ids.id_mailbox_guid(folder_id) or b"")
+    for calendar in [owner] if owner is not None else []:
         if folder_id == calendar.root_folder_id:
             return FolderRef(calendar, None, delegate=calendar is not acting)
         for folder, known in calendar.folder_ids.items():

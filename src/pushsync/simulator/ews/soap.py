@@ -30,11 +30,19 @@ DEFAULT_VERSION = "Exchange2016"
 class SoapFault(Exception):
     """An error Exchange reports as a SOAP fault rather than inside a response message."""
 
-    def __init__(self, code: str, message: str, *, back_off_ms: int | None = None) -> None:
+    def __init__(
+        self,
+        code: str,
+        message: str,
+        *,
+        back_off_ms: int | None = None,
+        details: tuple[tuple[str, str], ...] = (),
+    ) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
         self.back_off_ms = back_off_ms
+        self.details = details  # more t:Value Name=… entries of MessageXml
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,10 +137,13 @@ def fault(error: SoapFault, version: str) -> bytes:
     detail = etree.SubElement(root, "detail")
     etree.SubElement(detail, f"{{{ERRORS}}}ResponseCode", nsmap={"e": ERRORS}).text = error.code
     etree.SubElement(detail, f"{{{ERRORS}}}Message", nsmap={"e": ERRORS}).text = error.message
+    values = list(error.details)
     if error.back_off_ms is not None:
+        values.insert(0, ("BackOffMilliseconds", str(error.back_off_ms)))
+    if values:
         xml = etree.SubElement(detail, t("MessageXml"), nsmap={"t": TYPES})
-        value = etree.SubElement(xml, t("Value"), Name="BackOffMilliseconds")
-        value.text = str(error.back_off_ms)
+        for name, text in values:
+            etree.SubElement(xml, t("Value"), Name=name).text = text
     return envelope(root, version)
 
 

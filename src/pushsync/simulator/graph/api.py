@@ -39,8 +39,10 @@ https://learn.microsoft.com/graph/throttling
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
+import math
 import re
 from collections import Counter
 from collections.abc import Callable
@@ -82,6 +84,7 @@ _INSTANCES = re.compile(r"^/users/([^/]+)/events/([^/]+)/instances$")
 _DELTA = re.compile(r"^/users/([^/]+)/calendarview/delta$", re.IGNORECASE)
 _MAXPAGESIZE = re.compile(r"odata\.maxpagesize\s*=\s*(\d+)", re.IGNORECASE)
 UNSUPPORTED_IN_DELTA = ("$select", "$expand", "$filter", "$orderby", "$search")  # event-delta
+_USER = re.compile(r"^/users/([^/]+)/")
 _RESOURCE = re.compile(r"^/?users/([^/]+)/events$", re.IGNORECASE)
 MAX_SUBSCRIPTIONS_PER_MAILBOX = 1000  # all apps together
 # Graph's answer when the cap is reached, as users report it (docs/simulator.md).
@@ -126,12 +129,21 @@ class GraphApi:
         self.retry_after = 1  # seconds, on every 429
         self.delta_epoch = datetime.min.replace(tzinfo=UTC)  # older delta tokens: 410
         self._throttled: Counter[str] = Counter()  # mailbox -> 429s still to give
+        self._in_flight: Counter[str] = Counter()  # mailbox -> requests about it being served
+        # limit key -> (window number, requests in it): fixed windows of Exchange time
+        self._windows: dict[str, tuple[int, int]] = {}
         self._held_elsewhere: Counter[str] = Counter()  # mailbox -> other apps' subscriptions
         # A test's time compression: subscriptions are granted at most this lifetime (Graph
         # grants what was asked, up to 10,080 minutes). None: as Graph.
         self.max_lifetime: timedelta | None = None
         self.places = Places(exchange)  # rooms and room lists (simulator/graph/places.py)
-        self.write_limit = SubscriptionWriteLimit()  # the tenant's, for this app
+        # the tenant's, for this app, counted on the simulator's clock (a scaled run's too)
+        config, clock = exchange.config, exchange.clock
+        self.write_limit = SubscriptionWriteLimit(
+            config.graph_subscription_writes or 10**9,
+            config.graph_subscription_window_seconds,
+            monotonic=lambda: (clock.now() - clock.epoch).total_seconds(),
+        )
         self._unrenewable: set[str] = set()  # subscriptions whose renewal answers 400
         # A test's hook, called with the mailbox as a delta round from a token is answered
         # (before the answer leaves): to stop a worker between the delta and its commit.
@@ -175,12 +187,48 @@ class GraphApi:
             return 403, {"error": {"code": "ErrorAccessDenied", "message": message}}, []
         path = scope["path"][len(PREFIX) :]
         query = {k: v[0] for k, v in parse_qs(scope.get("query_string", b"").decode()).items()}
+        room = _user_path(path)
         try:
-            return await self._route(scope["method"], path, query, body, _page_size(scope))
+            if room is not None:
+                self._enter(room)
+            try:
+                if self.exchange.config.service_ms > 0:  # a real server takes a while
+                    await asyncio.sleep(self.exchange.config.service_ms / 1000)
+                return await self._route(scope["method"], path, query, body, _page_size(scope))
+            finally:
+                if room is not None:
+                    self._in_flight[room] -= 1
         except GraphError as exc:
             retry_after = self.retry_after if exc.retry_after is None else exc.retry_after
             headers = [(b"retry-after", str(retry_after).encode())] if exc.status == 429 else []
             return exc.status, {"error": {"code": exc.code, "message": exc.message}}, headers
+
+    def _enter(self, room: str) -> None:
+        """One more request about `room` in flight, or 429 beyond the 4 Outlook allows."""
+        limit = self.exchange.config.graph_mailbox_concurrency
+        if limit > 0 and self._in_flight[room] >= limit:
+            self.exchange.violations["graph.concurrency"] += 1
+            self.exchange.note("graph.concurrency", room, True)
+            raise GraphError(
+                429, "ApplicationThrottled", "Application is over its MailboxConcurrency limit."
+            )
+        self._in_flight[room] += 1
+
+    def _within(self, key: str, limit: int, window_s: float, violation: str) -> int | None:
+        """Count one request against a fixed window; the seconds until the window ends when
+        the limit is already used up (counted as a violation), else None."""
+        if limit <= 0:
+            return None
+        elapsed = (self.exchange.clock.now() - self.exchange.clock.epoch).total_seconds()
+        number = int(elapsed // window_s)
+        seen, count = self._windows.get(key, (number, 0))
+        if seen != number:
+            count = 0
+        if count >= limit:
+            self.exchange.violations[violation] += 1
+            return max(1, math.ceil((number + 1) * window_s - elapsed))
+        self._windows[key] = (number, count + 1)
+        return None
 
     async def _route(
         self, method: str, path: str, query: dict[str, str], body: bytes, page_size: int
@@ -225,7 +273,7 @@ class GraphApi:
         self.calls[operation] += 1
         self._admit(operation, room)
         self._refuse_denied(room)
-        self.exchange.attend()
+        self.exchange.attend(room)
         calendar = self.exchange.calendar(room)
         if calendar is None:
             raise GraphError(404, "ErrorInvalidUser", f"no mailbox {room}")
@@ -233,6 +281,18 @@ class GraphApi:
 
     def _admit(self, operation: str, room: str) -> None:
         """Journal one call about a room; 429 if it is throttled or the server is busy."""
+        config = self.exchange.config
+        rate_wait = self._within(
+            "mailbox:" + room,
+            config.graph_mailbox_requests,
+            config.graph_mailbox_window_seconds,
+            "graph.requests",
+        )
+        if rate_wait is not None:
+            self.exchange.note(f"graph.{operation}", room, True)
+            raise GraphError(
+                429, "ApplicationThrottled", "Application is over its RequestRate limit.", rate_wait
+            )
         mailbox_limit = self._throttled[room] > 0
         busy = mailbox_limit or self.exchange.busy()
         self.exchange.note(f"graph.{operation}", room, busy)
@@ -321,7 +381,10 @@ class GraphApi:
 
     def _count_write(self) -> None:
         """One subscription write against the tenant's limit: 429 beyond it."""
+        refused_before = self.write_limit.violations
         retry_after = self.write_limit.admit()
+        if self.write_limit.violations > refused_before:
+            self.exchange.violations["graph.subscription_writes"] += 1
         if retry_after is not None:
             raise GraphError(
                 429, subscription_limit.CODE, subscription_limit.MESSAGE, retry_after=retry_after
@@ -462,6 +525,12 @@ class GraphApi:
             if not calendar.log.holds(int(state["seq"]), self.exchange.clock.now()):
                 raise GraphError(410, "SyncStateNotFound", "The sync state is not found")
         return state
+
+
+def _user_path(path: str) -> str | None:
+    """The mailbox a `/users/{mailbox}/…` request is about (lower-cased), else None."""
+    match = _USER.match(path)
+    return unquote(match.group(1)).lower() if match else None
 
 
 def _token_claims(scope: Scope) -> dict[str, Any] | None:

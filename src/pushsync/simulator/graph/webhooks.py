@@ -20,11 +20,11 @@ import functools
 import json
 import logging
 import uuid
-from collections import deque
+from collections import defaultdict, deque
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
-from urllib.parse import quote_plus
+from urllib.parse import quote_plus, unquote
 
 import httpx
 
@@ -43,6 +43,12 @@ RETRY_FOR = timedelta(hours=4)
 TENANT_ID = "00000000-0000-4000-8000-00000000c0de"
 APPLICATION_ID = "00000000-0000-4000-8000-0000000000a1"  # pushsync's app registration
 KINDS = {"Created": "created", "Modified": "updated", "Deleted": "deleted", "Moved": "deleted"}
+
+
+def mailbox_of(resource: str) -> str:
+    """The mailbox of a `/users/{mailbox}/events` resource (as it is written, lower-cased)."""
+    parts = resource.strip("/").split("/")
+    return unquote(parts[1]).lower() if len(parts) > 1 else ""
 
 
 class ValidationFailed(Exception):
@@ -93,6 +99,8 @@ class GraphWebhooks:
         self.clock = exchange.clock
         self.http = http
         self.subscriptions: dict[str, GraphSubscription] = {}
+        # mailbox -> its subscriptions, so that an event or a create does not walk them all
+        self._by_mailbox: defaultdict[str, list[GraphSubscription]] = defaultdict(list)
         self.deliveries: list[GraphDelivery] = []
         for calendar in exchange.calendars.values():
             self._watch(calendar)
@@ -103,13 +111,10 @@ class GraphWebhooks:
 
     def active(self, mailbox: str | None = None) -> list[GraphSubscription]:
         now = self.clock.now()
-        return [
-            s
-            for s in self.subscriptions.values()
-            if s.active
-            and s.expires > now
-            and (mailbox is None or s.calendar.mailbox == mailbox.lower())
-        ]
+        every = (
+            self.subscriptions.values() if mailbox is None else self._by_mailbox[mailbox.lower()]
+        )
+        return [s for s in every if s.active and s.expires > now]
 
     async def create(
         self,
@@ -135,13 +140,14 @@ class GraphWebhooks:
             expires=expires,
         )
         self.subscriptions[subscription.id] = subscription
+        self._by_mailbox[calendar.mailbox.lower()].append(subscription)
         subscription.task = asyncio.create_task(self._run(subscription))
         return subscription
 
     def duplicate(
         self, resource: str, notification_url: str, change_types: frozenset[str]
     ) -> GraphSubscription | None:
-        for s in self.active():
+        for s in self.active(mailbox_of(resource)):
             same = (s.resource.lower(), s.notification_url, s.change_types)
             if same == (resource.lower(), notification_url, change_types):
                 return s
@@ -151,6 +157,7 @@ class GraphWebhooks:
         subscription = self.subscriptions.pop(subscription_id, None)
         if subscription is None:
             return False
+        self._by_mailbox[subscription.calendar.mailbox.lower()].remove(subscription)
         self._stop(subscription)
         return True
 

@@ -1,0 +1,1 @@
+"""bench/fleet: pushsync at fleet size (issue #17) against the simulator."""
