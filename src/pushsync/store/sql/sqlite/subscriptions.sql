@@ -14,6 +14,8 @@ SELECT * FROM room ORDER BY mailbox;
 SELECT * FROM subscription WHERE state IN ('active', 'broken') ORDER BY mailbox, created_at;
 
 -- name: insert_subscription
+-- A subscription id we already hold is one Graph handed back on a 409 (the same resource and
+-- URL) after we had retired it: Graph still has it, and we renewed it, so it lives again.
 INSERT INTO subscription (
     subscription_id, protocol, mailbox, state, last_watermark, start_watermark,
     status_frequency, created_at, last_event_at, expires_at
@@ -21,7 +23,10 @@ INSERT INTO subscription (
     :subscription_id, :protocol, :mailbox, 'active', :watermark, :watermark,
     :status_frequency, :now,
     :now, :expires_at
-);
+)
+ON CONFLICT (subscription_id) DO UPDATE
+SET state = 'active', mailbox = excluded.mailbox, retired_at = NULL, replaced_by = NULL,
+    last_error = NULL, last_event_at = excluded.last_event_at, expires_at = excluded.expires_at;
 
 -- name: retire_replaced_subscription
 UPDATE subscription
