@@ -2,7 +2,8 @@
 
 A push subscription dies quietly (docs/protocol.md §2-3): when Exchange cannot deliver for
 StatusFrequency minutes it stops and drops what it held. The manager replaces a subscription
-that is broken (error notification, watermark gap) or silent for more than 2 x StatusFrequency,
+that is broken (error notification, watermark gap) or silent for more than 2 x StatusFrequency
+(nothing received for it: neither a row the worker noted nor one still in the queue),
 resubscribing from the last watermark when Exchange still honours it, and marks the room for a
 full resync because events may have been lost. Throttling is honoured: ErrorServerBusy's back-off
 is kept for that room alone, and at most `concurrency` Subscribe calls are in flight. A short
@@ -102,6 +103,7 @@ class SubscriptionManager:
         dead = [  # Graph's: graph/subscriptions
             s for s in live if s.is_dead(now, self._minute) and not self._held(s.mailbox)
         ]
+        dead = await self._subscriptions.still_dead(dead, now, self._minute)  # the queue too
         await asyncio.gather(*(self._replace(s, now, outcome) for s in dead))
         return outcome
 

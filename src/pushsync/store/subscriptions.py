@@ -9,7 +9,7 @@ replaced (the receiver then answers Exchange `Unsubscribe` for it). A room is ma
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -48,7 +48,17 @@ class LiveSubscription:
         """
         if self.state == "broken":
             return True
-        return self.silent_since(now) > 2 * self.status_frequency * minute
+        return self.silent_since(now) > self.silence(minute)
+
+    def silence(self, minute: timedelta = timedelta(minutes=1)) -> timedelta:
+        """How long it may go unheard: twice StatusFrequency."""
+        return 2 * self.status_frequency * minute
+
+    def heard_at(self, at: datetime | None) -> LiveSubscription:
+        """This subscription, heard at `at` too (a row received for it) if that is later."""
+        if at is None or at <= self.last_event_at:
+            return self
+        return replace(self, last_event_at=at)
 
 
 class Subscriptions:
@@ -70,6 +80,34 @@ class Subscriptions:
 
     async def live(self) -> list[LiveSubscription]:
         return [_live(row) for row in await self._fetch("live_subscriptions")]
+
+    async def last_received(
+        self, subscription_ids: Iterable[str], since: datetime
+    ) -> dict[str, datetime]:
+        """The latest row the receiver stored for each of these subscriptions since `since`,
+        processed or not (one query): what `last_event_at`, noted by the worker as it works the
+        rows off, does not show yet while it is busy. Subscriptions without one are left out."""
+        params = {"ids": sorted(set(subscription_ids)), "since": since}
+        rows = await self._fetch("last_received", params)
+        return {row["subscription_id"]: _time(row["received_at"]) for row in rows}
+
+    async def still_dead(
+        self,
+        candidates: list[LiveSubscription],
+        now: datetime,
+        minute: timedelta = timedelta(minutes=1),
+    ) -> list[LiveSubscription]:
+        """The candidates (dead by `is_dead`) less those silent only by `last_event_at`: a row
+        the receiver stored for one within its silence window proves Exchange reaches us,
+        though the worker, busy (a fleet's first syncs), has not noted it yet. One query, for
+        the silent candidates alone; the ones returned carry the latest time they were heard."""
+        silent = [s for s in candidates if s.state != "broken"]
+        if not silent:
+            return candidates
+        since = now - max(s.silence(minute) for s in silent)
+        received = await self.last_received((s.subscription_id for s in silent), since)
+        heard = [s.heard_at(received.get(s.subscription_id)) for s in candidates]
+        return [s for s in heard if s.is_dead(now, minute)]
 
     async def overview(self) -> list[Row]:
         """One row per room with its live subscription, for `subscriptions list` and status."""
@@ -297,3 +335,8 @@ def _live(row: Row) -> LiveSubscription:
         expires_at=row["expires_at"],
         last_error=row["last_error"],
     )
+
+
+def _time(value: datetime | str) -> datetime:
+    """An aggregate's timestamp: SQLite gives it back as the stored text (no declared type)."""
+    return datetime.fromisoformat(value) if isinstance(value, str) else value

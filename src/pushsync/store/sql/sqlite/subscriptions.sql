@@ -179,3 +179,23 @@ WHERE mailbox IN (
     LIMIT :limit
 )
 RETURNING mailbox, protocol, resync_generation;
+
+-- name: last_received
+-- The latest row the receiver stored for each of these subscriptions since `since`, processed
+-- or not: the manager's proof that Exchange still reaches us when the worker, busy, has not
+-- noted it yet (last_event_at). Read through the queue's partial indexes, never the whole
+-- table: the rows waiting (pending, claimed: the backlog) and those processed since `since` (a
+-- row is processed after it is received, so its processed_at is at least its received_at).
+SELECT subscription_id, max(received_at) AS received_at
+FROM (
+    SELECT subscription_id, received_at FROM sync_notification
+    WHERE state = 'pending' AND received_at >= :since AND subscription_id IN (SELECT value FROM json_each(:ids))
+    UNION ALL
+    SELECT subscription_id, received_at FROM sync_notification
+    WHERE state = 'claimed' AND received_at >= :since AND subscription_id IN (SELECT value FROM json_each(:ids))
+    UNION ALL
+    SELECT subscription_id, received_at FROM sync_notification
+    WHERE state IN ('done', 'failed') AND processed_at >= :since AND received_at >= :since
+      AND subscription_id IN (SELECT value FROM json_each(:ids))
+) AS n
+GROUP BY subscription_id;
