@@ -23,8 +23,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import weakref
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -144,6 +145,10 @@ class Worker:
         self._rows_waiting = False  # the last notification round found rows
         self._clock = clock
         self._paused: dict[str, datetime] = {}  # mailbox -> end of the server's back-off
+        # mailbox -> its lock while a read of it is under way (`_room`); gone once unused
+        self._room_locks: weakref.WeakValueDictionary[str, asyncio.Lock] = (
+            weakref.WeakValueDictionary()
+        )
         self._outages = Outages(clock)  # by protocol: its token authority is away
         self._unreachable = Outages(clock)  # by mailbox: its Exchange or Graph does not answer
         self.stats = WorkerStats()
@@ -177,22 +182,20 @@ class Worker:
         return sum(source.calls for source in self._sources.values())
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Until `stop`: notifications and resyncs in two loops of their own, so that a round of
-        resyncs (a fleet's first sync takes minutes) never holds up the rows behind it, whose
-        heartbeats tell the manager a subscription is alive. A storage outage or an
-        unreachable Exchange is waited out."""
-        async with beating(self._liveness):
-            await asyncio.gather(
-                self._loop(self._notifications_round, stop), self._loop(self._resync_round, stop)
-            )
-
-    async def _loop(self, one_round: Callable[[], Awaitable[int]], stop: asyncio.Event) -> None:
+        """Rounds until `stop`: the notifications waiting, then a few resyncs. A storage outage
+        or an unreachable Exchange is waited out. (Notifications and resyncs in two loops of
+        their own let a room's resync and its rows interleave, and rooms were lost under load:
+        docs/decisions.md.)"""
         backoff = Backoff()
-        while not stop.is_set():
-            worked = await survive(one_round, "sync worker", backoff, stop)
-            if not worked:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), self._idle_sleep)
+        async with beating(self._liveness):
+            while not stop.is_set():
+                worked = await survive(self._round, "sync worker", backoff, stop)
+                if not worked:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(stop.wait(), self._idle_sleep)
+
+    async def _round(self) -> int:
+        return await self._notifications_round() + await self._resync_round()
 
     async def _notifications_round(self) -> int:
         worked = await self.run_once()
@@ -274,19 +277,14 @@ class Worker:
             lease=self._resync_lease,
             synced_before=now - every if every else None,
         )
-        done = sum(
-            await asyncio.gather(
-                *(
-                    self.resync(
-                        room["mailbox"],
-                        room["protocol"],
-                        full=not room["due"] and self._reads_whole(room["protocol"]),
-                        generation=room["resync_generation"],
-                    )
-                    for room in rooms
-                )
+        done = 0
+        for room in rooms:  # one at a time: see docs/decisions.md on reading rooms at once
+            done += await self.resync(
+                room["mailbox"],
+                room["protocol"],
+                full=not room["due"] and self._reads_whole(room["protocol"]),
+                generation=room["resync_generation"],
             )
-        )
         return done
 
     def _reads_whole(self, protocol: str) -> bool:
@@ -342,7 +340,8 @@ class Worker:
         try:
             if generation is None:
                 generation = await self._subscriptions.resync_generation(mailbox)
-            how = await self._resync(mailbox, source, full, generation)
+            async with self._room(mailbox):
+                how = await self._resync(mailbox, source, full, generation)
         except Throttled as exc:
             await self._pause(mailbox, exc)  # the room keeps its resync request
             await self._subscriptions.release_resync(mailbox)
@@ -400,7 +399,8 @@ class Worker:
             await self._queue.release([r.id for r in rows], paused)
             return
         try:
-            await self._apply_changes(mailbox, rows)
+            async with self._room(mailbox):
+                await self._apply_changes(mailbox, rows)
         except Throttled as exc:
             until = await self._pause(mailbox, exc)
             await self._queue.release([r.id for r in rows], until)
@@ -424,6 +424,15 @@ class Worker:
         self.stats.record_lag([r for r in rows if self._reports_change(r)], self._clock())
         for protocol in {r.protocol for r in rows}:
             self._outages.over(protocol)
+
+    def _room(self, mailbox: str) -> asyncio.Lock:
+        """The room's lock: its notifications and its resyncs run in loops of their own
+        (`run`), and two reads of one room at once would each plan from what the other is about
+        to change, and write their cursors in either order."""
+        lock = self._room_locks.get(mailbox.lower())
+        if lock is None:
+            lock = self._room_locks[mailbox.lower()] = asyncio.Lock()
+        return lock
 
     def _room_unreachable(self, mailbox: str, exc: ExchangeUnavailable) -> datetime:
         """No answer from this room's server (connection refused, timeout, 5xx): not the rows'
