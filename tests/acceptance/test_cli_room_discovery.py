@@ -17,7 +17,6 @@ The simulator's clock runs at real speed from now, so pushsync's clock and Graph
 from __future__ import annotations
 
 import os
-import signal
 import sqlite3
 import subprocess
 import time
@@ -36,6 +35,7 @@ from pushsync.simulator.graph.api import GRAPH_TOKEN
 from pushsync.simulator.graph.subscription_limit import SubscriptionWriteLimit
 from tests.acceptance.conftest import ServerProcess, pushsync_command
 from tests.acceptance.simulated_exchange import meeting, running, wait_for
+from tests.acceptance.worker_loop import stop_worker
 
 STATE = "discovery-client-state"
 ROOMS = generated_rooms(4)  # the fourth is in no list: never synced
@@ -200,10 +200,7 @@ def test_a_graph_only_installation_follows_its_room_list(rig) -> None:
         truth = {(i.mailbox, i.uid) for i in thread.call(thread.sim.exchange.truth)}
         assert booked(server) == {b for b in truth if b[0] in still}
     finally:
-        worker.send_signal(signal.SIGTERM)
-        worker.wait(timeout=30)
-        output = log.read_text()
-        print(output, server.logs())  # shown when the test fails
+        output = stop_worker(worker, log, server)
     assert worker.returncode == 0, output
     assert "Traceback" not in output
     assert "PUSHSYNC_EWS_URL" not in output
@@ -303,10 +300,7 @@ def test_a_graph_only_fleet_with_a_hybrid_and_a_capped_room_keeps_graph_s_write_
         assert thread.call(lambda: limit.violations) == 0
         assert thread.call(lambda: limit.most_in_any_window()) <= WRITES
     finally:
-        worker.send_signal(signal.SIGTERM)
-        worker.wait(timeout=30)
-        output = log.read_text()
-        print(output, server.logs())  # shown when the test fails
+        output = stop_worker(worker, log, server)
     assert worker.returncode == 0, output
     assert "Traceback" not in output
 

@@ -13,7 +13,6 @@ subscriptions 5 seconds of life, so the worker must renew them several times her
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import time
 from collections.abc import Iterator
@@ -27,6 +26,7 @@ from pushsync.simulator import SimulatorThread, generated_rooms
 from pushsync.simulator.graph.api import GRAPH_TOKEN
 from tests.acceptance.conftest import ServerProcess, pushsync_command
 from tests.acceptance.simulated_exchange import meeting, running, wait_for
+from tests.acceptance.worker_loop import stop_worker
 
 STATE = "capped-room-client-state"
 ROOMS = generated_rooms(4)
@@ -138,10 +138,7 @@ def test_a_capped_room_is_reported_while_every_other_room_is_subscribed_renewed_
         wait_for(lambda: active_ids(thread, CAPPED), timeout=60)
         wait_for(lambda: rooms_json(server)["in_sync"] == len(ROOMS), timeout=60)
     finally:
-        worker.send_signal(signal.SIGTERM)
-        worker.wait(timeout=30)
-        output = log.read_text()
-        print(output, server.logs())  # shown when the test fails
+        output = stop_worker(worker, log, server)
     assert worker.returncode == 0, output
     assert "Traceback" not in output
     assert "251606135815" not in output  # the year-9999 Retry-After was never slept through

@@ -14,7 +14,6 @@ The simulator's clock runs at real speed from now, as in test_graph_capped_room.
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 from collections.abc import Iterator
 from dataclasses import replace
@@ -28,6 +27,7 @@ from pushsync.simulator import SimulatorThread, generated_rooms
 from pushsync.simulator.graph.api import GRAPH_TOKEN
 from tests.acceptance.conftest import ServerProcess, pushsync_command, run_pushsync
 from tests.acceptance.simulated_exchange import meeting, running, wait_for
+from tests.acceptance.worker_loop import stop_worker
 
 STATE = "polling-client-state"
 ROOMS = generated_rooms(3)
@@ -141,10 +141,7 @@ def test_a_hybrid_room_converges_by_polling_and_a_denied_room_is_shown_broken(ri
         thread.call(sim.exchange.book, meeting("PUSHED-3", start), [HYBRID])
         wait_for(lambda: "PUSHED-3" in booked(server, HYBRID), timeout=60)
     finally:
-        worker.send_signal(signal.SIGTERM)
-        worker.wait(timeout=30)
-        output = log.read_text()
-        print(output, server.logs())  # shown when the test fails
+        output = stop_worker(worker, log, server)
     assert worker.returncode == 0, output
     assert "Traceback" not in output
 

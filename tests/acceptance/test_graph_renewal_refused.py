@@ -13,7 +13,6 @@ life and renewed at every round (renew_before is longer than that).
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -24,6 +23,7 @@ from pushsync.simulator import SimulatorThread, generated_rooms
 from pushsync.simulator.graph.api import GRAPH_TOKEN
 from tests.acceptance.conftest import ServerProcess, pushsync_command
 from tests.acceptance.simulated_exchange import meeting, running, wait_for
+from tests.acceptance.worker_loop import stop_worker
 
 STATE = "renewal-refused-client-state"
 ROOMS = generated_rooms(3)
@@ -60,10 +60,7 @@ def rig(server_factory) -> Iterator[tuple[SimulatorThread, ServerProcess, subpro
         try:
             yield thread, server, worker
         finally:
-            worker.send_signal(signal.SIGTERM)
-            worker.wait(timeout=30)
-            output = log.read_text()
-            print(output, server.logs())  # shown when the test fails
+            output = stop_worker(worker, log, server)
             assert worker.returncode == 0, output
             assert "Traceback" not in output
 

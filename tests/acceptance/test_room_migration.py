@@ -10,7 +10,6 @@ The simulator's clock runs at real speed from now, as in test_cli_graph.
 from __future__ import annotations
 
 import os
-import signal
 import sqlite3
 import subprocess
 import threading
@@ -30,7 +29,7 @@ from tests.acceptance.conftest import (
     run_pushsync,
 )
 from tests.acceptance.simulated_exchange import meeting, running, wait_for
-from tests.acceptance.worker_loop import converge
+from tests.acceptance.worker_loop import converge, stop_worker
 
 STATE = "migration-client-state"
 ROOMS = generated_rooms(2)
@@ -207,10 +206,7 @@ def test_a_room_moves_to_graph_and_back_under_live_activity(rig) -> None:
             dict(r) for r in before
         ]
     finally:
-        worker.send_signal(signal.SIGTERM)
-        worker.wait(timeout=30)
-        output = log.read_text()
-        print(output, server.logs())  # shown when the test fails
+        output = stop_worker(worker, log, server)
     assert worker.returncode == 0, output
     assert "Traceback" not in output
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import sqlite3
 import subprocess
 import threading
@@ -19,8 +20,18 @@ from pushsync.settings import Settings
 from pushsync.simulator import SimulatorThread
 from pushsync.store import connect
 from pushsync.store.reservation_book import Reservations
-from tests.acceptance.conftest import pushsync_command
+from tests.acceptance.conftest import ServerProcess, pushsync_command
 from tests.acceptance.sync_loop import stored_rows, truth_rows
+
+
+def stop_worker(worker: subprocess.Popen[bytes], log: Path, server: ServerProcess) -> str:
+    """Stop a `worker_process` as systemd would (SIGTERM) and give back its log, printed with
+    the receiver's so that both are shown when the test fails."""
+    worker.send_signal(signal.SIGTERM)
+    worker.wait(timeout=30)
+    output = log.read_text()
+    print(output, server.logs())
+    return output
 
 
 def worker_process(settings: Settings, log: Path) -> subprocess.Popen[bytes]:
