@@ -23,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import weakref
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -139,16 +138,9 @@ class Worker:
         self._poll_check = min(poll_every / 4, timedelta(seconds=15))
         self._next_poll_check = clock()
         self._resync_lease = resync_lease  # a read's longest time; also the wait after a failure
-        # rooms read at once per round: at 50,000 rooms one or two at a time would take the
-        # first sync a day; the client's pool (EWSMaxConcurrency) still bounds the calls
-        self._resync_concurrency = resync_concurrency
-        self._rows_waiting = False  # the last notification round found rows
+        self._resync_per_round = resync_concurrency  # rooms claimed per round, read in turn
         self._clock = clock
         self._paused: dict[str, datetime] = {}  # mailbox -> end of the server's back-off
-        # mailbox -> its lock while a read of it is under way (`_room`); gone once unused
-        self._room_locks: weakref.WeakValueDictionary[str, asyncio.Lock] = (
-            weakref.WeakValueDictionary()
-        )
         self._outages = Outages(clock)  # by protocol: its token authority is away
         self._unreachable = Outages(clock)  # by mailbox: its Exchange or Graph does not answer
         self.stats = WorkerStats()
@@ -195,17 +187,10 @@ class Worker:
                         await asyncio.wait_for(stop.wait(), self._idle_sleep)
 
     async def _round(self) -> int:
-        return await self._notifications_round() + await self._resync_round()
-
-    async def _notifications_round(self) -> int:
         worked = await self.run_once()
-        self._rows_waiting = worked > 0
-        return worked
-
-    async def _resync_round(self) -> int:
         # periodic reads only when no notification waits, so they never delay one
-        limit = self._resync_concurrency
-        worked = await self.resync_pending(limit=limit, periodic=not self._rows_waiting)
+        limit = self._resync_per_round
+        worked += await self.resync_pending(limit=limit, periodic=not worked)
         return worked + await self.poll_pending(limit=2)
 
     async def run_once(self) -> int:
@@ -340,8 +325,7 @@ class Worker:
         try:
             if generation is None:
                 generation = await self._subscriptions.resync_generation(mailbox)
-            async with self._room(mailbox):
-                how = await self._resync(mailbox, source, full, generation)
+            how = await self._resync(mailbox, source, full, generation)
         except Throttled as exc:
             await self._pause(mailbox, exc)  # the room keeps its resync request
             await self._subscriptions.release_resync(mailbox)
@@ -399,8 +383,7 @@ class Worker:
             await self._queue.release([r.id for r in rows], paused)
             return
         try:
-            async with self._room(mailbox):
-                await self._apply_changes(mailbox, rows)
+            await self._apply_changes(mailbox, rows)
         except Throttled as exc:
             until = await self._pause(mailbox, exc)
             await self._queue.release([r.id for r in rows], until)
@@ -424,15 +407,6 @@ class Worker:
         self.stats.record_lag([r for r in rows if self._reports_change(r)], self._clock())
         for protocol in {r.protocol for r in rows}:
             self._outages.over(protocol)
-
-    def _room(self, mailbox: str) -> asyncio.Lock:
-        """The room's lock: its notifications and its resyncs run in loops of their own
-        (`run`), and two reads of one room at once would each plan from what the other is about
-        to change, and write their cursors in either order."""
-        lock = self._room_locks.get(mailbox.lower())
-        if lock is None:
-            lock = self._room_locks[mailbox.lower()] = asyncio.Lock()
-        return lock
 
     def _room_unreachable(self, mailbox: str, exc: ExchangeUnavailable) -> datetime:
         """No answer from this room's server (connection refused, timeout, 5xx): not the rows'
