@@ -25,6 +25,7 @@ from pushsync.processes.sync import (
     build_graph_manager,
     build_manager,
     build_worker,
+    share_ews_concurrency,
 )
 from pushsync.settings import Settings
 from pushsync.store import open_store
@@ -47,6 +48,8 @@ async def run(settings: Settings, clock, scale: float, role: str) -> None:  # ty
         loops: list[Awaitable[None]] = [worker.run(stop)]
         rooms = list(settings.rooms)
         interval = settings.subscription_check_seconds
+        if clients.ews is not None:
+            loops.append(share_ews_concurrency(settings, connector, clients.ews, stop))
         if role == "both" and clients.ews is not None:
             manager = build_manager(settings, connector, clients.ews, timedelta(seconds=60 / scale))
             loops.append(manager.run(stop, rooms, interval))

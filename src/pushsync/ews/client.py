@@ -42,6 +42,7 @@ from pushsync.errors import (
     Throttled,
 )
 from pushsync.ews.auth import EwsCredentials
+from pushsync.ews.concurrency import CallLimit
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -119,6 +120,7 @@ class EwsClient:
         self._version = version
         self._max_concurrency = max_concurrency
         self._executor = ThreadPoolExecutor(max_workers=max_concurrency, thread_name_prefix="ews")
+        self._limit = CallLimit(max_concurrency)  # this process's share of EWSMaxConcurrency
         self._accounts: dict[str, exchangelib.Account] = {}
         self._config: exchangelib.Configuration | None = None
         self._calendar_ids: dict[str, str] = {}
@@ -130,6 +132,15 @@ class EwsClient:
 
     def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
+
+    @property
+    def concurrency(self) -> int:
+        """How many calls this client keeps in flight at most (its share of the account's)."""
+        return self._limit.share
+
+    async def share_concurrency(self, processes: int) -> None:
+        """This process is one of `processes` calling EWS as this account (`concurrency.py`)."""
+        await self._limit.split(processes)
 
     async def subscribe(
         self,
@@ -330,7 +341,8 @@ class EwsClient:
     async def _call(self, mailbox: str, call: Callable[[], T]) -> T:
         loop = asyncio.get_running_loop()
         try:
-            return await loop.run_in_executor(self._executor, call)
+            async with self._limit.slot():
+                return await loop.run_in_executor(self._executor, call)
         except Exception as exc:
             raise translate(exc, mailbox) from exc
 

@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from pushsync.errors import ConfigError
+from pushsync.errors import ConfigError, PushsyncError
 from pushsync.ews.adapter import EwsAdapter
 from pushsync.ews.auth import EwsCredentials
 from pushsync.ews.calendar_source import EwsCalendar
@@ -347,6 +347,7 @@ async def run_sync(
     interval = settings.subscription_check_seconds
     subscribe: dict[str, Subscribe] = {}  # a manager runs for each protocol with a client
     if clients.ews is not None:
+        loops.append(share_ews_concurrency(settings, connector, clients.ews, stop))
         manager = build_manager(settings, connector, clients.ews, minute)
         loops.append(manager.run(stop, plan.ews, interval))
         subscribe["ews"] = manager.subscribe_missing
@@ -383,6 +384,24 @@ def build_migrator(
         resync,
         covered={"ews": plan.ews, "graph": plan.graph},
     )
+
+
+async def share_ews_concurrency(
+    settings: Settings, connector: Connector, client: EwsClient, stop: asyncio.Event
+) -> None:
+    """Keep this process's share of EWSMaxConcurrency (`ews/concurrency.py`) by the live EWS
+    processes, counted at every heartbeat; while the table cannot be read the share stays."""
+    heartbeats = ProcessHeartbeats(connector)
+    dead_after = timedelta(seconds=settings.process_dead_after_seconds)
+    while not stop.is_set():
+        try:
+            processes = await heartbeats.sharing("ews", utcnow(), dead_after)
+        except PushsyncError as exc:
+            log.warning("EWS processes not counted", extra={"error": str(exc)})
+        else:
+            await client.share_concurrency(processes)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), settings.process_heartbeat_seconds)
 
 
 async def _purge_forever(connector: Connector, settings: Settings, stop: asyncio.Event) -> None:

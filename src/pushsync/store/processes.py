@@ -97,6 +97,17 @@ class ProcessHeartbeats:
         async with self._connector.session() as session:
             return {str(row["protocol"]) for row in await session.fetch_all("room_protocols")}
 
+    async def sharing(self, protocol: str, now: datetime, dead_after: timedelta) -> int:
+        """How many live processes (a host and pid each) call `protocol`'s servers: its
+        workers and managers, a process running both counted once."""
+        return len(
+            {
+                (s.host, s.pid)
+                for s in await self.statuses(now, dead_after)
+                if s.alive and s.protocol == protocol and s.kind in ("worker", "manager")
+            }
+        )
+
     async def statuses(self, now: datetime, dead_after: timedelta) -> list[ProcessStatus]:
         """Every process the table knows, alive or not, but for those superseded: a process
         down whose kind, protocol and host saw another start after its last beat (its

@@ -1,0 +1,49 @@
+"""EWSMaxConcurrency, shared by the pushsync processes of one account.
+
+Exchange counts the EWS requests one account has in flight, across all its connections
+(EWSMaxConcurrency, 27 in Exchange Online), and answers the surplus ErrorExceededConnectionCount.
+https://learn.microsoft.com/exchange/client-developer/exchange-web-services/ews-throttling-in-exchange
+Two worker processes that each kept 27 calls in flight would exceed it together. So each process
+takes an even share, the limit divided by the live EWS processes the process table knows
+(`store/processes.py`; a process running the manager and the worker counts once), counted again
+at every heartbeat. Between a process's start and the others' next count the account can be
+over for a moment: Exchange refuses the surplus, which the client takes as a one-second
+back-off of the room asked about (`client.CONNECTION_COUNT_BACK_OFF_S`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+
+class CallLimit:
+    """At most `share` calls at once; `share` is `limit` split among `processes`."""
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self.share = limit
+        self._in_flight = 0
+        self._changed = asyncio.Condition()
+
+    async def split(self, processes: int) -> None:
+        """This process is one of `processes` on the account (at least itself)."""
+        share = max(1, self._limit // max(1, processes))
+        if share == self.share:
+            return
+        async with self._changed:
+            self.share = share
+            self._changed.notify_all()
+
+    @contextlib.asynccontextmanager
+    async def slot(self) -> AsyncIterator[None]:
+        async with self._changed:
+            await self._changed.wait_for(lambda: self._in_flight < self.share)
+            self._in_flight += 1
+        try:
+            yield
+        finally:
+            async with self._changed:
+                self._in_flight -= 1
+                self._changed.notify()
