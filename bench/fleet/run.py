@@ -89,7 +89,8 @@ class Database:
         import psycopg
 
         with psycopg.connect(self.url, autocommit=True) as db:
-            return db.execute(sql.replace("?", "%s"), params).fetchall()  # type: ignore[arg-type]
+            sql = sql.replace("%", "%%").replace("?", "%s")  # a LIKE's % is not a placeholder
+            return db.execute(sql, params).fetchall()  # type: ignore[arg-type]
 
     def one(self, sql: str, params: tuple[Any, ...] = ()) -> Any:
         rows = self.query(sql, params)

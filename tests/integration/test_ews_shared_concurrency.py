@@ -85,7 +85,7 @@ async def test_two_processes_take_half_each_and_stay_under_the_cap(
         await heartbeats.register("manager", "ews", now, host="rooms-1")  # the same process
         await heartbeats.register("worker", "ews", now, host="rooms-2")
         await heartbeats.register("worker", "graph", now, host="rooms-3")  # not EWS's share
-        settings = Settings(database_url=database_url, process_heartbeat_seconds=1)
+        settings = Settings(database_url=database_url)
         shared = clients(thread)
         thread.call(lambda: exchange.violations.clear())
         try:

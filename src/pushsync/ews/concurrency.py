@@ -6,7 +6,7 @@ https://learn.microsoft.com/exchange/client-developer/exchange-web-services/ews-
 Two worker processes that each kept 27 calls in flight would exceed it together. So each process
 takes an even share, the limit divided by the live EWS processes the process table knows
 (`store/processes.py`; a process running the manager and the worker counts once), counted again
-at every heartbeat. Between a process's start and the others' next count the account can be
+every second. Between a process's first heartbeat and the others' next count the account can be
 over for a moment: Exchange refuses the surplus, which the client takes as a one-second
 back-off of the room asked about (`client.CONNECTION_COUNT_BACK_OFF_S`).
 """

@@ -46,6 +46,8 @@ from pushsync.worker.migration import Migrator, Subscribe
 
 log = logging.getLogger(__name__)
 
+SHARE_COUNT_SECONDS = 1.0  # how often a process counts the EWS processes it shares the limit with
+
 
 def build_ews_client(settings: Settings) -> EwsClient:
     if not settings.ews_url:
@@ -390,7 +392,9 @@ async def share_ews_concurrency(
     settings: Settings, connector: Connector, client: EwsClient, stop: asyncio.Event
 ) -> None:
     """Keep this process's share of EWSMaxConcurrency (`ews/concurrency.py`) by the live EWS
-    processes, counted at every heartbeat; while the table cannot be read the share stays."""
+    processes, counted every second (a read of a few rows: counted at each 15 s heartbeat, two
+    workers started together kept 27 each long enough to be refused); while the table cannot be
+    read the share stays."""
     heartbeats = ProcessHeartbeats(connector)
     dead_after = timedelta(seconds=settings.process_dead_after_seconds)
     while not stop.is_set():
@@ -401,7 +405,7 @@ async def share_ews_concurrency(
         else:
             await client.share_concurrency(processes)
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), settings.process_heartbeat_seconds)
+            await asyncio.wait_for(stop.wait(), SHARE_COUNT_SECONDS)
 
 
 async def _purge_forever(connector: Connector, settings: Settings, stop: asyncio.Event) -> None:
