@@ -23,7 +23,7 @@ from pushsync.processes.sync import share_ews_concurrency
 from pushsync.settings import Settings
 from pushsync.simulator import SimulatorConfig, SimulatorThread, generated_rooms
 from pushsync.store import Connector
-from pushsync.store.processes import ProcessHeartbeats
+from pushsync.store.processes import ProcessHeartbeats, this_process
 
 CAP = 6
 ROOMS = generated_rooms(4 * CAP)
@@ -81,8 +81,8 @@ async def test_two_processes_take_half_each_and_stay_under_the_cap(
 
         heartbeats = ProcessHeartbeats(connector)
         now = utcnow()
-        await heartbeats.register("worker", "ews", now, host="rooms-1")
-        await heartbeats.register("manager", "ews", now, host="rooms-1")  # the same process
+        await heartbeats.register("worker", "ews", now)  # this process, as its heartbeat does
+        await heartbeats.register("manager", "ews", now)  # the same process, counted once
         await heartbeats.register("worker", "ews", now, host="rooms-2")
         await heartbeats.register("worker", "graph", now, host="rooms-3")  # not EWS's share
         settings = Settings(database_url=database_url)
@@ -108,11 +108,30 @@ async def test_the_share_counts_live_ews_processes_only(
 ) -> None:
     heartbeats = ProcessHeartbeats(connector)
     now = utcnow()
-    await heartbeats.register("worker", "ews", now, host="rooms-1")
+    await heartbeats.register("worker", "ews", now)
     other = await heartbeats.register("worker", "ews", now, host="rooms-2")
     dead_after = timedelta(seconds=60)
-    assert await heartbeats.sharing("ews", now, dead_after) == 2
+    assert len(await heartbeats.sharing("ews", now, dead_after)) == 2
 
     await heartbeats.stopped(other, now)
-    assert await heartbeats.sharing("ews", now, dead_after) == 1
-    assert await heartbeats.sharing("graph", now, dead_after) == 0
+    assert await heartbeats.sharing("ews", now, dead_after) == {this_process()}
+    assert await heartbeats.sharing("graph", now, dead_after) == set()
+
+
+async def test_a_starting_process_calls_nothing_until_the_table_shows_it(
+    connector: Connector, database_url: str
+) -> None:
+    config = SimulatorConfig(rooms=ROOMS, ews_max_concurrency=CAP)
+    with SimulatorThread(config) as thread:
+        (first, _) = clients(thread)
+        settings = Settings(database_url=database_url)
+        try:
+            async with sharing(settings, connector, [first]):
+                call = asyncio.create_task(first.sync_calendar(ROOMS[0].email, None))
+                await asyncio.sleep(1.5)  # a count or two: the table does not show it yet
+                assert not call.done() and first.concurrency == 0
+                await ProcessHeartbeats(connector).register("worker", "ews", utcnow())
+                await asyncio.wait_for(call, 10)  # seen, counted again: the call goes
+                assert first.concurrency == CAP
+        finally:
+            first.close()

@@ -138,9 +138,13 @@ class EwsClient:
         """How many calls this client keeps in flight at most (its share of the account's)."""
         return self._limit.share
 
-    async def share_concurrency(self, processes: int) -> None:
-        """This process is one of `processes` calling EWS as this account (`concurrency.py`)."""
-        await self._limit.split(processes)
+    async def share_concurrency(self, processes: int | None) -> None:
+        """This process is one of `processes` calling EWS as this account (`concurrency.py`);
+        None: not known yet, no new call until it is."""
+        if processes is None:
+            await self._limit.hold()
+        else:
+            await self._limit.split(processes)
 
     async def subscribe(
         self,

@@ -6,9 +6,11 @@ https://learn.microsoft.com/exchange/client-developer/exchange-web-services/ews-
 Two worker processes that each kept 27 calls in flight would exceed it together. So each process
 takes an even share, the limit divided by the live EWS processes the process table knows
 (`store/processes.py`; a process running the manager and the worker counts once), counted again
-every second. Between a process's first heartbeat and the others' next count the account can be
-over for a moment: Exchange refuses the surplus, which the client takes as a one-second
-back-off of the room asked about (`client.CONNECTION_COUNT_BACK_OFF_S`).
+every second. A process that starts holds its calls until the table shows its own row and a
+second count after it: by then every process already running has counted it too, so two
+processes started together never keep the whole limit each (the surplus would be refused,
+ErrorExceededConnectionCount, and taken as a back-off: `client.CONNECTION_COUNT_BACK_OFF_S`).
+A process gone without a word keeps its share until its row is stale (`process_dead_after`).
 """
 
 from __future__ import annotations
@@ -26,6 +28,10 @@ class CallLimit:
         self.share = limit
         self._in_flight = 0
         self._changed = asyncio.Condition()
+
+    async def hold(self) -> None:
+        """No new call until the next `split` (calls in flight finish)."""
+        self.share = 0
 
     async def split(self, processes: int) -> None:
         """This process is one of `processes` on the account (at least itself)."""

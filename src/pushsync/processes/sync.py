@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
@@ -35,7 +36,7 @@ from pushsync.processes.settings_view import ews_callback_url, graph_tokens
 from pushsync.settings import Settings
 from pushsync.store import Connector
 from pushsync.store.notification_queue import NotificationQueue, QueuePolicy
-from pushsync.store.processes import Heartbeat, Kind, ProcessHeartbeats
+from pushsync.store.processes import Heartbeat, Kind, ProcessHeartbeats, this_process
 from pushsync.store.reservation_book import Reservations
 from pushsync.store.room_directory import RoomDirectory
 from pushsync.store.room_migrations import RoomMigrations
@@ -392,20 +393,32 @@ async def share_ews_concurrency(
     settings: Settings, connector: Connector, client: EwsClient, stop: asyncio.Event
 ) -> None:
     """Keep this process's share of EWSMaxConcurrency (`ews/concurrency.py`) by the live EWS
-    processes, counted every second (a read of a few rows: counted at each 15 s heartbeat, two
-    workers started together kept 27 each long enough to be refused); while the table cannot be
-    read the share stays."""
+    processes, counted every second (counted at each 15 s heartbeat, two workers started
+    together kept 27 each long enough to be refused). No call leaves before the table shows
+    this process and has been counted once more; while it cannot be read the share stays."""
     heartbeats = ProcessHeartbeats(connector)
     dead_after = timedelta(seconds=settings.process_dead_after_seconds)
-    while not stop.is_set():
-        try:
-            processes = await heartbeats.sharing("ews", utcnow(), dead_after)
-        except PushsyncError as exc:
-            log.warning("EWS processes not counted", extra={"error": str(exc)})
-        else:
-            await client.share_concurrency(processes)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), SHARE_COUNT_SECONDS)
+    me = this_process()
+    seen_at: int | None = None  # the count at which the table first showed this process
+    await client.share_concurrency(None)
+    try:
+        for count in itertools.count():
+            if stop.is_set():
+                break
+            try:
+                processes = await heartbeats.sharing("ews", utcnow(), dead_after)
+            except PushsyncError as exc:
+                log.warning("EWS processes not counted", extra={"error": str(exc)})
+            else:
+                if seen_at is None and me in processes:
+                    seen_at = count
+                if seen_at is not None and count > seen_at:
+                    await client.share_concurrency(len(processes))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), SHARE_COUNT_SECONDS)
+    finally:
+        if client.concurrency == 0:  # stopped before it was counted: let waiting calls end
+            await client.share_concurrency(1)
 
 
 async def _purge_forever(connector: Connector, settings: Settings, stop: asyncio.Event) -> None:

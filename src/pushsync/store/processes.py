@@ -97,16 +97,16 @@ class ProcessHeartbeats:
         async with self._connector.session() as session:
             return {str(row["protocol"]) for row in await session.fetch_all("room_protocols")}
 
-    async def sharing(self, protocol: str, now: datetime, dead_after: timedelta) -> int:
-        """How many live processes (a host and pid each) call `protocol`'s servers: its
-        workers and managers, a process running both counted once."""
-        return len(
-            {
-                (s.host, s.pid)
-                for s in await self.statuses(now, dead_after)
-                if s.alive and s.protocol == protocol and s.kind in ("worker", "manager")
-            }
-        )
+    async def sharing(
+        self, protocol: str, now: datetime, dead_after: timedelta
+    ) -> set[tuple[str, int]]:
+        """The live processes (host, pid) that call `protocol`'s servers: its workers and
+        managers, a process running both once."""
+        return {
+            (s.host, s.pid)
+            for s in await self.statuses(now, dead_after)
+            if s.alive and s.protocol == protocol and s.kind in ("worker", "manager")
+        }
 
     async def statuses(self, now: datetime, dead_after: timedelta) -> list[ProcessStatus]:
         """Every process the table knows, alive or not, but for those superseded: a process
@@ -116,6 +116,11 @@ class ProcessHeartbeats:
             rows = await session.fetch_all("process_rows")
         statuses = [_status(row, now, dead_after) for row in rows]
         return [s for s in statuses if not _superseded(s, statuses)]
+
+
+def this_process() -> tuple[str, int]:
+    """(host, pid) as `register` records them by default."""
+    return socket.gethostname(), os.getpid()
 
 
 def _status(row: Row, now: datetime, dead_after: timedelta) -> ProcessStatus:
