@@ -40,19 +40,38 @@ def by_id(url: str) -> dict[int, dict[str, object]]:
 async def test_claim_leases_the_oldest_rows_to_one_consumer(
     connector: Connector, clock: Clock, database_url: str
 ) -> None:
-    await add_rows(connector, [event(n) for n in range(5)])
+    await add_rows(connector, [event(n, f"SUB-{n}") for n in range(5)])
     a, b = consumer(connector, clock, "a"), consumer(connector, clock, "b")
 
     first = await a.claim(3)
     second = await b.claim(3)
 
-    assert [c.notification.watermark for c in first] == ["WM-SUB-1-0", "WM-SUB-1-1", "WM-SUB-1-2"]
-    assert [c.notification.watermark for c in second] == ["WM-SUB-1-3", "WM-SUB-1-4"]
+    assert [c.notification.watermark for c in first] == ["WM-SUB-0-0", "WM-SUB-1-1", "WM-SUB-2-2"]
+    assert [c.notification.watermark for c in second] == ["WM-SUB-3-3", "WM-SUB-4-4"]
     assert await a.claim(3) == []
     rows = by_id(database_url)
     assert {rows[c.id]["lease_owner"] for c in first} == {"a"}
     assert {rows[c.id]["state"] for c in first + second} == {"claimed"}
     assert {c.attempts for c in first + second} == {1}
+
+
+async def test_a_rooms_rows_go_to_the_consumer_that_holds_some_of_them(
+    connector: Connector, clock: Clock
+) -> None:
+    """Two workers would read one room twice for one burst; its later rows wait for the one
+    that holds its earlier ones, until that lease ends."""
+    await add_rows(connector, [event(0, "SUB-R")])
+    a, b = consumer(connector, clock, "a"), consumer(connector, clock, "b")
+    assert [c.subscription_id for c in await a.claim(10)] == ["SUB-R"]
+    await add_rows(connector, [event(1, "SUB-R"), event(2, "SUB-S"), event(3, "SUB-R")])
+
+    assert [c.notification.item_id for c in await b.claim(10)] == ["ITEM-2"]  # not R's
+    assert [c.notification.item_id for c in await a.claim(10)] == ["ITEM-1", "ITEM-3"]
+
+    await add_rows(connector, [event(4, "SUB-R")])
+    clock.advance(POLICY.lease + timedelta(seconds=1))  # a died: its lease ran out
+    taken = [c.notification.item_id for c in await b.claim(10) if c.subscription_id == "SUB-R"]
+    assert taken == ["ITEM-0", "ITEM-1", "ITEM-3", "ITEM-4"]
 
 
 async def test_claimed_rows_carry_the_mailbox_of_their_subscription(
@@ -158,7 +177,7 @@ async def test_a_lease_that_expires_on_the_last_attempt_fails_the_row(
 
 
 async def test_a_heartbeat_keeps_the_lease(connector: Connector, clock: Clock) -> None:
-    await add_rows(connector, [event(1), event(2)])
+    await add_rows(connector, [event(1), event(2, "SUB-2")])  # two rooms: one may change hands
     a, b = consumer(connector, clock, "a"), consumer(connector, clock, "b")
     claimed = await a.claim(2)
 

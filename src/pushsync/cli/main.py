@@ -109,7 +109,7 @@ def db_upgrade(config: ConfigOption = None, database_url: DatabaseOption = None)
         return await upgrade(connector), latest_version(connector.dialect)
 
     applied, latest = with_connector(settings, run)
-    console.print(f"applied {applied or 'nothing'}; schema at version {latest}")
+    console.print(f"applied {applied or 'nothing'}; schema at version {latest}", soft_wrap=True)
 
 
 @db_app.command("status")

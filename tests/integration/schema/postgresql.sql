@@ -41,6 +41,8 @@ CREATE UNIQUE INDEX sync_notification_event_key
 CREATE INDEX sync_notification_pending ON sync_notification (id) WHERE state = 'pending';
 CREATE INDEX sync_notification_leased
     ON sync_notification (lease_expires_at) WHERE state = 'claimed';
+CREATE INDEX sync_notification_claimed_subscription
+    ON sync_notification (subscription_id) WHERE state = 'claimed';
 CREATE INDEX sync_notification_processed
     ON sync_notification (processed_at) WHERE state IN ('done', 'failed');
 CREATE INDEX sync_notification_failed ON sync_notification (processed_at) WHERE state = 'failed';

@@ -9,8 +9,15 @@ SET state = 'claimed',
     lease_owner = :owner,
     lease_expires_at = :lease_expires_at
 WHERE id IN (
-    SELECT id FROM sync_notification
+    SELECT id FROM sync_notification AS p
     WHERE state = 'pending' AND (available_at IS NULL OR available_at <= :now)
+      -- a room's rows go to one consumer at a time: another's live lease on its subscription
+      -- keeps them for that one (it reads the room once for all; two would read it twice)
+      AND NOT EXISTS (
+          SELECT 1 FROM sync_notification AS c
+          WHERE c.state = 'claimed' AND c.subscription_id = p.subscription_id
+            AND c.lease_owner <> :owner AND c.lease_expires_at > :now
+      )
     ORDER BY id
     LIMIT :limit
 )
