@@ -528,6 +528,7 @@ class Fleet:
         with contextlib.suppress(Exception):  # let the steady state's last changes land
             await self.wait(lambda: not unconverged(self.sim, self.db, rooms), 120, "quiet")
         calls_before, violations_before = calls(self.sim), violations(self.sim)
+        operations_before = Counter(self.sim.exchange.calls)
         last_id = int(self.db.one("SELECT coalesce(max(id), 0) FROM sync_notification"))
         started = time.monotonic()
         made = 0
@@ -553,6 +554,7 @@ class Fleet:
         converge_s = time.monotonic() - started
         await asyncio.sleep(self.real_seconds(60))  # late rows (attendant answers) counted too
         used = calls(self.sim) - calls_before
+        operations = Counter(self.sim.exchange.calls) - operations_before
         refused = violations(self.sim) - violations_before
         rows = self.db.query(
             "SELECT received_at, processed_at FROM sync_notification WHERE id > ?"
@@ -566,8 +568,9 @@ class Fleet:
             f"3 burst ({count} rooms x {self.args.burst_changes} changes, made in"
             f" {made_s:.1f} s): converged in {converge_s:.1f} s; lag p50/p99"
             f" {percentile(lags, 50):.2f}/{percentile(lags, 99):.2f} s; {used} calls for"
-            f" {notifications} notifications = {per:.3f} per notification (naive, one read per"
-            f" notification: 1; not run here, see bench/worker); limit violations"
+            f" {notifications} notifications = {per:.3f} per notification {dict(operations)}"
+            f" (naive, one read per notification: 1; not run here, see bench/worker); limit"
+            f" violations"
             f" {dict(refused) or 0}",
             flush=True,
         )
