@@ -19,7 +19,7 @@ import time
 from collections.abc import Awaitable
 from datetime import datetime, timedelta
 
-from pushsync.logs import configure_logging
+from pushsync.logs import configure_from
 from pushsync.processes.sync import (
     build_clients,
     build_graph_manager,
@@ -65,7 +65,7 @@ def main() -> None:
     role = sys.argv[6] if len(sys.argv) > 6 and sys.argv[5] == "--role" else "both"
     with open(path) as file:
         settings = Settings(**json.load(file))
-    configure_logging(settings.log_level, settings.log_format)
+    configure_from(settings)  # to stderr (the bench's log of this child), secrets masked
     clock = exchange_clock(datetime.fromisoformat(epoch), float(anchor), float(scale))
     asyncio.run(run(settings, clock, float(scale), role))
 
