@@ -411,6 +411,7 @@ class Fleet:
     async def onboarding(self) -> None:
         n = len(self.rooms)
         calls_before, violations_before = calls(self.sim), violations(self.sim)
+        cpu_before = self.cpu()  # the receiver's start-up is not onboarding's
         started = time.monotonic()
         self.start_sync()
         protocol = self.args.protocol
@@ -421,6 +422,7 @@ class Fleet:
             lambda: self.synced() >= n, self.args.deadline, "every room synced"
         )
         wall = time.monotonic() - started
+        cpu = {name: s - cpu_before.get(name, 0.0) for name, s in self.cpu().items()}
         used = calls(self.sim) - calls_before
         refused = violations(self.sim) - violations_before
         wrong = unconverged(self.sim, self.db, self.rooms)
@@ -430,7 +432,8 @@ class Fleet:
             f" all subscribed after {subscribed_s:.0f} s, all synced after {wall:.0f} s;"
             f" {used} calls ({used / n:.2f} per room): {self.operations()};"
             f" limit violations {dict(refused) or 0}; database {size / 2**20:.0f} MB;"
-            f" rooms differing from Exchange: {len(wrong)}; {self.deliveries()}",
+            f" rooms differing from Exchange: {len(wrong)}; {self.deliveries()};"
+            f" CPU: {', '.join(f'{name} {s:.1f} s' for name, s in cpu.items())}",
             flush=True,
         )
         self.figures.values |= {

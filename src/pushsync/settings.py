@@ -208,7 +208,7 @@ class Settings(BaseSettings):
         "enter the window's far end are stored, and any drift is repaired",
     )
     worker_resync_concurrency: int = Field(
-        16, ge=1, le=64, description="rooms a worker claims for resync per round (read one by one)"
+        16, ge=1, le=64, description="rooms resynced at once per worker process"
     )
     fetch_chunk_size: int = Field(25, ge=1, le=100, description="item ids per GetItem")
     notification_retention_days: int = Field(7, ge=1)

@@ -167,12 +167,10 @@ def test_a_full_read_moves_the_stored_cursor_on_and_starts_afresh_only_without_o
         )
 
         async def rounds() -> list[str | None]:
-            await source.observe_room(ROOM)  # no stored cursor: from the start
-            first = source.cursor(ROOM)
-            await source.observe_room(ROOM, first)  # a stored one: moved on
+            first = (await source.observe_room(ROOM)).cursor  # no stored cursor: from the start
+            moved = (await source.observe_room(ROOM, first)).cursor  # a stored one: moved on
             thread.call(thread.sim.exchange.expire_sync_states, ROOM)
-            await source.observe_room(ROOM, source.cursor(ROOM))  # expired: afresh
-            return [first, source.cursor(ROOM)]
+            return [first, (await source.observe_room(ROOM, moved)).cursor]  # expired: afresh
 
         first, last = asyncio.run(rounds())
 

@@ -62,6 +62,14 @@ async def test_plans_round_trip_exactly(connector: Connector) -> None:
     assert not room["needs_resync"] and room["last_synced_at"] == NOW
 
 
+async def subscribe(subscriptions: Subscriptions, *rooms: str) -> None:
+    """Record a live subscription for each room, as its manager does once Subscribe answered."""
+    for room in rooms:
+        await subscriptions.record(
+            room, f"SUB-{room}", protocol="ews", watermark="W0", status_frequency=15, now=NOW
+        )
+
+
 async def claim(subscriptions: Subscriptions, **options: Any) -> list[tuple[str, bool]]:
     options = {"protocols": ["ews"], "now": NOW, "lease": timedelta(minutes=10)} | options
     rows = await subscriptions.claim_resyncs(10, **options)
@@ -112,6 +120,7 @@ async def test_a_cursor_is_written_in_the_transaction_of_the_rows_it_moves_past(
 async def test_a_resync_request_made_during_a_resync_outlives_it(connector: Connector) -> None:
     subscriptions, reservations = Subscriptions(connector), Reservations(connector)
     await subscriptions.ensure_rooms([ROOM], "ews", NOW)  # a new room: resync requested
+    await subscribe(subscriptions, ROOM)
     assert await claim(subscriptions) == [(ROOM, True)]
     started_under = await subscriptions.resync_generation(ROOM)
     await subscriptions.request_resync(ROOM, "watermark gap")  # while the resync reads
@@ -142,14 +151,9 @@ async def test_requested_resyncs_come_first_then_the_least_recently_synced_rooms
     day_ago = NOW - timedelta(hours=24)
     assert await claim(subscriptions, synced_before=day_ago, now=NOW - timedelta(hours=1)) == [
         ("a@example.org", True),
-        ("new@example.org", True),
-    ]  # without a live subscription a room is not kept in sync, nor read each day
-    for room in rooms[:3]:
-        await subscriptions.record(
-            room, f"SUB-{room}", protocol="ews", watermark="W0", status_frequency=15, now=NOW
-        )
+    ]  # without a live subscription a room is not kept in sync, read each day, nor first read
+    await subscribe(subscriptions, *rooms)
     await subscriptions.release_resync("a@example.org")
-    await subscriptions.release_resync("new@example.org")
 
     first = await claim(subscriptions, synced_before=day_ago)
     again = await claim(subscriptions, synced_before=day_ago)  # another worker, meanwhile
@@ -163,11 +167,46 @@ async def test_requested_resyncs_come_first_then_the_least_recently_synced_rooms
     assert await claim(subscriptions, protocols=["graph"], now=NOW + timedelta(hours=1)) == []
 
 
+async def test_a_rooms_first_read_waits_for_its_subscription_or_its_polling(
+    connector: Connector,
+) -> None:
+    """Read before its Subscribe, a room would miss what changed between the two: neither the
+    read saw it nor was it pushed (docs/decisions.md, "Resyncs run at once")."""
+    subscriptions = Subscriptions(connector)
+    await subscriptions.ensure_rooms([ROOM, "polled@example.org"], "ews", NOW)
+    assert await claim(subscriptions) == []
+    await subscriptions.start_polling("polled@example.org", "refused", "no push here", NOW)
+    assert await claim(subscriptions) == [("polled@example.org", True)]
+    await subscribe(subscriptions, ROOM)
+    assert await claim(subscriptions) == [(ROOM, True)]
+
+
+async def test_a_read_begun_before_the_rooms_subscription_does_not_clear_its_request(
+    connector: Connector,
+) -> None:
+    """A room read while it had no subscription (its old one lost) and subscribed meanwhile:
+    what changed between the read and the Subscribe was never pushed, so it is read again."""
+    subscriptions, reservations = Subscriptions(connector), Reservations(connector)
+    await subscriptions.ensure_rooms([ROOM], "ews", NOW)
+    await reservations.reconcile_room(ROOM, lambda _stored: Plan(), NOW, resynced=0)
+    await subscriptions.request_resync(ROOM, "by hand")
+    (claimed,) = await subscriptions.claim_resyncs(
+        1, protocols=["ews"], now=NOW, lease=timedelta(minutes=10)
+    )
+    await subscribe(subscriptions, ROOM)  # while the read is under way
+    generation = claimed["resync_generation"]
+    await reservations.reconcile_room(ROOM, lambda _stored: Plan(), NOW, resynced=generation)
+    (room,) = await subscriptions.rooms()
+    assert room["needs_resync"] and room["resync_reason"] == "by hand"
+    assert await claim(subscriptions) == [(ROOM, True)]
+
+
 async def test_the_oldest_rooms_are_claimed_first_never_synced_ones_before_all(
     connector: Connector,
 ) -> None:
     subscriptions, reservations = Subscriptions(connector), Reservations(connector)
     await subscriptions.ensure_rooms(["old@example.org", "new@example.org"], "ews", NOW)
+    await subscribe(subscriptions, "old@example.org", "new@example.org")
     await reservations.reconcile_room(
         "old@example.org", lambda _stored: Plan(), NOW - timedelta(days=2), resynced=0
     )
@@ -181,6 +220,7 @@ async def test_the_oldest_rooms_are_claimed_first_never_synced_ones_before_all(
 async def test_a_throttled_or_paused_room_is_not_claimed(connector: Connector) -> None:
     subscriptions = Subscriptions(connector)
     await subscriptions.ensure_rooms([ROOM], "ews", NOW)
+    await subscribe(subscriptions, ROOM)
     await subscriptions.pause(ROOM, NOW + timedelta(seconds=30))
     assert await claim(subscriptions) == []
     assert await claim(subscriptions, now=NOW + timedelta(seconds=31)) == [(ROOM, True)]

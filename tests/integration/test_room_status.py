@@ -99,8 +99,9 @@ async def test_a_resync_after_failed_rows_heals_them(connector: Connector) -> No
     await queue.fail(claimed, "ErrorItemCorrupt")
     assert (await room_statuses(connector, NOW))[0].kind == "notifications failed"
 
+    generation = await subscriptions.resync_generation(mailbox("failing"))  # read once subscribed
     await Reservations(connector).reconcile_room(
-        mailbox("failing"), lambda _stored: Plan(), T0 + timedelta(minutes=1), resynced=0
+        mailbox("failing"), lambda _stored: Plan(), T0 + timedelta(minutes=1), resynced=generation
     )
 
     (status,) = await room_statuses(connector, NOW)

@@ -7,10 +7,11 @@ items without paging, and a truncated answer can look complete; so a window is s
 chunks, and a chunk that comes back full is split again rather than trusted.
 https://learn.microsoft.com/exchange/client-developer/exchange-web-services/how-to-get-appointments-and-meetings-by-using-ews-in-exchange
 
-The cursor (`cursor`, stored by the worker in `room.sync_state`) is a SyncFolderItems sync state
-of the room's calendar folder. A full read takes it *before* the CalendarView, so a change made
-while the view is read comes again from the cursor; replaying it is harmless (plans are
-idempotent and an older snapshot never overwrites a newer row). `observe_since` turns the
+The cursor (handed back with the read, in its `RoomSnapshot` or `Changes`, and stored by the
+worker in `room.sync_state` with the rows) is a SyncFolderItems sync state of the room's
+calendar folder. A full read takes it *before* the CalendarView, so a change made while the
+view is read comes again from the cursor; replaying it is harmless (plans are idempotent and an
+older snapshot never overwrites a newer row). `observe_since` turns the
 changes since a cursor into observations: created and updated items go through `observe`
 (GetItem, series expanded), deleted ids are Gone; None when Exchange no longer knows the state.
 https://learn.microsoft.com/exchange/client-developer/exchange-web-services/how-to-synchronize-items-by-using-ews-in-exchange
@@ -49,7 +50,6 @@ class EwsCalendar:
         self._future = future
         self._clock = clock
         self._fetch_chunk = fetch_chunk
-        self._cursors: dict[str, str] = {}  # mailbox -> sync state of the last round
 
     def window(self) -> Window:
         now = self._clock()
@@ -85,10 +85,6 @@ class EwsCalendar:
     async def calendar_folder_id(self, mailbox: str) -> str:
         return await self._client.calendar_folder_id(mailbox)
 
-    def cursor(self, mailbox: str) -> str | None:
-        """The sync state the last round of this room ended on (to store after applying it)."""
-        return self._cursors.get(mailbox)
-
     async def observe_since(
         self, mailbox: str, cursor: str, also: Sequence[str] = ()
     ) -> Changes | None:
@@ -97,13 +93,11 @@ class EwsCalendar:
         try:
             changes = await self._client.sync_calendar(mailbox, cursor)
         except SyncStateExpired:
-            self._cursors.pop(mailbox, None)
             return None
         deleted = set(changes.deleted)
         fetch = sorted({*changes.changed, *also} - deleted)
         observations: list[Observation] = [Gone(mailbox, item_id) for item_id in sorted(deleted)]
         observations += await self.observe(mailbox, fetch)
-        self._cursors[mailbox] = changes.sync_state
         return Changes(observations, changes.sync_state)
 
     async def observe_room(self, mailbox: str, cursor: str | None = None) -> RoomSnapshot:
@@ -130,8 +124,7 @@ class EwsCalendar:
             for item in items
             if item.uid not in gone
         )
-        self._cursors[mailbox] = start.sync_state
-        return RoomSnapshot(mailbox, rows, window, taken_at)
+        return RoomSnapshot(mailbox, rows, window, taken_at, cursor=start.sync_state)
 
     async def _series_masters(
         self, mailbox: str, occurrences: dict[str, list[str]]

@@ -12,8 +12,9 @@ stored set (a deleted occurrence is silent). An occurrence is keyed on its maste
 (v1.0 gives each occurrence its own), so a full round or a GET of events fetches each series'
 master once (`_Masters`). A full resync is a delta round over the window; a calendarView spans
 at most 1,825 days, so a longer window is refused at construction. The delta link a round ends
-with is the room's cursor (`cursor`, kept by the worker in `room.sync_state`); `observe_since`
-turns the changes since a cursor into observations. A calendarView delta only ever covers the
+with is the room's cursor (handed back with the read, in its `RoomSnapshot` or `Changes`, and
+kept by the worker in `room.sync_state`); `observe_since` turns the changes since a cursor into
+observations. A calendarView delta only ever covers the
 window of its first round, so a full round asks for `CURSOR_MARGIN` more future than the sync
 window, and a cursor is used only while its window still covers the current one; otherwise, and
 on 410, None asks for a full round.
@@ -119,7 +120,8 @@ class GraphCalendar:
         self.delta_links[mailbox] = delta.delta_link
         self._covered[mailbox] = window.end
         rows = await self._rows(mailbox, [e for e in delta.events if "@removed" not in e])
-        return RoomSnapshot(mailbox, rows, window, taken_at)
+        fresh = _cursor(delta.delta_link, window.end)  # this round's, whatever ran meanwhile
+        return RoomSnapshot(mailbox, rows, window, taken_at, cursor=fresh)
 
     async def _rows(self, mailbox: str, events: list[dict[str, Any]]) -> tuple[Reservation, ...]:
         """A round's events as rows, occurrences keyed on their master's iCalUId (one GET per
@@ -152,13 +154,6 @@ class GraphCalendar:
         self.delta_links[mailbox] = delta.delta_link
         return delta.events
 
-    def cursor(self, mailbox: str) -> str | None:
-        """The room's delta link and how far its window reaches, to store after a round."""
-        link, covered = self.delta_links.get(mailbox), self._covered.get(mailbox)
-        if link is None or covered is None:
-            return None
-        return json.dumps({"delta_link": link, "covers_until": covered.isoformat()})
-
     async def observe_since(self, mailbox: str, cursor: str) -> Changes | None:
         """The changes since a stored cursor as observations; None: a full round is needed."""
         try:
@@ -173,9 +168,11 @@ class GraphCalendar:
         if events is None:  # 410
             self._covered.pop(mailbox, None)
             return None
+        # taken before the series are read: another read of the room meanwhile moves the links
+        fresh = _cursor(self.delta_links[mailbox], covered)
         window = Window(self.window().start, covered)  # all the link's rounds can report
         observations = await self._changed(mailbox, events, window)
-        return Changes(observations, self.cursor(mailbox) or cursor)
+        return Changes(observations, fresh)
 
     async def _changed(
         self, mailbox: str, events: list[dict[str, Any]], window: Window
@@ -230,6 +227,11 @@ class GraphCalendar:
         last_modified = parse_time(modified) if modified else None
         series_uid = str(master["iCalUId"])
         return _series_snapshot(mailbox, master["id"], series_uid, instances, last_modified, window)
+
+
+def _cursor(delta_link: str, covers_until: datetime) -> str:
+    """A room's cursor: a round's delta link and how far its window reaches."""
+    return json.dumps({"delta_link": delta_link, "covers_until": covers_until.isoformat()})
 
 
 def _series_snapshot(

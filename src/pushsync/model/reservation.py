@@ -114,12 +114,18 @@ class RoomSnapshot:
     `taken_at` is Exchange's time when the calendar was read. A resync reads for a while
     (chunks, master lookups, throttling back-offs) while notifications keep being applied; a
     stored row modified after `taken_at` is newer than the snapshot and stays as it is.
+
+    `cursor` is the source's cursor for the room as of this read (EWS: the sync state taken
+    before the view; Graph: the round's delta link), to be stored with the rows; None for a
+    source that keeps none. It travels with the read rather than being looked up in the
+    source afterwards, so that another read of the room in between cannot swap it.
     """
 
     mailbox: str
     occurrences: tuple[Reservation, ...]
     window: Window
     taken_at: datetime | None = None
+    cursor: str | None = None
 
     def newer(self, row: Reservation) -> bool:
         return bool(self.taken_at and row.last_modified and row.last_modified > self.taken_at)

@@ -29,10 +29,10 @@ class CalendarSource(Protocol):
 
 @runtime_checkable
 class IncrementalSource(Protocol):
-    """A source that can resync a room from a stored cursor (Graph: the delta link)."""
-
-    def cursor(self, mailbox: str) -> str | None:
-        """The cursor after the last round for this room (to store in `room.sync_state`)."""
+    """A source that can resync a room from a stored cursor (EWS: a sync state; Graph: the
+    delta link). Each read hands back the cursor it ends on (`Changes.cursor`,
+    `RoomSnapshot.cursor`), never kept aside in the source: several reads of one room may be
+    under way at once."""
 
     async def observe_since(self, mailbox: str, cursor: str) -> Changes | None:
         """Changes since the cursor; None when a full round is needed (expired, too old)."""

@@ -24,7 +24,7 @@ import asyncio
 import contextlib
 import logging
 from collections import defaultdict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -138,7 +138,9 @@ class Worker:
         self._poll_check = min(poll_every / 4, timedelta(seconds=15))
         self._next_poll_check = clock()
         self._resync_lease = resync_lease  # a read's longest time; also the wait after a failure
-        self._resync_per_round = resync_concurrency  # rooms claimed per round, read in turn
+        # rooms read at once per round: at 50,000 rooms one at a time would take the first
+        # sync hours; the client's pool (EWSMaxConcurrency) still bounds the calls
+        self._resync_concurrency = resync_concurrency
         self._clock = clock
         self._paused: dict[str, datetime] = {}  # mailbox -> end of the server's back-off
         self._outages = Outages(clock)  # by protocol: its token authority is away
@@ -174,10 +176,8 @@ class Worker:
         return sum(source.calls for source in self._sources.values())
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Rounds until `stop`: the notifications waiting, then a few resyncs. A storage outage
-        or an unreachable Exchange is waited out. (Notifications and resyncs in two loops of
-        their own let a room's resync and its rows interleave, and rooms were lost under load:
-        docs/decisions.md.)"""
+        """Rounds until `stop`: the notifications waiting, then a few rooms resynced at once.
+        A storage outage or an unreachable Exchange is waited out."""
         backoff = Backoff()
         async with beating(self._liveness):
             while not stop.is_set():
@@ -189,7 +189,7 @@ class Worker:
     async def _round(self) -> int:
         worked = await self.run_once()
         # periodic reads only when no notification waits, so they never delay one
-        limit = self._resync_per_round
+        limit = self._resync_concurrency
         worked += await self.resync_pending(limit=limit, periodic=not worked)
         return worked + await self.poll_pending(limit=2)
 
@@ -247,9 +247,11 @@ class Worker:
 
     async def resync_pending(self, limit: int, *, periodic: bool = True) -> int:
         """Resync rooms that asked for one, then rooms due for their periodic resync (a
-        series' occurrences entering the window's far end are notified by nothing), a few per
-        round so that they are staggered. The periodic one reads the whole window unless the
-        room's protocol says its cursor serves it (`ProtocolAdapter.periodic_reads_whole`)."""
+        series' occurrences entering the window's far end are notified by nothing), `limit`
+        per round, read at once. The periodic one reads the whole window unless the room's
+        protocol says its cursor serves it (`ProtocolAdapter.periodic_reads_whole`). A room's
+        first read waits for its subscription (`claim_resyncs`; docs/decisions.md, "Resyncs
+        run at once")."""
         now = self._clock()
         every = self._resync_every if periodic else None
         reachable = [p for p in self._sources if self.outage_until(p) is None]
@@ -262,15 +264,15 @@ class Worker:
             lease=self._resync_lease,
             synced_before=now - every if every else None,
         )
-        done = 0
-        for room in rooms:  # one at a time: see docs/decisions.md on reading rooms at once
-            done += await self.resync(
+        return await _all_of(
+            self.resync(
                 room["mailbox"],
                 room["protocol"],
                 full=not room["due"] and self._reads_whole(room["protocol"]),
                 generation=room["resync_generation"],
             )
-        return done
+            for room in rooms
+        )
 
     def _reads_whole(self, protocol: str) -> bool:
         """Whether a periodic resync of this protocol's rooms reads the whole window."""
@@ -338,6 +340,10 @@ class Worker:
         except ExchangeError as exc:
             await self._subscriptions.room_error(mailbox, f"resync: {exc}", self._clock())
             return 0
+        except StorageError:  # the database's fault, not the room's: claimable again at once
+            with contextlib.suppress(StorageError):  # else its lease runs out
+                await self._subscriptions.release_resync(mailbox)
+            raise
         finally:
             self.stats.resync_calls += source.calls - calls
         self.stats.resyncs += 1
@@ -359,13 +365,12 @@ class Worker:
                 return "from cursor"
         cursor = await self._subscriptions.sync_state(mailbox)
         snapshot = await source.observe_room(mailbox, cursor)
-        fresh = source.cursor(mailbox) if isinstance(source, IncrementalSource) else KEEP
         await self._reservations.reconcile_room(
             mailbox,
             lambda stored: plan(stored, [snapshot]),
             self._clock(),
             resynced=generation,
-            cursor=fresh,
+            cursor=KEEP if snapshot.cursor is None else snapshot.cursor,
         )
         return f"full, {len(snapshot.occurrences)} occurrences"
 
@@ -528,3 +533,14 @@ class Worker:
                 last = rows[-1]
                 heard.append((subscription_id, last.received_at, last.notification.watermark))
         await self._subscriptions.heard_many(heard)
+
+
+async def _all_of(reads: Iterable[Awaitable[int]]) -> int:
+    """Run the reads at once and add up what they did. Each runs to its end even when another
+    fails, so that no room is left leased by a read cut short; the first failure is raised
+    then."""
+    done = await asyncio.gather(*reads, return_exceptions=True)
+    for outcome in done:
+        if isinstance(outcome, BaseException):
+            raise outcome
+    return sum(n for n in done if isinstance(n, int))

@@ -143,8 +143,13 @@ JOIN subscription s ON s.subscription_id = n.subscription_id
 GROUP BY s.mailbox, n.state;
 
 -- name: room_subscribed
--- A subscription was created for the room: polling (if it was polled) ends.
-UPDATE room SET poll_reason = NULL, poll_detail = NULL, poll_since = NULL WHERE mailbox = %(mailbox)s;
+-- A subscription was created for the room: polling (if it was polled) ends. A resync it awaits
+-- gets a new generation, so that a read begun before the subscription existed (what changed
+-- between that read and the Subscribe was never pushed) does not clear the request.
+UPDATE room
+SET poll_reason = NULL, poll_detail = NULL, poll_since = NULL,
+    resync_generation = resync_generation + CASE WHEN needs_resync THEN 1 ELSE 0 END
+WHERE mailbox = %(mailbox)s;
 
 -- name: start_polling
 -- Polling begins with a read at once (a resync request); expressions read the row as it was.

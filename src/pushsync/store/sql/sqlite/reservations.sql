@@ -56,7 +56,9 @@ WHERE mailbox = :mailbox;
 -- that still have a live subscription (a room without one is not being kept in sync, e.g. one
 -- taken out of the configuration), never synced first of all; not a room inside Exchange's back-off, nor one leased (being
 -- read, or whose last read failed: the lease spaces out its retries), nor one of a protocol
--- this worker cannot read.
+-- this worker cannot read. A room's first read waits for its subscription (or its polling):
+-- what changed between an earlier read and the Subscribe would be neither read nor pushed
+-- (docs/decisions.md, "Resyncs run at once").
 UPDATE room SET resync_lease_until = :lease_until
 WHERE mailbox IN (
     SELECT mailbox FROM room
@@ -64,6 +66,9 @@ WHERE mailbox IN (
            OR (:periodic AND last_synced_at < :synced_before AND EXISTS (
                SELECT 1 FROM subscription s
                WHERE s.mailbox = room.mailbox AND s.state IN ('active', 'broken'))))
+      AND (last_synced_at IS NOT NULL OR poll_reason IS NOT NULL OR EXISTS (
+               SELECT 1 FROM subscription s
+               WHERE s.mailbox = room.mailbox AND s.state IN ('active', 'broken')))
       AND protocol IN (SELECT value FROM json_each(:protocols))
       AND (resync_lease_until IS NULL OR resync_lease_until <= :now)
       AND (paused_until IS NULL OR paused_until <= :now)
