@@ -61,6 +61,7 @@ DEFAULT_BACK_OFF_S = 30.0  # when a 503 or ErrorServerBusy names no BackOffMilli
 # ("Suggested backoff time 0 ms", §3): "try again once your other requests have completed".
 CONNECTION_COUNT_BACK_OFF_S = 1.0
 MAX_SYNC_CHANGES = 512  # the most SyncFolderItems returns per request
+READ_SLICE = 64 * 1024  # bytes of an answer handed to the XML parser at once
 VIEW_CHUNK = 100  # ids per GetItem of a calendar view (exchangelib's default chunk)
 
 # Subscribe errors that retrying the same request will not fix.
@@ -357,7 +358,9 @@ class EwsClient:
             # On ErrorServerBusy exchangelib shrinks its session pool, taking a session while
             # holding the pool's lock; with more than one session that can deadlock (seen under
             # the simulator's throttling). Our back-off is per mailbox, so the pool keeps its size.
-            Protocol(config=self._config).decrease_poolsize = _keep_pool_size
+            protocol = Protocol(config=self._config)
+            protocol.decrease_poolsize = _keep_pool_size
+            protocol.create_session = partial(_reading_large_slices, protocol.create_session)
         return self._config
 
     def _configuration_protocol(self) -> Any:
@@ -386,6 +389,28 @@ class EwsClient:
             return await loop.run_in_executor(self._executor, call)
         except Exception as exc:
             raise translate(exc, mailbox) from exc
+
+
+def _reading_large_slices(create_session: Callable[[], Any]) -> Any:
+    """exchangelib's sessions, each answer read in large slices.
+
+    exchangelib parses every answer from `response.iter_content()`, whose default slice is one
+    byte: the whole answer, already read, went to lxml a byte at a time through a Python loop,
+    about a sixth of the worker's CPU at onboarding (bench/fleet, issue #17).
+    """
+    session = create_session()
+    session.hooks["response"].append(_large_slices)
+    return session
+
+
+def _large_slices(response: Any, *args: Any, **kwargs: Any) -> Any:
+    read = response.iter_content
+
+    def iter_content(chunk_size: int | None = READ_SLICE, decode_unicode: bool = False) -> Any:
+        return read(chunk_size, decode_unicode)
+
+    response.iter_content = iter_content
+    return response
 
 
 def _keep_pool_size() -> None:
