@@ -160,7 +160,7 @@ class EwsClient:
         return await self._run(mailbox, call)
 
     async def calendar_folder_id(self, mailbox: str) -> str:
-        """The id of the room's calendar folder (one GetFolder once per mailbox and process)."""
+        """The id of the room's calendar folder (one GetFolder per mailbox and process)."""
         if mailbox not in self._calendar_ids:
             self._calendar_ids[mailbox] = await self._run(
                 mailbox,
@@ -396,7 +396,8 @@ def _reading_large_slices(create_session: Callable[[], Any]) -> Any:
 
     exchangelib parses every answer from `response.iter_content()`, whose default slice is one
     byte: the whole answer, already read, went to lxml a byte at a time through a Python loop,
-    about a sixth of the worker's CPU at onboarding (bench/fleet, issue #17).
+    about a fifth of the worker's CPU at onboarding (bench/fleet, issue #17). pushsync uses no
+    streaming operation, whose answers would wait here for a slice to fill.
     """
     session = create_session()
     session.hooks["response"].append(_large_slices)
@@ -404,6 +405,7 @@ def _reading_large_slices(create_session: Callable[[], Any]) -> Any:
 
 
 def _large_slices(response: Any, *args: Any, **kwargs: Any) -> Any:
+    """A requests response hook: `iter_content()` without a size reads READ_SLICE at a time."""
     read = response.iter_content
 
     def iter_content(chunk_size: int | None = READ_SLICE, decode_unicode: bool = False) -> Any:
