@@ -190,7 +190,8 @@ def calls_of(thread: SimulatorThread) -> dict[str, int]:
 def test_onboarding_a_room_costs_a_subscribe_and_three_reads() -> None:
     """Subscribe, then a first full read: SyncFolderItems for the cursor, FindItem with the
     CalendarView, GetItem for the view's items, and GetItem for the series masters only when
-    the view holds occurrences; no GetFolder (issue #17: six calls a room before)."""
+    the view holds occurrences; no GetFolder, not even for the room's first folder event after
+    (issue #17: six calls a room before)."""
     with running() as thread:
         start = thread.call(thread.sim.clock.now).replace(microsecond=0) + timedelta(days=1)
         for n in range(10):
@@ -208,7 +209,10 @@ def test_onboarding_a_room_costs_a_subscribe_and_three_reads() -> None:
             return await source.observe_room(ROOM)
 
         snapshot = asyncio.run(onboard())
+        # the view's items named the calendar folder: a folder event needs no GetFolder now
+        folder_id = asyncio.run(client.calendar_folder_id(ROOM))
         singles = {k: v - before.get(k, 0) for k, v in calls_of(thread).items()}
+        calendar = thread.call(thread.sim.exchange.calendar, ROOM)
         book_series(thread)
         asyncio.run(source.observe_room(ROOM, source.cursor(ROOM)))
         series = {k: v - singles.get(k, 0) - before.get(k, 0) for k, v in calls_of(thread).items()}
@@ -220,6 +224,7 @@ def test_onboarding_a_room_costs_a_subscribe_and_three_reads() -> None:
         "GetItem": 1,
     }
     assert client.calls == sum(singles.values()) + sum(series.values())  # counted alike
+    assert folder_id == calendar.folder_ids[Folder.CALENDAR]
     assert len(snapshot.occurrences) == 10
     assert {row.organizer for row in snapshot.occurrences} == {"ada@contoso.example"}
     assert {k: v for k, v in series.items() if v} == {

@@ -168,6 +168,18 @@ class EwsClient:
             )
         return self._calendar_ids[mailbox]
 
+    def _note_calendar_id(self, mailbox: str, items: Sequence[Any]) -> None:
+        """The calendar folder's id as the view's items name it (ParentFolderId), so that the
+        room's first notification after onboarding needs no GetFolder for it: the items of a
+        CalendarView over a folder are that folder's (a shallow FindItem), occurrences too.
+        https://learn.microsoft.com/exchange/client-developer/web-service-reference/parentfolderid
+        """
+        if mailbox in self._calendar_ids:
+            return
+        parent = getattr(items[0], "parent_folder_id", None) if items else None
+        if parent is not None and parent.id:
+            self._calendar_ids[mailbox] = str(parent.id)
+
     async def masters(
         self, mailbox: str, occurrence_ids: Sequence[str], *, chunk_size: int = 10
     ) -> list[Fetched]:
@@ -244,7 +256,9 @@ class EwsClient:
         ids = await self._run(mailbox, find_ids)
         if not ids:
             return []
-        return await self._run(mailbox, partial(fetch, ids), requests=-(-len(ids) // chunk_size))
+        items = await self._run(mailbox, partial(fetch, ids), requests=-(-len(ids) // chunk_size))
+        self._note_calendar_id(mailbox, items)
+        return items
 
     async def sync_calendar(
         self, mailbox: str, sync_state: str | None, *, max_changes: int = MAX_SYNC_CHANGES
