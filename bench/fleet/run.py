@@ -412,7 +412,7 @@ class Fleet:
         n = len(self.rooms)
         calls_before, violations_before = calls(self.sim), violations(self.sim)
         cpu_before = self.cpu()  # the receiver's start-up is not onboarding's
-        started = time.monotonic()
+        started, simulator_cpu_before = time.monotonic(), time.process_time()
         self.start_sync()
         protocol = self.args.protocol
         subscribed_s = await self.wait(
@@ -424,6 +424,10 @@ class Fleet:
         wall = time.monotonic() - started
         cpu = {name: s - cpu_before.get(name, 0.0) for name, s in self.cpu().items()}
         used = calls(self.sim) - calls_before
+        # CPU per call on both sides: the sync processes and this process, which is the
+        # simulator (its polling here is small)
+        sync_cpu = sum(s for name, s in cpu.items() if name.startswith("sync"))
+        simulator_cpu = time.process_time() - simulator_cpu_before
         refused = violations(self.sim) - violations_before
         wrong = unconverged(self.sim, self.db, self.rooms)
         size = self.db.size_bytes()
@@ -431,6 +435,8 @@ class Fleet:
             f"1 onboarding ({protocol}, {n} rooms x {self.args.bookings} bookings):"
             f" all subscribed after {subscribed_s:.0f} s, all synced after {wall:.0f} s;"
             f" {used} calls ({used / n:.2f} per room): {self.operations()};"
+            f" CPU per call: manager + worker {1000 * sync_cpu / max(used, 1):.1f} ms,"
+            f" simulator {1000 * simulator_cpu / max(used, 1):.1f} ms; {n / wall:.1f} rooms/s;"
             f" limit violations {dict(refused) or 0}; database {size / 2**20:.0f} MB;"
             f" rooms differing from Exchange: {len(wrong)}; {self.deliveries()};"
             f" CPU: {', '.join(f'{name} {s:.1f} s' for name, s in cpu.items())}",
@@ -443,6 +449,8 @@ class Fleet:
             "onboarding_violations": sum(refused.values()),
             "onboarding_write_refusals": refused["graph.subscription_writes"],
             "onboarding_wrong": len(wrong),
+            "onboarding_calls_per_room": used / n,
+            "onboarding_sync_cpu_ms_per_call": 1000 * sync_cpu / max(used, 1),
         }
 
     def deliveries(self) -> str:

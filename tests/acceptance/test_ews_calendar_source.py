@@ -19,6 +19,7 @@ from pushsync.model.reservation import Snapshot
 from pushsync.processes.sync import build_ews_client
 from pushsync.settings import Settings
 from pushsync.simulator import Recurrence, SimulatorThread
+from pushsync.simulator.items import Folder
 from tests.acceptance.simulated_exchange import meeting, running
 
 ROOM = "room-001@contoso.example"
@@ -178,3 +179,69 @@ def test_a_full_read_moves_the_stored_cursor_on_and_starts_afresh_only_without_o
     assert client.started_from[0] is None and client.started_from[1] == first
     assert client.started_from[-1] is None  # the expired state was tried, then dropped
     assert len(client.started_from) == 4
+
+
+def calls_of(thread: SimulatorThread) -> dict[str, int]:
+    return dict(thread.call(lambda: dict(thread.sim.exchange.calls)))
+
+
+def test_onboarding_a_room_costs_a_subscribe_and_three_reads() -> None:
+    """Subscribe, then a first full read: SyncFolderItems for the cursor, FindItem with the
+    CalendarView, GetItem for the view's items, and GetItem for the series masters only when
+    the view holds occurrences; no GetFolder, not even for the room's first folder event after
+    (issue #17: six calls a room before)."""
+    with running() as thread:
+        start = thread.call(thread.sim.clock.now).replace(microsecond=0) + timedelta(days=1)
+        for n in range(10):
+            booking = meeting(f"ONE-{n}", start + timedelta(hours=n))
+            thread.call(thread.sim.exchange.book, booking, [ROOM])
+        thread.call(thread.sim.exchange.settle)
+        client = ews_client(thread)
+        source = EwsCalendar(
+            client, past=timedelta(days=1), future=timedelta(days=30), clock=thread.sim.clock.now
+        )
+        before = calls_of(thread)
+
+        async def onboard() -> Any:
+            await client.subscribe(ROOM, "http://127.0.0.1:9/ews", status_frequency=30)
+            return await source.observe_room(ROOM)
+
+        snapshot = asyncio.run(onboard())
+        # the view's items named the calendar folder: a folder event needs no GetFolder now
+        folder_id = asyncio.run(client.calendar_folder_id(ROOM))
+        singles = {k: v - before.get(k, 0) for k, v in calls_of(thread).items()}
+        calendar = thread.call(thread.sim.exchange.calendar, ROOM)
+        book_series(thread)
+        asyncio.run(source.observe_room(ROOM, source.cursor(ROOM)))
+        series = {k: v - singles.get(k, 0) - before.get(k, 0) for k, v in calls_of(thread).items()}
+
+    assert {k: v for k, v in singles.items() if v} == {
+        "Subscribe": 1,
+        "SyncFolderItems": 1,
+        "FindItem": 1,
+        "GetItem": 1,
+    }
+    assert client.calls == sum(singles.values()) + sum(series.values())  # counted alike
+    assert folder_id == calendar.folder_ids[Folder.CALENDAR]
+    assert len(snapshot.occurrences) == 10
+    assert {row.organizer for row in snapshot.occurrences} == {"ada@contoso.example"}
+    assert {k: v for k, v in series.items() if v} == {
+        "SyncFolderItems": 1,
+        "FindItem": 1,
+        "GetItem": 2,  # the view's items, then the series' master
+    }
+
+
+def test_the_calendar_folder_id_is_one_get_folder_per_room_and_process() -> None:
+    with running() as thread:
+        client = ews_client(thread)
+
+        async def twice() -> list[str]:
+            return [await client.calendar_folder_id(ROOM) for _ in range(2)]
+
+        first, again = asyncio.run(twice())
+        calendar = thread.call(thread.sim.exchange.calendar, ROOM)
+        asked = calls_of(thread).get("GetFolder", 0)
+
+    assert first == again == calendar.folder_ids[Folder.CALENDAR]
+    assert asked == 1

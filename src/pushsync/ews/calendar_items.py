@@ -32,6 +32,31 @@ RESPONSES = {
 }
 
 
+# The CalendarItem fields pushsync reads (to_reservation, the series and folder checks): what
+# GetItem asks for, instead of every field exchangelib knows (id and change key come always).
+# StartTimeZone and EndTimeZone are what exchangelib turns an all-day event's times into dates by.
+ITEM_FIELDS = (
+    "uid",
+    "type",
+    "start",
+    "end",
+    "original_start",
+    "recurrence_id",
+    "duration",
+    "is_all_day",
+    "subject",
+    "location",
+    "organizer",
+    "sensitivity",
+    "my_response_type",
+    "is_cancelled",
+    "last_modified_time",
+    "parent_folder_id",
+    "_start_timezone",
+    "_end_timezone",
+)
+
+
 def is_series_master(item: Any) -> bool:
     return getattr(item, "type", None) == "RecurringMaster"
 

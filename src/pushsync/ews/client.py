@@ -28,6 +28,7 @@ from typing import Any, TypeVar
 
 import exchangelib
 from exchangelib import errors as exl_errors
+from exchangelib.folders import Calendar, Root
 from exchangelib.items import ID_ONLY
 from exchangelib.properties import DistinguishedFolderId, Mailbox
 from exchangelib.protocol import Protocol
@@ -43,6 +44,7 @@ from pushsync.errors import (
 )
 from pushsync.ews.auth import EwsCredentials
 from pushsync.ews.concurrency import CallLimit
+from pushsync.ews.calendar_items import ITEM_FIELDS
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -60,6 +62,8 @@ DEFAULT_BACK_OFF_S = 30.0  # when a 503 or ErrorServerBusy names no BackOffMilli
 # ("Suggested backoff time 0 ms", §3): "try again once your other requests have completed".
 CONNECTION_COUNT_BACK_OFF_S = 1.0
 MAX_SYNC_CHANGES = 512  # the most SyncFolderItems returns per request
+READ_SLICE = 64 * 1024  # bytes of an answer handed to the XML parser at once
+VIEW_CHUNK = 100  # ids per GetItem of a calendar view (exchangelib's default chunk)
 
 # Subscribe errors that retrying the same request will not fix.
 _FINAL_SUBSCRIBE_ERRORS = (
@@ -123,6 +127,7 @@ class EwsClient:
         self._limit = CallLimit(max_concurrency)  # this process's share of EWSMaxConcurrency
         self._accounts: dict[str, exchangelib.Account] = {}
         self._config: exchangelib.Configuration | None = None
+        self._calendars: dict[str, Calendar] = {}
         self._calendar_ids: dict[str, str] = {}
         # One request at a time per mailbox, and after ErrorServerBusy none until the back-off
         # ends (mailbox -> time.monotonic()), whoever asks: worker, resync or manager.
@@ -157,9 +162,7 @@ class EwsClient:
         """A push subscription on the room's calendar folder."""
 
         def call() -> Subscription:
-            # The distinguished id names the impersonated room's calendar: no GetFolder first
-            # (exchangelib's `account.calendar` costs two, behind one lock for all accounts).
-            calendar = DistinguishedFolderId(id="calendar", mailbox=Mailbox(email_address=mailbox))
+            calendar = _calendar_id(mailbox)  # no GetFolder first: see `_calendar`
             subscription_id, new_watermark = SubscribeToPush(account=self._account(mailbox)).get(
                 folders=[calendar],
                 event_types=EVENT_TYPES,
@@ -172,12 +175,25 @@ class EwsClient:
         return await self._run(mailbox, call)
 
     async def calendar_folder_id(self, mailbox: str) -> str:
-        """The id of the room's calendar folder (GetFolder once per mailbox and process)."""
+        """The id of the room's calendar folder (one GetFolder per mailbox and process)."""
         if mailbox not in self._calendar_ids:
             self._calendar_ids[mailbox] = await self._run(
-                mailbox, lambda: str(self._account(mailbox).calendar.id)
+                mailbox,
+                lambda: str(Calendar.get_distinguished(root=self._calendar(mailbox).root).id),
             )
         return self._calendar_ids[mailbox]
+
+    def _note_calendar_id(self, mailbox: str, items: Sequence[Any]) -> None:
+        """The calendar folder's id as the view's items name it (ParentFolderId), so that the
+        room's first notification after onboarding needs no GetFolder for it: the items of a
+        CalendarView over a folder are that folder's (a shallow FindItem), occurrences too.
+        https://learn.microsoft.com/exchange/client-developer/web-service-reference/parentfolderid
+        """
+        if mailbox in self._calendar_ids:
+            return
+        parent = getattr(items[0], "parent_folder_id", None) if items else None
+        if parent is not None and parent.id:
+            self._calendar_ids[mailbox] = str(parent.id)
 
     async def masters(
         self, mailbox: str, occurrence_ids: Sequence[str], *, chunk_size: int = 10
@@ -190,7 +206,10 @@ class EwsClient:
                 exchangelib.CalendarItem(account=account, id=oid).recurring_master()
                 for oid in occurrence_ids
             ]
-            found = account.fetch(ids=wanted, chunk_size=chunk_size)
+            # only the master's id is read
+            found = account.fetch(
+                ids=wanted, folder=self._calendar(mailbox), only_fields=[], chunk_size=chunk_size
+            )
             return [_fetched(oid, item) for oid, item in zip(occurrence_ids, found, strict=True)]
 
         return await self._run(mailbox, call, requests=-(-len(occurrence_ids) // chunk_size))
@@ -201,26 +220,60 @@ class EwsClient:
         """GetItem for calendar items, `chunk_size` ids per request (Microsoft suggests ~10)."""
 
         def call() -> list[Fetched]:
-            account = self._account(mailbox)
-            found = account.fetch(
-                ids=[(item_id, None) for item_id in item_ids], chunk_size=chunk_size
+            found = self._account(mailbox).fetch(
+                ids=[(item_id, None) for item_id in item_ids],
+                folder=self._calendar(mailbox),
+                only_fields=ITEM_FIELDS,
+                chunk_size=chunk_size,
             )
             return [_fetched(item_id, item) for item_id, item in zip(item_ids, found, strict=True)]
 
         return await self._run(mailbox, call, requests=-(-len(item_ids) // chunk_size))
 
     async def calendar_view(
-        self, mailbox: str, start: datetime, end: datetime, *, max_items: int = 1000
+        self,
+        mailbox: str,
+        start: datetime,
+        end: datetime,
+        *,
+        max_items: int = 1000,
+        chunk_size: int = VIEW_CHUNK,
     ) -> list[Any]:
-        """The expanded occurrences between start and end (at most 2 years, at most max_items)."""
+        """The expanded occurrences between start and end (at most 2 years, at most max_items):
+        FindItem with a CalendarView for their ids, then GetItem for ITEM_FIELDS, `chunk_size`
+        ids a request. FindItem leaves out the organizer's address, which exchangelib's own
+        view fetches with GetItem too, for every field it knows; none when the view is empty.
+        An occurrence deleted between the two requests is left out, as exchangelib's view does.
+        """
 
-        def call() -> list[Any]:
-            view = self._account(mailbox).calendar.view(
+        def find_ids() -> list[Any]:
+            view = self._calendar(mailbox).view(
                 start=_ews_time(start), end=_ews_time(end), max_items=max_items
             )
-            return list(view)
+            return list(view.only("id", "changekey"))
 
-        return await self._run(mailbox, call)
+        def fetch(ids: list[Any]) -> list[Any]:
+            found = self._account(mailbox).fetch(
+                ids=ids,
+                folder=self._calendar(mailbox),
+                only_fields=ITEM_FIELDS,
+                chunk_size=chunk_size,
+            )
+            items = []
+            for item in found:
+                if isinstance(item, exl_errors.ErrorItemNotFound):
+                    continue
+                if isinstance(item, Exception):
+                    raise item
+                items.append(item)
+            return items
+
+        ids = await self._run(mailbox, find_ids)
+        if not ids:
+            return []
+        items = await self._run(mailbox, partial(fetch, ids), requests=-(-len(ids) // chunk_size))
+        self._note_calendar_id(mailbox, items)
+        return items
 
     async def sync_calendar(
         self, mailbox: str, sync_state: str | None, *, max_changes: int = MAX_SYNC_CHANGES
@@ -248,10 +301,9 @@ class EwsClient:
     def _sync_page(self, mailbox: str, state: str | None, max_changes: int) -> _SyncPage:
         account = self._account(mailbox)
         service = SyncFolderItems(account=account)
-        calendar = DistinguishedFolderId(id="calendar", mailbox=Mailbox(email_address=mailbox))
         found = list(
             service.call(
-                folder=calendar,
+                folder=_calendar_id(mailbox),
                 shape=ID_ONLY,
                 additional_fields=set(),
                 sync_state=state,
@@ -299,6 +351,22 @@ class EwsClient:
         self._credentials.refresh()
         return account
 
+    def _calendar(self, mailbox: str) -> Calendar:
+        """The room's calendar as a folder exchangelib can query, named by its distinguished id
+        and the room's mailbox, never fetched. `account.calendar` would first ask for the root
+        and then for the calendar (two GetFolder per mailbox, each behind one lock for every
+        account: exchangelib's threaded_cached_property), and `account.fetch` without a folder
+        asks for the root. FindItem, GetItem's validation, Subscribe and SyncFolderItems take
+        the distinguished id as it is:
+        https://learn.microsoft.com/exchange/client-developer/web-service-reference/distinguishedfolderid
+        """
+        calendar = self._calendars.get(mailbox)
+        if calendar is None:
+            root = Root(account=self._account(mailbox))
+            calendar = Calendar(root=root, _distinguished_id=_calendar_id(mailbox))
+            self._calendars[mailbox] = calendar
+        return calendar
+
     def _configuration(self) -> exchangelib.Configuration:
         if self._config is None:
             version = (
@@ -319,7 +387,9 @@ class EwsClient:
             # On ErrorServerBusy exchangelib shrinks its session pool, taking a session while
             # holding the pool's lock; with more than one session that can deadlock (seen under
             # the simulator's throttling). Our back-off is per mailbox, so the pool keeps its size.
-            Protocol(config=self._config).decrease_poolsize = _keep_pool_size
+            protocol = Protocol(config=self._config)
+            protocol.decrease_poolsize = _keep_pool_size
+            protocol.create_session = partial(_reading_large_slices, protocol.create_session)
         return self._config
 
     def _configuration_protocol(self) -> Any:
@@ -351,6 +421,30 @@ class EwsClient:
             raise translate(exc, mailbox) from exc
 
 
+def _reading_large_slices(create_session: Callable[[], Any]) -> Any:
+    """exchangelib's sessions, each answer read in large slices.
+
+    exchangelib parses every answer from `response.iter_content()`, whose default slice is one
+    byte: the whole answer, already read, went to lxml a byte at a time through a Python loop,
+    about a fifth of the worker's CPU at onboarding (bench/fleet, issue #17). pushsync uses no
+    streaming operation, whose answers would wait here for a slice to fill.
+    """
+    session = create_session()
+    session.hooks["response"].append(_large_slices)
+    return session
+
+
+def _large_slices(response: Any, *args: Any, **kwargs: Any) -> Any:
+    """A requests response hook: `iter_content()` without a size reads READ_SLICE at a time."""
+    read = response.iter_content
+
+    def iter_content(chunk_size: int | None = READ_SLICE, decode_unicode: bool = False) -> Any:
+        return read(chunk_size, decode_unicode)
+
+    response.iter_content = iter_content
+    return response
+
+
 def _keep_pool_size() -> None:
     raise exl_errors.SessionPoolMinSizeReached("pushsync keeps the session pool's size")
 
@@ -368,6 +462,11 @@ def _fetched(item_id: str, item: Any) -> Fetched:
     if isinstance(item, Exception):
         raise item
     return Fetched(item_id, item)
+
+
+def _calendar_id(mailbox: str) -> DistinguishedFolderId:
+    """The impersonated room's calendar, for a request naming a folder."""
+    return DistinguishedFolderId(id="calendar", mailbox=Mailbox(email_address=mailbox))
 
 
 def _ews_time(moment: datetime) -> exchangelib.EWSDateTime:
