@@ -86,6 +86,11 @@ WRITE_LIMIT = 500
 WRITE_WINDOW = 20.0  # seconds
 CALL_TIMEOUT = 60.0  # seconds a write may be in flight before its permit counts as answered
 WRITES_IN_FLIGHT = 32  # renewals and recreations under way at once in a maintenance round
+# Creations under way at once in a creation round. A permit counts from its draw until a window
+# after the answer, so a write waiting for a connection would spend the budget doing nothing:
+# the round waits here, before its draw, and this with WRITES_IN_FLIGHT stays within the
+# client's connections (`client.CONNECTIONS`). It is also what a 50,000-room round holds.
+CREATES_IN_FLIGHT = 64
 GONE = "gone at Graph: "  # prefix of a subscription's last_error once Graph no longer has it
 T = TypeVar("T")
 
@@ -138,10 +143,14 @@ class GraphSubscriptionManager:
         awaiting = {r["mailbox"] for r in known if r["needs_resync"]}
         let_go = {r["mailbox"] for r in known if r.get("removed_at")}  # room discovery dropped it
         outcome = Outcome()
+        slots = asyncio.Semaphore(CREATES_IN_FLIGHT)
 
         async def one(mailbox: str) -> None:
-            if await self._create(mailbox, outcome) and mailbox not in awaiting:
-                await self._subscriptions.request_resync(mailbox, "subscribed again")
+            async with slots:
+                if self._held(mailbox):  # a 429 for it came while it waited for a slot
+                    return
+                if await self._create(mailbox, outcome) and mailbox not in awaiting:
+                    await self._subscriptions.request_resync(mailbox, "subscribed again")
 
         wanted = [m for m in rooms if m not in live and m not in let_go]
         await asyncio.gather(*(one(m) for m in wanted if not self._held(m)))
