@@ -240,7 +240,7 @@ class GraphSubscriptionManager:
 
         async def create() -> None:
             current = list(rooms)
-            await self._subscriptions.ensure_rooms(current, "graph", self._clock())
+            await self._ensure_graph_rooms(current)
             await self.subscribe_missing([r for r in current if r not in self.given_up])
 
         async def maintain() -> None:
@@ -251,6 +251,16 @@ class GraphSubscriptionManager:
                 _every(stop, interval_s, create, "Graph subscribe", at_once=True),
                 _every(stop, interval_s, maintain, "Graph renewals", at_once=False),
             )
+
+    async def _ensure_graph_rooms(self, mailboxes: list[str]) -> None:
+        """Record the rooms the database does not hold as Graph's yet. Not all of them each
+        round: at 50,000 rooms that was 50,000 upserts in one write transaction every round,
+        the receiver and the worker kept waiting for the writer."""
+        known = await self._subscriptions.rooms()
+        graph = {r["mailbox"] for r in known if r["protocol"] == "graph"}
+        unknown = [m for m in mailboxes if m not in graph]
+        if unknown:
+            await self._subscriptions.ensure_rooms(unknown, "graph", self._clock())
 
     def _held(self, mailbox: str | None) -> bool:
         """Whether a call about `mailbox` must wait longer than is waited out in a call."""
