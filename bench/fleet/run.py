@@ -29,6 +29,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import math
 import os
 import random
 import secrets
@@ -471,12 +472,15 @@ class Fleet:
         refused = sum(1 for w in writes if w.refused_for)
         most = limit.most_in_any_window(since=writes_before)
         minimum = len(self.rooms) / (limit.limit / limit.window)
+        # writes sent in bursts of `limit`, one window apart: the least first-to-last can be
+        bursts = (math.ceil(len(self.rooms) / limit.limit) - 1) * limit.window
         real_span = self.real_seconds(span)
         print(
             f"  Graph onboarding in Exchange time: {len(writes)} subscription writes from the"
             f" first to the last in {span:.0f} s ({real_span:.1f} real s,"
             f" {len(writes) / max(real_span, 1e-9):.0f} writes per real s); the write-limit"
-            f" minimum {minimum:.0f} s; {refused} refused (429); at most {most} in any"
+            f" minimum {minimum:.0f} s (rooms / 25 per s; in bursts of {limit.limit} one window"
+            f" apart, {bursts:.0f} s); {refused} refused (429); at most {most} in any"
             f" {limit.window:g} s (limit {limit.limit}); every room subscribed after"
             f" {subscribed_x:.0f} s, first sync of every room done after {synced_x:.0f} s"
             " (Exchange time from the manager's start)",
