@@ -91,6 +91,7 @@ WRITES_IN_FLIGHT = 32  # renewals and recreations under way at once in a mainten
 # the round waits here, before its draw, and this with WRITES_IN_FLIGHT stays within the
 # client's connections (`client.CONNECTIONS`). It is also what a 50,000-room round holds.
 CREATES_IN_FLIGHT = 64
+SWEEP_MARGIN = timedelta(minutes=10)  # clocks of processes that retire subscriptions may differ
 GONE = "gone at Graph: "  # prefix of a subscription's last_error once Graph no longer has it
 T = TypeVar("T")
 
@@ -122,6 +123,9 @@ class GraphSubscriptionManager:
         self._short_wait = min(SHORT_WAIT, self._back_off.bound)
         self.writes = writes or default_pacer(subscriptions)
         self.given_up: dict[str, str] = {}  # mailbox -> why it will not be subscribed again
+        # the start of the last listing of Graph's subscriptions, and how many retired ones it
+        # left undeleted (`delete_retired`); None before the first
+        self._swept: tuple[datetime, int] | None = None
 
     async def subscribe_rooms(self, mailboxes: Iterable[str]) -> Outcome:
         """Give every listed room a Graph subscription unless it has a live one already."""
@@ -188,11 +192,22 @@ class GraphSubscriptionManager:
 
         One unknown to the database is left alone: another manager may have just created it
         and not yet recorded it. A throttled or unreachable Graph ends the round early.
+
+        Graph is listed only when there may be something to delete (`_sweep_due`): the list
+        holds every subscription of the app, 50,000 at fleet size (Graph pages it), and most
+        rounds nothing was retired.
         """
         deleted = 0
         if self._held(None):
             return 0
-        for subscription_id in await self._retired_at_graph():
+        started = self._clock()
+        if not await self._sweep_due():
+            return 0
+        retired = await self._retired_at_graph()
+        if retired is None:
+            return 0
+        left = len(retired)
+        for subscription_id in retired:
             try:  # 404: gone, fine
                 delete = functools.partial(self._client.delete_subscription, subscription_id)
                 await self._write(None, delete)
@@ -210,14 +225,25 @@ class GraphSubscriptionManager:
                 "retired Graph subscription deleted", extra={"subscription_id": subscription_id}
             )
             deleted += 1
+        self._swept = (started, left - deleted)
         return deleted
 
-    async def _retired_at_graph(self) -> list[str]:
+    async def _sweep_due(self) -> bool:
+        """Whether to list Graph's subscriptions this round: never listed yet, some retired
+        ones were left undeleted last time, or one was retired since the last listing began
+        (less `SWEEP_MARGIN`: processes that retire may run on clocks a little apart)."""
+        if self._swept is None:
+            return True
+        began, left = self._swept
+        return left > 0 or await self._subscriptions.retired_since("graph", began - SWEEP_MARGIN)
+
+    async def _retired_at_graph(self) -> list[str] | None:
+        """The ids Graph lists that we hold as retired; None if Graph could not be listed."""
         try:
             listed = await self._client.subscriptions()
         except ExchangeError as exc:
             log.warning("listing Graph subscriptions failed", extra={"error": str(exc)})
-            return []
+            return None
         live = {s.subscription_id for s in await self._subscriptions.live()}  # read after listing
         candidates = [
             s.subscription_id
