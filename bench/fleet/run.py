@@ -475,13 +475,18 @@ class Fleet:
         # writes sent in bursts of `limit`, one window apart: the least first-to-last can be
         bursts = (math.ceil(len(self.rooms) / limit.limit) - 1) * limit.window
         real_span = self.real_seconds(span)
+        # how long a permit took to come round: write i came `cycle` after write i - limit;
+        # the window (20 s) at best, plus what a write costs beyond it (docs/graph.md)
+        cycles = [b.at - a.at for a, b in zip(writes, writes[limit.limit :], strict=False)]
+        cycle = f"{statistics.median(cycles):.1f} s" if cycles else "-"
         print(
             f"  Graph onboarding in Exchange time: {len(writes)} subscription writes from the"
             f" first to the last in {span:.0f} s ({real_span:.1f} real s,"
             f" {len(writes) / max(real_span, 1e-9):.0f} writes per real s); the write-limit"
             f" minimum {minimum:.0f} s (rooms / 25 per s; in bursts of {limit.limit} one window"
             f" apart, {bursts:.0f} s); {refused} refused (429); at most {most} in any"
-            f" {limit.window:g} s (limit {limit.limit}); every room subscribed after"
+            f" {limit.window:g} s (limit {limit.limit}); write n came a median {cycle} after"
+            f" write n - {limit.limit}; every room subscribed after"
             f" {subscribed_x:.0f} s, first sync of every room done after {synced_x:.0f} s"
             " (Exchange time from the manager's start)",
             flush=True,
