@@ -36,10 +36,12 @@ room never delays a renewal that is due. Rooms `pushsync rooms migrate` moved to
 alone, whatever the settings say.
 
 A subscription we retire (replaced, the room moved to EWS, `pushsync subscriptions retire`)
-is dead to us, but Graph keeps posting to it until it expires, days later. Each maintenance
+is dead to us, but Graph keeps posting to it until it expires, days later. A maintenance
 round therefore lists Graph's subscriptions and DELETEs those our database holds as retired
 (https://learn.microsoft.com/graph/api/subscription-delete): one try each, so a DELETE that was
-throttled or failed is simply found again at the next round; no state beyond the table.
+throttled or failed is simply found again at the next round. It lists only when something may
+be found (one retired since the last listing, or one left undeleted by it): the list holds all
+50,000 subscriptions of a fleet.
 """
 
 from __future__ import annotations
