@@ -29,6 +29,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import math
 import os
 import random
 import secrets
@@ -339,6 +340,10 @@ class Fleet:
             "sync_window_past_days": WINDOW_PAST.days,
             "sync_window_future_days": WINDOW_FUTURE.days,
             "max_retry_after_seconds": 600,
+            # Graph's 20 s write window is Exchange time; the manager's pacer counts real time
+            "graph_subscription_write_window_seconds": self.real_seconds(
+                self.sim.config.graph_subscription_window_seconds
+            ),
             "log_level": "WARNING",
         }
         if args.protocol == "ews":
@@ -408,19 +413,28 @@ class Fleet:
 
     # -- phases ------------------------------------------------------------------------------
 
+    def exchange_seconds(self) -> float:
+        """Exchange (simulator) time now, in seconds since its epoch."""
+        clock = self.sim.clock
+        return (clock.now() - clock.epoch).total_seconds()
+
     async def onboarding(self) -> None:
         n = len(self.rooms)
         calls_before, violations_before = calls(self.sim), violations(self.sim)
         cpu_before = self.cpu()  # the receiver's start-up is not onboarding's
         started, simulator_cpu_before = time.monotonic(), time.process_time()
+        writes_before = self.graph_writes_so_far()
+        started, started_x = time.monotonic(), self.exchange_seconds()
         self.start_sync()
         protocol = self.args.protocol
         subscribed_s = await self.wait(
             lambda: self.live() >= n, self.args.deadline, "every room subscribed"
         )
+        subscribed_x = self.exchange_seconds() - started_x
         synced_s = subscribed_s + await self.wait(
             lambda: self.synced() >= n, self.args.deadline, "every room synced"
         )
+        synced_x = self.exchange_seconds() - started_x
         wall = time.monotonic() - started
         cpu = {name: s - cpu_before.get(name, 0.0) for name, s in self.cpu().items()}
         used = calls(self.sim) - calls_before
@@ -442,6 +456,8 @@ class Fleet:
             f" CPU: {', '.join(f'{name} {s:.1f} s' for name, s in cpu.items())}",
             flush=True,
         )
+        if protocol == "graph":
+            self.graph_onboarding(writes_before, subscribed_x, synced_x)
         self.figures.values |= {
             "onboarding_s": wall,
             "subscribed_s": subscribed_s,
@@ -451,6 +467,50 @@ class Fleet:
             "onboarding_wrong": len(wrong),
             "onboarding_calls_per_room": used / n,
             "onboarding_sync_cpu_ms_per_call": 1000 * sync_cpu / max(used, 1),
+        }
+
+    def graph_writes_so_far(self) -> int:
+        graph = self.sim.graph
+        return len(graph.write_limit.writes) if graph is not None else 0
+
+    def graph_onboarding(self, writes_before: int, subscribed_x: float, synced_x: float) -> None:
+        """Onboarding over Graph in Exchange time, as the tenant's write limit counts it: from
+        the first subscription write the simulator saw to the last, against `rooms / 25` s of
+        Exchange time (500 writes per 20 s), with the writes it refused and the most any 20 s
+        window of its clock held."""
+        assert self.sim.graph is not None
+        limit = self.sim.graph.write_limit
+        writes = limit.writes[writes_before:]
+        span = writes[-1].at - writes[0].at if writes else 0.0
+        refused = sum(1 for w in writes if w.refused_for)
+        most = limit.most_in_any_window(since=writes_before)
+        minimum = len(self.rooms) / (limit.limit / limit.window)
+        # writes sent in bursts of `limit`, one window apart: the least first-to-last can be
+        bursts = (math.ceil(len(self.rooms) / limit.limit) - 1) * limit.window
+        real_span = self.real_seconds(span)
+        # how long a permit took to come round: write i came `cycle` after write i - limit;
+        # the window (20 s) at best, plus what a write costs beyond it (docs/graph.md)
+        cycles = [b.at - a.at for a, b in zip(writes, writes[limit.limit :], strict=False)]
+        cycle = f"{statistics.median(cycles):.1f} s" if cycles else "-"
+        print(
+            f"  Graph onboarding in Exchange time: {len(writes)} subscription writes from the"
+            f" first to the last in {span:.0f} s ({real_span:.1f} real s,"
+            f" {len(writes) / max(real_span, 1e-9):.0f} writes per real s); the write-limit"
+            f" minimum {minimum:.0f} s (rooms / 25 per s; in bursts of {limit.limit} one window"
+            f" apart, {bursts:.0f} s); {refused} refused (429); at most {most} in any"
+            f" {limit.window:g} s (limit {limit.limit}); write n came a median {cycle} after"
+            f" write n - {limit.limit}; every room subscribed after"
+            f" {subscribed_x:.0f} s, first sync of every room done after {synced_x:.0f} s"
+            " (Exchange time from the manager's start)",
+            flush=True,
+        )
+        self.figures.values |= {
+            "graph_write_span_x": span,
+            "graph_write_minimum_x": minimum,
+            "graph_writes_refused": refused,
+            "graph_most_in_window": most,
+            "graph_subscribed_x": subscribed_x,
+            "graph_synced_x": synced_x,
         }
 
     def deliveries(self) -> str:
@@ -649,16 +709,17 @@ def goals(fleet: Fleet) -> None:
             )
         )
     else:
-        minimum = rooms / (500 / 20) / fleet.scale  # the write limit, in real seconds
-        subscribed = values.get("subscribed_s", float("inf"))
-        refused = int(values.get("onboarding_write_refusals", 0))
+        span = values.get("graph_write_span_x", float("inf"))
+        minimum = values.get("graph_write_minimum_x", 0.0)
+        refused = int(values.get("graph_writes_refused", 0))
+        ratio = span / minimum if minimum else float("inf")
         lines.append(
             (
-                "Graph onboarding vs the write-limit minimum",
-                f"{subscribed:.0f} s vs {minimum:.0f} s ({subscribed / minimum:.2f}x),"
-                f" {refused} writes refused",
+                f"Graph onboarding of {rooms} rooms vs the write-limit minimum (Exchange time,"
+                " first write to last)",
+                f"{span:.0f} s vs {minimum:.0f} s ({ratio:.3f}x), {refused} writes refused",
                 "<= 1.05x, 0 refused",
-                subscribed <= 1.05 * minimum and refused == 0,
+                ratio <= 1.05 and refused == 0,
             )
         )
     alarms = values.get("false_alarms", -1)

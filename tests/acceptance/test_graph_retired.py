@@ -170,3 +170,21 @@ async def _until(condition, seconds: float = 10) -> None:
             return
         await asyncio.sleep(0.05)
     raise AssertionError("condition not met before the deadline")
+
+
+async def test_graph_is_listed_again_only_once_something_was_retired(rig: Rig) -> None:
+    """The list holds every subscription of the app (50,000 at fleet size): a round in which
+    nothing was retired since the last listing does not ask for it."""
+    moved, staying = rig.rooms[0], rig.rooms[1]
+    await _subscribed(rig, moved, staying)
+    await rig.manager.maintain()  # the first round lists: it cannot know what came before
+    listed = rig.sim.graph.calls["list"]
+    await rig.manager.maintain()
+    await rig.manager.maintain()
+    assert rig.sim.graph.calls["list"] == listed
+
+    await _move_to_ews(rig, moved)
+    await rig.manager.maintain()
+
+    assert rig.sim.graph.calls["list"] == listed + 1
+    assert rig.sim.graph.webhooks.active(moved) == []

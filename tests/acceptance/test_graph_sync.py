@@ -133,6 +133,29 @@ async def test_subscribe_gives_each_room_a_validated_subscription_with_lifecycle
     )
 
 
+async def test_an_idle_subscription_costs_no_task_and_an_expired_one_delivers_nothing(
+    rig: Rig,
+) -> None:
+    """At 50,000 rooms the simulator must not keep a task and a timer per idle subscription
+    (docs/simulator.md): one delivers while it has something queued, and once it has expired
+    nothing is posted for it, as Graph stops at expirationDateTime."""
+    first, second = rig.rooms[0], rig.rooms[1]
+    rig.sim.graph.max_lifetime = timedelta(minutes=30)  # 30 real seconds at x60
+    await rig.manager.subscribe_rooms([first, second])
+    made = {s.calendar.mailbox: s for s in rig.sim.graph.webhooks.active()}
+    assert all(s.task is None for s in made.values())
+
+    rig.sim.exchange.book(meeting("IDLE-1", rig.sim.clock.now() + timedelta(days=1)), [first])
+    await wait_until(lambda: rig.server.rows(), "a Graph notification row")
+    await wait_until(lambda: made[first].task is None, "the delivery task to end")
+
+    rig.sim.clock.advance(31 * 60)  # past the expiry of both
+    rig.sim.exchange.book(meeting("IDLE-2", rig.sim.clock.now() + timedelta(days=1)), [second])
+    await asyncio.sleep(0.5)
+    assert {r["subscription_id"] for r in rig.server.rows()} == {made[first].id}
+    assert rig.sim.graph.webhooks.active() == []
+
+
 async def test_a_subscription_is_renewed_before_it_expires_and_not_before(rig: Rig) -> None:
     room = rig.rooms[0]
     await rig.manager.subscribe_rooms([room])

@@ -40,6 +40,10 @@ from pushsync.graph.events import parse_time
 
 GRAPH_URL = "https://graph.microsoft.com/v1.0"
 PER_MAILBOX = 4  # concurrent requests per app and mailbox (Outlook limit)
+# Connections to Graph, every one kept alive: the manager keeps about a hundred writes in
+# flight (subscription_manager.py), and httpx's default keeps 20 of its 100, so that at fleet
+# size most writes paid a new connection (and TLS, against Graph) each.
+CONNECTIONS = 100
 DEFAULT_RETRY_AFTER = 10.0
 MAX_PAGES = 1000
 # events per calendarView delta page we ask for (`Prefer: odata.maxpagesize`, event-delta);
@@ -94,7 +98,11 @@ class GraphClient:
     ) -> None:
         self._tokens = tokens
         self._base = base_url.rstrip("/")
-        self._http = httpx.AsyncClient(timeout=timeout, transport=transport)
+        self._http = httpx.AsyncClient(
+            timeout=timeout,
+            transport=transport,
+            limits=httpx.Limits(max_connections=CONNECTIONS, max_keepalive_connections=CONNECTIONS),
+        )
         self._slots: defaultdict[str, asyncio.Semaphore] = defaultdict(
             lambda: asyncio.Semaphore(PER_MAILBOX)
         )

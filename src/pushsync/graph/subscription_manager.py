@@ -36,10 +36,12 @@ room never delays a renewal that is due. Rooms `pushsync rooms migrate` moved to
 alone, whatever the settings say.
 
 A subscription we retire (replaced, the room moved to EWS, `pushsync subscriptions retire`)
-is dead to us, but Graph keeps posting to it until it expires, days later. Each maintenance
+is dead to us, but Graph keeps posting to it until it expires, days later. A maintenance
 round therefore lists Graph's subscriptions and DELETEs those our database holds as retired
 (https://learn.microsoft.com/graph/api/subscription-delete): one try each, so a DELETE that was
-throttled or failed is simply found again at the next round; no state beyond the table.
+throttled or failed is simply found again at the next round. It lists only when something may
+be found (one retired since the last listing, or one left undeleted by it): the list holds all
+50,000 subscriptions of a fleet.
 """
 
 from __future__ import annotations
@@ -86,6 +88,12 @@ WRITE_LIMIT = 500
 WRITE_WINDOW = 20.0  # seconds
 CALL_TIMEOUT = 60.0  # seconds a write may be in flight before its permit counts as answered
 WRITES_IN_FLIGHT = 32  # renewals and recreations under way at once in a maintenance round
+# Creations under way at once in a creation round. A permit counts from its draw until a window
+# after the answer, so a write waiting for a connection would spend the budget doing nothing:
+# the round waits here, before its draw, and this with WRITES_IN_FLIGHT stays within the
+# client's connections (`client.CONNECTIONS`). It is also what a 50,000-room round holds.
+CREATES_IN_FLIGHT = 64
+SWEEP_MARGIN = timedelta(minutes=10)  # clocks of processes that retire subscriptions may differ
 GONE = "gone at Graph: "  # prefix of a subscription's last_error once Graph no longer has it
 T = TypeVar("T")
 
@@ -117,6 +125,9 @@ class GraphSubscriptionManager:
         self._short_wait = min(SHORT_WAIT, self._back_off.bound)
         self.writes = writes or default_pacer(subscriptions)
         self.given_up: dict[str, str] = {}  # mailbox -> why it will not be subscribed again
+        # the start of the last listing of Graph's subscriptions, and how many retired ones it
+        # left undeleted (`delete_retired`); None before the first
+        self._swept: tuple[datetime, int] | None = None
 
     async def subscribe_rooms(self, mailboxes: Iterable[str]) -> Outcome:
         """Give every listed room a Graph subscription unless it has a live one already."""
@@ -140,11 +151,13 @@ class GraphSubscriptionManager:
         outcome = Outcome()
 
         async def one(mailbox: str) -> None:
+            if self._held(mailbox):  # a 429 for it came while it waited for its turn
+                return
             if await self._create(mailbox, outcome) and mailbox not in awaiting:
                 await self._subscriptions.request_resync(mailbox, "subscribed again")
 
-        wanted = [m for m in rooms if m not in live and m not in let_go]
-        await asyncio.gather(*(one(m) for m in wanted if not self._held(m)))
+        wanted = [m for m in rooms if m not in live and m not in let_go and not self._held(m)]
+        await in_turn(wanted, one, CREATES_IN_FLIGHT)
         return outcome
 
     async def maintain(self) -> Outcome:
@@ -162,15 +175,16 @@ class GraphSubscriptionManager:
                 recreate.append(subscription)
             elif subscription.state == "broken" or self._due(subscription, now):
                 renew.append(subscription)
-        slots = asyncio.Semaphore(WRITES_IN_FLIGHT)
 
-        async def each(job: Awaitable[None]) -> None:
-            async with slots:
-                await job
+        async def each(job: tuple[bool, LiveSubscription]) -> None:
+            again, subscription = job
+            if again:
+                await self._recreate(subscription, outcome, gone=_gone(subscription))
+            else:
+                await self._renew(subscription, outcome)
 
-        jobs = [self._recreate(s, outcome, gone=_gone(s)) for s in recreate]
-        jobs += [self._renew(s, outcome) for s in sorted(renew, key=_expiry)]
-        await asyncio.gather(*(each(job) for job in jobs))
+        jobs = [(True, s) for s in recreate] + [(False, s) for s in sorted(renew, key=_expiry)]
+        await in_turn(jobs, each, WRITES_IN_FLIGHT)
         await self.delete_retired()
         return outcome
 
@@ -179,11 +193,22 @@ class GraphSubscriptionManager:
 
         One unknown to the database is left alone: another manager may have just created it
         and not yet recorded it. A throttled or unreachable Graph ends the round early.
+
+        Graph is listed only when there may be something to delete (`_sweep_due`): the list
+        holds every subscription of the app, 50,000 at fleet size (Graph pages it), and most
+        rounds nothing was retired.
         """
         deleted = 0
         if self._held(None):
             return 0
-        for subscription_id in await self._retired_at_graph():
+        started = self._clock()
+        if not await self._sweep_due():
+            return 0
+        retired = await self._retired_at_graph()
+        if retired is None:
+            return 0
+        left = len(retired)
+        for subscription_id in retired:
             try:  # 404: gone, fine
                 delete = functools.partial(self._client.delete_subscription, subscription_id)
                 await self._write(None, delete)
@@ -201,14 +226,25 @@ class GraphSubscriptionManager:
                 "retired Graph subscription deleted", extra={"subscription_id": subscription_id}
             )
             deleted += 1
+        self._swept = (started, left - deleted)
         return deleted
 
-    async def _retired_at_graph(self) -> list[str]:
+    async def _sweep_due(self) -> bool:
+        """Whether to list Graph's subscriptions this round: never listed yet, some retired
+        ones were left undeleted last time, or one was retired since the last listing began
+        (less `SWEEP_MARGIN`: processes that retire may run on clocks a little apart)."""
+        if self._swept is None:
+            return True
+        began, left = self._swept
+        return left > 0 or await self._subscriptions.retired_since("graph", began - SWEEP_MARGIN)
+
+    async def _retired_at_graph(self) -> list[str] | None:
+        """The ids Graph lists that we hold as retired; None if Graph could not be listed."""
         try:
             listed = await self._client.subscriptions()
         except ExchangeError as exc:
             log.warning("listing Graph subscriptions failed", extra={"error": str(exc)})
-            return []
+            return None
         live = {s.subscription_id for s in await self._subscriptions.live()}  # read after listing
         candidates = [
             s.subscription_id
@@ -231,7 +267,7 @@ class GraphSubscriptionManager:
 
         async def create() -> None:
             current = list(rooms)
-            await self._subscriptions.ensure_rooms(current, "graph", self._clock())
+            await self._ensure_graph_rooms(current)
             await self.subscribe_missing([r for r in current if r not in self.given_up])
 
         async def maintain() -> None:
@@ -242,6 +278,16 @@ class GraphSubscriptionManager:
                 _every(stop, interval_s, create, "Graph subscribe", at_once=True),
                 _every(stop, interval_s, maintain, "Graph renewals", at_once=False),
             )
+
+    async def _ensure_graph_rooms(self, mailboxes: list[str]) -> None:
+        """Record the rooms the database does not hold as Graph's yet. Not all of them each
+        round: at 50,000 rooms that was 50,000 upserts in one write transaction every round,
+        the receiver and the worker kept waiting for the writer."""
+        known = await self._subscriptions.rooms()
+        graph = {r["mailbox"] for r in known if r["protocol"] == "graph"}
+        unknown = [m for m in mailboxes if m not in graph]
+        if unknown:
+            await self._subscriptions.ensure_rooms(unknown, "graph", self._clock())
 
     def _held(self, mailbox: str | None) -> bool:
         """Whether a call about `mailbox` must wait longer than is waited out in a call."""
@@ -434,6 +480,19 @@ class GraphSubscriptionManager:
         if note:
             await self._subscriptions.room_error(mailbox, f"{action}: {why}", self._clock())
         return why
+
+
+async def in_turn(items: list[T], work: Callable[[T], Awaitable[None]], at_once: int) -> None:
+    """`work` on every item in order, at most `at_once` under way: that many coroutines pull
+    from one list, rather than a task per item (a 50,000-room creation round held 50,000 tasks
+    waiting for a slot, some 100 MB)."""
+    pending = iter(items)
+
+    async def lane() -> None:
+        for item in pending:
+            await work(item)
+
+    await asyncio.gather(*(lane() for _ in range(min(at_once, len(items)))))
 
 
 async def _every(

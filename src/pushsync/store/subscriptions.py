@@ -314,6 +314,11 @@ class Subscriptions:
                 "subscription_by_id", {"subscription_id": subscription_id}
             )
 
+    async def retired_since(self, protocol: str, since: datetime) -> bool:
+        """Whether a subscription of `protocol` was retired at or after `since`."""
+        [row] = await self._fetch("retired_since", {"protocol": protocol, "since": since})
+        return int(row["retired"]) > 0
+
     async def _fetch(self, query: str, params: dict[str, Any] | None = None) -> list[Row]:
         async with self._connector.session() as session:
             return await session.fetch_all(query, params)

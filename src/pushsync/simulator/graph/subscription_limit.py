@@ -80,15 +80,10 @@ class SubscriptionWriteLimit:
         self.writes.append(Write(now, retry_after or 0))
         return retry_after
 
-    def most_in_any_window(self) -> int:
-        """The most writes any `window` seconds held (refused ones included)."""
-        times = [w.at for w in self.writes]
-        most, first = 0, 0
-        for last, at in enumerate(times):
-            while times[first] <= at - self.window:
-                first += 1
-            most = max(most, last - first + 1)
-        return most
+    def most_in_any_window(self, since: int = 0) -> int:
+        """The most writes any `window` seconds held (refused ones included), of the writes
+        from the `since`-th on."""
+        return most_in_window([w.at for w in self.writes[since:]], self.window)
 
     def early_writes(self, grace: float = 0.5) -> int:
         """Writes that arrived more than `grace` seconds after a 429 and before its Retry-After
@@ -98,3 +93,13 @@ class SubscriptionWriteLimit:
         return sum(
             1 for w in self.writes if any(start + grace < w.at < end for start, end in refusals)
         )
+
+
+def most_in_window(times: list[float], window: float) -> int:
+    """The most of these moments (in order) any `window` seconds holds."""
+    most, first = 0, 0
+    for last, at in enumerate(times):
+        while times[first] <= at - window:
+            first += 1
+        most = max(most, last - first + 1)
+    return most

@@ -68,8 +68,7 @@ class GraphSubscription:
     active: bool = True
     queue: deque[dict[str, Any]] = field(default_factory=deque)
     lifecycle_queue: deque[str] = field(default_factory=deque)
-    wake: asyncio.Event = field(default_factory=asyncio.Event)
-    task: asyncio.Task[None] | None = None
+    task: asyncio.Task[None] | None = None  # delivering; None while nothing is queued
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -141,7 +140,6 @@ class GraphWebhooks:
         )
         self.subscriptions[subscription.id] = subscription
         self._by_mailbox[calendar.mailbox.lower()].append(subscription)
-        subscription.task = asyncio.create_task(self._run(subscription))
         return subscription
 
     def duplicate(
@@ -165,7 +163,7 @@ class GraphWebhooks:
         """Send a lifecycle notification; subscriptionRemoved also ends the subscription."""
         subscription = self.subscriptions[subscription_id]
         subscription.lifecycle_queue.append(event)
-        subscription.wake.set()
+        self._wake(subscription)
 
     async def close(self) -> None:
         tasks = [s.task for s in self.subscriptions.values() if s.task is not None]
@@ -204,7 +202,7 @@ class GraphWebhooks:
         for subscription in self.active(calendar.mailbox):
             if kind in subscription.change_types:
                 subscription.queue.append(self._item(subscription, kind, item, event.change_key))
-                subscription.wake.set()
+                self._wake(subscription)
 
     def _item(
         self, subscription: GraphSubscription, kind: str, ews_item: str, change_key: str | None
@@ -226,27 +224,31 @@ class GraphWebhooks:
             },
         }
 
+    def _wake(self, subscription: GraphSubscription) -> None:
+        """Start delivering what the subscription has queued, unless it is under way. A
+        subscription with nothing to send has no task and no timer: 50,000 idle rooms cost
+        their records only; expiry is read from `expires` where it matters (`active`)."""
+        if subscription.task is None:
+            subscription.task = asyncio.create_task(self._run(subscription))
+
     async def _run(self, subscription: GraphSubscription) -> None:
-        while subscription.active:
-            if subscription.expires <= self.clock.now():
-                self._stop(subscription, drop_task=False)
-                return
-            if subscription.lifecycle_queue:
-                await self._send_lifecycle(subscription, subscription.lifecycle_queue.popleft())
-                continue
-            if not subscription.queue:
-                subscription.wake.clear()
-                remaining = (subscription.expires - self.clock.now()).total_seconds()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(
-                        subscription.wake.wait(), self.clock.real_seconds(max(remaining, 0))
-                    )
-                continue
-            batch = [
-                subscription.queue.popleft() for _ in range(min(MAX_BATCH, len(subscription.queue)))
-            ]
-            if not await self._deliver(subscription, subscription.notification_url, batch):
-                subscription.lifecycle_queue.append("missed")  # dropped: tell the app
+        try:
+            while subscription.active:
+                if subscription.expires <= self.clock.now():
+                    self._stop(subscription, drop_task=False)
+                    return
+                if subscription.lifecycle_queue:
+                    event = subscription.lifecycle_queue.popleft()
+                    await self._send_lifecycle(subscription, event)
+                    continue
+                if not subscription.queue:
+                    return
+                count = min(MAX_BATCH, len(subscription.queue))
+                batch = [subscription.queue.popleft() for _ in range(count)]
+                if not await self._deliver(subscription, subscription.notification_url, batch):
+                    subscription.lifecycle_queue.append("missed")  # dropped: tell the app
+        finally:
+            subscription.task = None  # nothing queued is left behind: see `_wake`
 
     async def _send_lifecycle(self, subscription: GraphSubscription, event: str) -> None:
         item = {

@@ -206,3 +206,9 @@ FROM (
       AND subscription_id = ANY(%(ids)s)
 ) AS n
 GROUP BY subscription_id;
+
+-- name: retired_since
+-- Whether any subscription of this protocol was retired since `since`: the Graph manager lists
+-- Graph's subscriptions (to DELETE the retired ones Graph still holds) only then.
+SELECT count(*) AS retired FROM subscription
+WHERE protocol = %(protocol)s AND state = 'retired' AND retired_at >= %(since)s;

@@ -204,3 +204,9 @@ FROM (
       AND subscription_id IN (SELECT value FROM json_each(:ids))
 ) AS n
 GROUP BY subscription_id;
+
+-- name: retired_since
+-- Whether any subscription of this protocol was retired since `since`: the Graph manager lists
+-- Graph's subscriptions (to DELETE the retired ones Graph still holds) only then.
+SELECT count(*) AS retired FROM subscription
+WHERE protocol = :protocol AND state = 'retired' AND retired_at >= :since;
