@@ -18,7 +18,7 @@ room page all read it.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -114,6 +114,21 @@ class Totals:
     def troubled(self) -> int:
         return self.rooms - self.in_sync
 
+    @classmethod
+    def of(cls, statuses: Sequence[RoomStatus]) -> Totals:
+        """The totals of rooms already judged (all of them): for a caller that holds every
+        room, such as a test."""
+        oldest = [s.oldest_pending for s in statuses if s.oldest_pending is not None]
+        return cls(
+            rooms=len(statuses),
+            by_kind=Counter(s.kind for s in statuses),
+            polling=Counter(s.polling_reason for s in statuses if s.polling_reason),
+            moving=sum(1 for s in statuses if s.migration),
+            pending=sum(s.pending for s in statuses),
+            failed=sum(s.failed for s in statuses),
+            oldest_pending=min(oldest, default=None),
+        )
+
 
 @dataclass(frozen=True)
 class Overview:
@@ -197,7 +212,7 @@ async def _verdicts(
     async with connector.session() as session:
         rows = [_typed(row) for row in await session.fetch_all("room_verdicts", params)]
     statuses = [verdict(row, now, processes) for row in rows if row["part"] == 1]
-    full = limit is not None and len(statuses) == limit
+    full = bool(statuses) and len(statuses) == limit
     following = (_rank(statuses[-1]), statuses[-1].mailbox) if full else None
     return statuses, _totals([row for row in rows if row["part"] == 0]), following
 

@@ -13,11 +13,12 @@ from rich.markup import escape
 from rich.progress import Progress
 from rich.table import Table
 
-from pushsync.admin.room_status import Overview, overview
+from pushsync.admin.room_status import STATES, Overview, RoomStatus, overview
 from pushsync.cli.common import (
     ConfigOption,
     DatabaseOption,
     console,
+    print_error,
     run_or_exit,
     settings_or_exit,
     with_connector,
@@ -213,31 +214,68 @@ def _delete_at_graph(settings: Settings, subscription_id: str) -> str:
     return "deleted at Graph"
 
 
+# `subscriptions list` reads and prints this many rooms at a time, so that 50,000 rooms stream
+# out instead of being judged and held all at once.
+LIST_PAGE = 1000
+DEFAULT_LIST_LIMIT = 1000
+
+
 @subscription_commands.command("list")
 def subscriptions_list(
     config: ConfigOption = None,
     database_url: DatabaseOption = None,
     problems: Annotated[bool, typer.Option("--problems", help="only rooms out of sync")] = False,
+    state: Annotated[
+        str | None,
+        typer.Option(
+            help="only rooms of this status: a kind of problem (as `pushsync status` names "
+            "them), problem, in sync or moving"
+        ),
+    ] = None,
+    limit: Annotated[
+        int, typer.Option(help="at most this many rooms, the worst first (0: every room)")
+    ] = DEFAULT_LIST_LIMIT,
     full_ids: Annotated[bool, typer.Option("--full-ids", help="whole subscription ids")] = False,
 ) -> None:
-    """Each room's subscription and sync status: which rooms are out of sync, and why."""
+    """Each room's subscription and sync status, the worst first: which rooms are out of sync,
+    and why. Printed a page at a time; the last line counts every room."""
     settings = settings_or_exit(config, database_url=database_url)
-
+    if state is not None and state not in STATES:
+        print_error(f"unknown --state {state!r}: one of {', '.join(STATES)}")
+        raise typer.Exit(2)
     dead_after = timedelta(seconds=settings.process_dead_after_seconds)
+    wanted = state or ("problem" if problems else None)
 
-    async def fetch(connector: Connector) -> tuple[Overview, dict[str, str]]:
-        found = await overview(connector, utcnow(), dead_after, settings.protocols_needed())
-        return found, await subscription_prefixes(connector)
+    async def stream(connector: Connector) -> Overview:
+        prefixes = await subscription_prefixes(connector)
+        found, shown = None, 0
+        while found is None or (found.next is not None and (not limit or shown < limit)):
+            size = min(LIST_PAGE, limit - shown) if limit else LIST_PAGE
+            after = found.next if found is not None else None
+            found = await overview(
+                connector, utcnow(), dead_after, settings.protocols_needed(),
+                state=wanted, after=after, limit=size,
+            )  # fmt: skip
+            _print_rooms(found.rooms, prefixes, full_ids, header=shown == 0)
+            shown += len(found.rooms)
+        if limit and shown >= limit and found.next is not None:
+            console.print(f"(the first {shown}; --limit 0 lists every room)")
+        return found
 
-    found, prefixes = with_connector(settings, fetch, existing=True)
-    statuses = found.rooms
+    found = with_connector(settings, stream, existing=True)
+    console.print(f"{found.totals.in_sync} of {found.totals.rooms} rooms in sync")
+    for line in found.fleet.problems():  # why rooms say "not syncing"; `pushsync status` too
+        console.print(f"[red]down:[/red] {line}", highlight=False)
+
+
+def _print_rooms(
+    statuses: list[RoomStatus], prefixes: dict[str, str], full_ids: bool, *, header: bool
+) -> None:
     heading = "subscription" if full_ids else "subscription (id prefix)"
     columns = ["room", "proto", heading, "state", "last heard", "waiting", "problem"]
-    moving = any(status.migration for status in statuses)
-    table = Table(*columns, *(["migration"] if moving else []))
+    moving = any(status.migration for status in statuses)  # the column only when it says something
+    table = Table(*columns, *(["migration"] if moving else []), show_header=header)
     for status in statuses:
-        if problems and status.problem is None and not status.migration:
-            continue
         state = "polling" if status.polling_reason else status.subscription_state or "none"
         table.add_row(
             status.mailbox,
@@ -249,11 +287,8 @@ def subscriptions_list(
             escape(status.problem) if status.problem else "[green]in sync[/green]",
             *([escape(status.migration or "")] if moving else []),
         )
-    console.print(table)
-    in_sync = sum(1 for s in statuses if s.problem is None)
-    console.print(f"{in_sync} of {len(statuses)} rooms in sync")
-    for line in found.fleet.problems():  # why rooms say "not syncing"; `pushsync status` too
-        console.print(f"[red]down:[/red] {line}", highlight=False)
+    if statuses or header:
+        console.print(table)
 
 
 def _subscription_id(value: str | None, prefixes: dict[str, str], full: bool) -> str:
