@@ -214,9 +214,8 @@ def _delete_at_graph(settings: Settings, subscription_id: str) -> str:
     return "deleted at Graph"
 
 
-# `subscriptions list` reads and prints this many rooms at a time, so that 50,000 rooms stream
-# out instead of being judged and held all at once.
-LIST_PAGE = 1000
+# What `subscriptions list` shows unless told otherwise: a fleet this size or smaller in full,
+# a larger one its worst rooms (the totals line counts them all).
 DEFAULT_LIST_LIMIT = 1000
 
 
@@ -238,7 +237,7 @@ def subscriptions_list(
     full_ids: Annotated[bool, typer.Option("--full-ids", help="whole subscription ids")] = False,
 ) -> None:
     """Each room's subscription and sync status, the worst first: which rooms are out of sync,
-    and why. Printed a page at a time; the last line counts every room."""
+    and why. The last line counts every room."""
     settings = settings_or_exit(config, database_url=database_url)
     if state is not None and state not in STATES:
         print_error(f"unknown --state {state!r}: one of {', '.join(STATES)}")
@@ -246,35 +245,27 @@ def subscriptions_list(
     dead_after = timedelta(seconds=settings.process_dead_after_seconds)
     wanted = state or ("problem" if problems else None)
 
-    async def stream(connector: Connector) -> Overview:
-        prefixes = await subscription_prefixes(connector)
-        found, shown = None, 0
-        while found is None or (found.next is not None and (not limit or shown < limit)):
-            size = min(LIST_PAGE, limit - shown) if limit else LIST_PAGE
-            after = found.next if found is not None else None
-            found = await overview(
-                connector, utcnow(), dead_after, settings.protocols_needed(),
-                state=wanted, after=after, limit=size,
-            )  # fmt: skip
-            _print_rooms(found.rooms, prefixes, full_ids, header=shown == 0)
-            shown += len(found.rooms)
-        if limit and shown >= limit and found.next is not None:
-            console.print(f"(the first {shown}; --limit 0 lists every room)")
-        return found
+    async def fetch(connector: Connector) -> tuple[Overview, dict[str, str]]:
+        found = await overview(
+            connector, utcnow(), dead_after, settings.protocols_needed(),
+            state=wanted, limit=limit or None,
+        )  # fmt: skip
+        return found, await subscription_prefixes(connector)
 
-    found = with_connector(settings, stream, existing=True)
+    found, prefixes = with_connector(settings, fetch, existing=True)
+    _print_rooms(found.rooms, prefixes, full_ids)
+    if found.next is not None and found.totals.rooms > len(found.rooms):
+        console.print(f"(the first {len(found.rooms)}, the worst first; --limit 0 lists them all)")
     console.print(f"{found.totals.in_sync} of {found.totals.rooms} rooms in sync")
     for line in found.fleet.problems():  # why rooms say "not syncing"; `pushsync status` too
         console.print(f"[red]down:[/red] {line}", highlight=False)
 
 
-def _print_rooms(
-    statuses: list[RoomStatus], prefixes: dict[str, str], full_ids: bool, *, header: bool
-) -> None:
+def _print_rooms(statuses: list[RoomStatus], prefixes: dict[str, str], full_ids: bool) -> None:
     heading = "subscription" if full_ids else "subscription (id prefix)"
     columns = ["room", "proto", heading, "state", "last heard", "waiting", "problem"]
     moving = any(status.migration for status in statuses)  # the column only when it says something
-    table = Table(*columns, *(["migration"] if moving else []), show_header=header)
+    table = Table(*columns, *(["migration"] if moving else []))
     for status in statuses:
         state = "polling" if status.polling_reason else status.subscription_state or "none"
         table.add_row(
@@ -287,8 +278,7 @@ def _print_rooms(
             escape(status.problem) if status.problem else "[green]in sync[/green]",
             *([escape(status.migration or "")] if moving else []),
         )
-    if statuses or header:
-        console.print(table)
+    console.print(table)
 
 
 def _subscription_id(value: str | None, prefixes: dict[str, str], full: bool) -> str:

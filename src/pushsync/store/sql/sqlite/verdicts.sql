@@ -41,26 +41,24 @@ shown AS (
     WHERE s.state IN ('active', 'broken')
 ),
 facts AS (
-    SELECT r.mailbox, r.protocol, r.needs_resync, r.resync_reason, r.last_synced_at,
-           r.last_error, r.last_error_at, r.paused_until, r.poll_reason, r.poll_detail,
-           r.poll_since, s.subscription_id, s.state, s.created_at, s.last_event_at,
-           s.status_frequency, s.expires_at, s.last_error AS subscription_error,
-           m.target AS migration_target, m.state AS migration_state,
-           m.last_error AS migration_error,
-           r.display_name, r.capacity, r.building, r.floor_number, r.missing_since,
+    -- only what the rules read: a page's rows get their other columns at the end
+    SELECT r.mailbox, r.protocol, r.needs_resync, r.paused_until, s.state,
+           m.state IS NOT NULL AS moving,
+           CASE WHEN coalesce(r.poll_reason, '') <> '' AND s.state IS NULL
+                THEN r.poll_reason END AS polled_for,
            coalesce(q.pending, 0) AS pending, q.oldest_pending,
            -- failed rows older than the room's last resync are healed: it repaired them
            CASE WHEN q.last_failed IS NOT NULL AND r.last_synced_at IS NOT NULL
                      AND q.last_failed < r.last_synced_at THEN 0
                 ELSE coalesce(q.failed_rows, 0) END AS failed,
-           coalesce(r.poll_reason, '') <> '' AND s.state IS NULL AS polled,
            -- an error counts for RECENT_ERROR (:error_since = now - RECENT_ERROR)
            coalesce(r.last_error, '') <> ''
                AND (r.last_error_at IS NULL OR r.last_error_at > :error_since) AS fresh_error,
            -- subscriptions.UNREACHABLE: the installation's calls fail, not the room's
            substr(r.last_error, 1, 13) = 'unreachable: ' AS unreachable,
+           -- 15: subscriptions.DEFAULT_STATUS_FREQUENCY
            (julianday(:now) - julianday(coalesce(s.last_event_at, s.created_at))) * 1440.0
-               > 2 * coalesce(nullif(s.status_frequency, 0), 15) AS unheard  -- 15: DEFAULT_STATUS_FREQUENCY
+               > 2 * coalesce(nullif(s.status_frequency, 0), 15) AS unheard
     FROM live r
     LEFT JOIN shown s ON s.mailbox = r.mailbox AND s.place = 1
     LEFT JOIN room_migration m ON m.mailbox = r.mailbox AND m.state <> 'retired'
@@ -69,12 +67,13 @@ facts AS (
 -- The first problem, in the order of room_status.PROBLEM_KINDS (its rank there, 1-based);
 -- 13: in sync.
 judged AS (
-    SELECT f.*,
+    SELECT f.mailbox, f.protocol, f.moving, f.polled_for, f.pending, f.oldest_pending, f.failed,
            CASE
                WHEN (f.protocol = 'ews' AND :ews_down) OR (f.protocol = 'graph' AND :graph_down)
                    THEN 1  -- no worker
-               WHEN f.polled AND f.fresh_error AND NOT f.unreachable THEN 2  -- polling failed
-               WHEN f.polled AND NOT f.fresh_error THEN 3  -- polling
+               WHEN f.polled_for IS NOT NULL AND f.fresh_error AND NOT f.unreachable
+                   THEN 2  -- polling failed: the reads fail too
+               WHEN f.polled_for IS NOT NULL AND NOT f.fresh_error THEN 3  -- polling
                WHEN f.state IS NULL THEN 4  -- no subscription
                WHEN f.state = 'broken' THEN 5  -- subscription broken
                WHEN f.protocol = 'ews' AND f.unheard THEN 6  -- silent
@@ -87,29 +86,38 @@ judged AS (
                ELSE 13
            END AS rank
     FROM facts f
-)
-SELECT 1 AS part, 1 AS room_count, page.*
-FROM (
+),
+page AS (
     SELECT * FROM judged
     WHERE (:state IS NULL
            OR (:state = 'problem' AND rank < 13)
-           OR (:state = 'moving' AND migration_state IS NOT NULL)
+           OR (:state = 'moving' AND moving)
            OR rank = :state_rank)
       AND (rank > :after_rank OR (rank = :after_rank AND mailbox > :after_mailbox))
     ORDER BY rank, mailbox
     LIMIT :limit
-) AS page
+)
+SELECT 1 AS part, 1 AS room_count, p.rank AS rank, p.pending, p.oldest_pending, p.failed,
+       p.polled_for IS NOT NULL AS polled,
+       r.mailbox AS mailbox, r.protocol, r.needs_resync, r.resync_reason, r.last_synced_at,
+       r.last_error, r.last_error_at, r.paused_until, r.poll_reason, r.poll_detail, r.poll_since,
+       s.subscription_id, s.state, s.created_at, s.last_event_at, s.status_frequency,
+       s.expires_at, s.last_error AS subscription_error,
+       m.target AS migration_target, m.state AS migration_state,
+       m.last_error AS migration_error,
+       r.display_name, r.capacity, r.building, r.floor_number, r.missing_since
+FROM page p
+JOIN room r ON r.mailbox = p.mailbox
+LEFT JOIN shown s ON s.mailbox = p.mailbox AND s.place = 1
+LEFT JOIN room_migration m ON m.mailbox = p.mailbox AND m.state <> 'retired'
 UNION ALL
-SELECT 0, count(*),
-       NULL, protocol, NULL, NULL, NULL, NULL, NULL, NULL,
-       CASE WHEN polled THEN poll_reason END, NULL, NULL,
+-- the totals: columns a room row does not need stay empty
+SELECT 0, count(*), rank, sum(pending), min(oldest_pending), sum(failed), NULL,
+       NULL, protocol, NULL, NULL, NULL, NULL, NULL, NULL, polled_for, NULL, NULL,
        NULL, NULL, NULL, NULL, NULL, NULL, NULL,
-       NULL, CASE WHEN migration_state IS NOT NULL THEN 'moving' END, NULL,
-       NULL, NULL, NULL, NULL, NULL,
-       sum(pending), min(oldest_pending), sum(failed),
-       NULL, NULL, NULL, NULL, rank
+       NULL, CASE WHEN moving THEN 'moving' END, NULL,
+       NULL, NULL, NULL, NULL, NULL
 FROM judged
 WHERE :totals
-GROUP BY rank, protocol, CASE WHEN polled THEN poll_reason END,
-         migration_state IS NOT NULL
+GROUP BY rank, protocol, polled_for, moving
 ORDER BY part DESC, rank, mailbox;
