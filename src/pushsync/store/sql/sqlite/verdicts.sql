@@ -40,9 +40,13 @@ shown AS (
     FROM subscription s JOIN live r ON r.mailbox = s.mailbox
     WHERE s.state IN ('active', 'broken')
 ),
+first_shown AS (
+    SELECT mailbox, subscription_id, state, created_at, last_event_at, status_frequency
+    FROM shown WHERE place = 1
+),
 facts AS (
     -- only what the rules read: a page's rows get their other columns at the end
-    SELECT r.mailbox, r.protocol, r.needs_resync, r.paused_until, s.state,
+    SELECT r.mailbox, r.protocol, r.needs_resync, r.paused_until, s.subscription_id, s.state,
            m.state IS NOT NULL AS moving,
            CASE WHEN coalesce(r.poll_reason, '') <> '' AND s.state IS NULL
                 THEN r.poll_reason END AS polled_for,
@@ -60,14 +64,15 @@ facts AS (
            (julianday(:now) - julianday(coalesce(s.last_event_at, s.created_at))) * 1440.0
                > 2 * coalesce(nullif(s.status_frequency, 0), 15) AS unheard
     FROM live r
-    LEFT JOIN shown s ON s.mailbox = r.mailbox AND s.place = 1
+    LEFT JOIN first_shown s ON s.mailbox = r.mailbox
     LEFT JOIN room_migration m ON m.mailbox = r.mailbox AND m.state <> 'retired'
     LEFT JOIN queue q ON q.mailbox = r.mailbox
 ),
 -- The first problem, in the order of room_status.PROBLEM_KINDS (its rank there, 1-based);
 -- 13: in sync.
 judged AS (
-    SELECT f.mailbox, f.protocol, f.moving, f.polled_for, f.pending, f.oldest_pending, f.failed,
+    SELECT f.mailbox, f.protocol, f.subscription_id, f.moving, f.polled_for, f.pending,
+           f.oldest_pending, f.failed,
            CASE
                WHEN (f.protocol = 'ews' AND :ews_down) OR (f.protocol = 'graph' AND :graph_down)
                    THEN 1  -- no worker
@@ -108,7 +113,8 @@ SELECT 1 AS part, 1 AS room_count, p.rank AS rank, p.pending, p.oldest_pending, 
        r.display_name, r.capacity, r.building, r.floor_number, r.missing_since
 FROM page p
 JOIN room r ON r.mailbox = p.mailbox
-LEFT JOIN shown s ON s.mailbox = p.mailbox AND s.place = 1
+-- through the primary key: a page's rows, never the whole `shown` again
+LEFT JOIN subscription s ON s.subscription_id = p.subscription_id
 LEFT JOIN room_migration m ON m.mailbox = p.mailbox AND m.state <> 'retired'
 UNION ALL
 -- the totals: columns a room row does not need stay empty
