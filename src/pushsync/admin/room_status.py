@@ -182,18 +182,20 @@ async def room_overview(
 
 
 async def room_statuses(
-    connector: Connector, now: datetime, processes: Fleet | None = None
+    connector: Connector, now: datetime, processes: Fleet | None = None, state: str | None = None
 ) -> list[RoomStatus]:
-    """Every room, the worst kinds of problem first (then by mailbox). Without `processes`
-    the rows alone are judged (no worker's liveness): `overview` is what operators are shown."""
-    statuses, _, _ = await _verdicts(connector, now, processes, totals=False)
+    """Every room (or those of `state`, one of STATES), the worst kinds of problem first (then
+    by mailbox). Without `processes` the rows alone are judged (no worker's liveness):
+    `overview` is what operators are shown."""
+    statuses, _, _ = await _verdicts(connector, now, processes, state=state, totals=False)
     return statuses
 
 
 async def room_statuses_on_a_thread(connector: Connector, now: datetime) -> list[RoomStatus]:
-    """`room_statuses`, for the worker's status samples. The database judges the rooms now;
-    the name stays for its callers."""
-    return await room_statuses(connector, now)
+    """The rooms with a problem, judged from their rows alone: all the worker's status samples
+    read. The database judges them, so the worker's event loop no longer stalls while 50,000
+    rooms are judged in Python (the name stays for its caller)."""
+    return await room_statuses(connector, now, state="problem")
 
 
 async def _verdicts(
