@@ -118,7 +118,7 @@ def _commands(url: str, repeat: int) -> dict[str, Figure]:
     commands = {
         "pushsync --help": ["--help"],
         "subscriptions list": ["subscriptions", "list"],
-        "subscriptions list --state problem": ["subscriptions", "list", "--state", "problem"],
+        "subscriptions list --problems": ["subscriptions", "list", "--problems"],
     }
     figures = {}
     for name, args in commands.items():
