@@ -251,7 +251,8 @@ def subscriptions_list(
             connector, utcnow(), dead_after, settings.protocols_needed(),
             state=wanted, limit=limit or None,
         )  # fmt: skip
-        return found, await subscription_prefixes(connector)
+        ids = [s.subscription_id for s in found.rooms if s.subscription_id]
+        return found, await subscription_prefixes(connector, ids)
 
     found, prefixes = with_connector(settings, fetch, existing=True)
     _print_rooms(found.rooms, prefixes, full_ids)
