@@ -22,6 +22,7 @@ import argparse
 import asyncio
 import contextlib
 import os
+import resource
 import signal
 import socket
 import statistics
@@ -53,12 +54,14 @@ SERVE_ENV = {
     "PUSHSYNC_PROCESS_DEAD_AFTER_SECONDS": "86400",
 }
 SILENT_ROOM = 0  # fill.py: room 0 has a problem ("silent")
+FLOORS = ("/healthz", "pushsync --help")  # what any request / command costs: no goal
 
 
 @dataclass
 class Figure:
     name: str
-    seconds: float
+    seconds: float  # wall time
+    cpu: float  # CPU seconds of pushsync's process (the server's, or the command's)
     size: int  # bytes answered (or printed)
 
 
@@ -85,13 +88,13 @@ def measure(engine: str, rooms: int, repeat: int) -> dict[str, Figure]:
         else:
             fill_postgresql(url, fleet)
         print(f"{rooms:>7,} rooms: filled in {time.perf_counter() - started:.1f} s")
-        with serving(url) as admin:
-            figures = _requests(admin, fleet, repeat)
+        with serving(url) as (admin, pid):
+            figures = _requests(admin, fleet, repeat, pid)
         figures |= _commands(url, repeat)
     return figures
 
 
-def _requests(admin: str, fleet: Fleet, repeat: int) -> dict[str, Figure]:
+def _requests(admin: str, fleet: Fleet, repeat: int, pid: int) -> dict[str, Figure]:
     paths = {
         "/healthz": "/healthz",
         "status page /": "/",
@@ -109,7 +112,7 @@ def _requests(admin: str, fleet: Fleet, repeat: int) -> dict[str, Figure]:
                 response.raise_for_status()
                 return len(response.content)
 
-            figures[name] = _timed(name, get, repeat)
+            figures[name] = _timed(name, get, repeat, lambda: _process_cpu(pid))
     return figures
 
 
@@ -133,31 +136,52 @@ def _commands(url: str, repeat: int) -> dict[str, Figure]:
             )
             return len(done.stdout)
 
-        figures[name] = _timed(name, run, max(repeat // 2, 1))
+        figures[name] = _timed(name, run, max(repeat // 2, 1), _children_cpu)
     return figures
 
 
-def _timed(name: str, call: Callable[[], int], repeat: int) -> Figure:
+def _timed(name: str, call: Callable[[], int], repeat: int, cpu: Callable[[], float]) -> Figure:
     call()  # warm: connections opened, statements prepared, pages cached
-    times, size = [], 0
+    times, cpus, size = [], [], 0
     for _ in range(repeat):
-        started = time.perf_counter()
+        started, used = time.perf_counter(), cpu()
         size = call()
         times.append(time.perf_counter() - started)
-    return Figure(name, statistics.median(times), size)
+        cpus.append(cpu() - used)
+    return Figure(name, statistics.median(times), statistics.median(cpus), size)
+
+
+def _process_cpu(pid: int) -> float:
+    """User + system CPU seconds of the process so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def report(baseline: dict[str, Figure], fleet: dict[str, Figure], small: int, big: int) -> None:
-    print(f"\n{'':36} {small:>9,} rooms {big:>9,} rooms   ratio   goal <= {GOAL_S:.0f} s")
+    print(
+        f"\n{'':36} {small:>6,} rooms {big:>7,} rooms  ratio  goal <= {GOAL_S:.0f} s"
+        f"   CPU at {big:,} (ratio)"
+    )
     for name, figure in fleet.items():
         base = baseline[name]
         ratio = figure.seconds / base.seconds if base.seconds else float("inf")
-        verdict = "ok" if figure.seconds <= GOAL_S else "OVER"
+        cpu_ratio = f"({figure.cpu / base.cpu:.1f}x)" if base.cpu else "(-)"
+        verdict = "floor" if name in FLOORS else "ok" if figure.seconds <= GOAL_S else "OVER"
         print(
-            f"{name:36} {base.seconds * 1000:>9.0f} ms {figure.seconds * 1000:>9.0f} ms "
-            f"{ratio:>7.1f}x  {verdict:4}  ({figure.size:,} bytes)"
+            f"{name:36} {base.seconds * 1000:>6.0f} ms {figure.seconds * 1000:>7.0f} ms "
+            f"{ratio:>6.1f}x  {verdict:5} {figure.cpu * 1000:>10.0f} ms {cpu_ratio}"
+            f"  {figure.size:,} bytes"
         )
-    print("medians of wall time; the commands include starting Python (see pushsync --help)")
+    print(
+        "medians; wall time, and the CPU of pushsync's process (the server's Python for a\n"
+        "request, PostgreSQL's own not counted; the command's for a command, Python's start\n"
+        "included: see pushsync --help)"
+    )
 
 
 async def _migrate(url: str) -> None:
@@ -189,8 +213,9 @@ def database(engine: str, rooms: int) -> Iterator[str]:
 
 
 @contextlib.contextmanager
-def serving(url: str) -> Iterator[str]:
-    """The real `pushsync serve` on the database; yields its admin listener's address."""
+def serving(url: str) -> Iterator[tuple[str, int]]:
+    """The real `pushsync serve` on the database; yields its admin listener's address and
+    the pid of the process that serves it (the supervising one)."""
     port, admin_port = _free_port(), _free_port()
     env = {
         **os.environ,
@@ -206,7 +231,7 @@ def serving(url: str) -> Iterator[str]:
         try:
             admin = f"http://127.0.0.1:{admin_port}"
             _wait_for(admin + "/healthz", process, log)
-            yield admin
+            yield admin, process.pid
         finally:
             process.send_signal(signal.SIGTERM)
             try:
