@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 from pushsync.admin.metrics import rooms_exposition
 from pushsync.admin.process_status import Fleet
-from pushsync.admin.room_status import RoomStatus
+from pushsync.admin.room_status import RoomStatus, Totals
 from pushsync.store.processes import ProcessStatus
 
 NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
@@ -32,9 +32,8 @@ def status(kind: str | None, pending: int = 0, oldest: datetime | None = None) -
 
 
 def test_rooms_are_counted_by_kind_with_the_oldest_waiting_row() -> None:
-    text = rooms_exposition(
-        [status(None), status(None), status("behind", 3, NOW - timedelta(minutes=7))], NOW
-    ).decode()
+    rooms = [status(None), status(None), status("behind", 3, NOW - timedelta(minutes=7))]
+    text = rooms_exposition(Totals.of(rooms), NOW).decode()
     assert "pushsync_room_status_up 1.0" in text
     assert 'pushsync_rooms{status="in sync"} 2.0' in text
     assert 'pushsync_rooms{status="behind"} 1.0' in text
@@ -54,7 +53,7 @@ def test_processes_are_up_per_kind_protocol_and_host_and_a_missing_worker_is_dow
     alive = ProcessStatus("receiver", None, "rooms-1", 10, NOW, beat, None, True, None)
     dead = ProcessStatus("manager", "ews", "rooms-1", 11, NOW, beat, None, False, beat)
     fleet = Fleet([alive, dead], frozenset({"ews"}))
-    text = rooms_exposition([status("no worker")], NOW, fleet).decode()
+    text = rooms_exposition(Totals.of([status("no worker")]), NOW, fleet).decode()
     assert 'pushsync_process_up{host="rooms-1",kind="receiver",protocol=""} 1.0' in text
     assert 'pushsync_process_up{host="rooms-1",kind="manager",protocol="ews"} 0.0' in text
     assert 'pushsync_process_up{host="",kind="worker",protocol="ews"} 0.0' in text  # never ran

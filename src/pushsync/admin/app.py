@@ -12,11 +12,12 @@ public application, so none of these paths can answer on the public port.
 - `/metrics`  Prometheus text, summed over the worker processes (`pushsync.web.metrics`), with
               the rooms' and the processes' gauges;
 - `/status`   JSON: the ranges in use, the authentication mode, the listeners and limits;
-- `/rooms`    JSON: every room's sync status, those with a problem first (`room_status`), and
-              every process's liveness (`process_status`);
+- `/rooms`    JSON: the rooms counted per status, then their sync status a page at a time, the
+              worst first (`room_status`, `room_listing`: `?state=`, `?limit=`, `?after=`),
+              and every process's liveness (`process_status`);
 - `/`         the same as a page for people: which process is down since when, how many rooms
-              are in sync, the fleet's last 24 hours as charts, and why the others are not,
-              since when, and what to do;
+              are in sync, the fleet's last 24 hours as charts, and why the worst of the others
+              are not, since when, and what to do;
 - `/rooms/{mailbox}`          one room's page: its history, and a "resync now" button that
 - `/rooms/{mailbox}/resync`   POSTs here (a per-page token, and no cross-site request), which
                               asks the worker for a resync and redirects back to the page.
@@ -39,9 +40,17 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from pushsync.admin.metrics import rooms_exposition
 from pushsync.admin.process_status import fleet_of_rooms
+from pushsync.admin.room_listing import BadListing, Listing, listing_json
 from pushsync.admin.room_page import render_room, render_unknown_room, resync_token
-from pushsync.admin.room_status import Overview, discovery_answers, overview, room_overview
-from pushsync.admin.status_page import HISTORY, render
+from pushsync.admin.room_status import (
+    Cursor,
+    Overview,
+    RoomStatus,
+    discovery_answers,
+    overview,
+    room_overview,
+)
+from pushsync.admin.status_page import ATTENTION, HISTORY, render
 from pushsync.errors import PushsyncError
 from pushsync.settings import Settings
 from pushsync.store import Connector, connect
@@ -125,57 +134,84 @@ class AdminApp:
             await respond(send, 200, body, _PROMETHEUS)
         elif request.path == "/status":
             await respond(send, 200, json.dumps(self.status(), indent=1).encode(), _JSON)
-        elif request.path in ("/", "/rooms"):
-            await self._rooms(send, page=request.path == "/")
+        elif request.path == "/":
+            await self._status(send)
+        elif request.path == "/rooms":
+            await self._rooms(request, send)
         elif request.path.startswith(_ROOM) and not _is_resync(request.path):
             await self._room(request, send)
         else:
             await respond(send, 404, b"not found\n")
 
-    async def overview(self, now: datetime) -> Overview:
+    async def overview(
+        self,
+        now: datetime,
+        *,
+        state: str | None = None,
+        after: Cursor | None = None,
+        limit: int | None = None,
+    ) -> Overview:
+        """The rooms counted, and the page of them asked for (`room_status.overview`)."""
         dead_after = timedelta(seconds=self.settings.process_dead_after_seconds)
         configured = self.settings.protocols_needed()
-        return await overview(await self.store(), now, dead_after, configured)
+        return await overview(
+            await self.store(), now, dead_after, configured, state=state, after=after, limit=limit
+        )
 
     async def _rooms_metrics(self) -> bytes:
         """The rooms' gauges; without them (database down) the receiver's own still answer."""
         now = datetime.now(UTC)
         try:
-            found = await self.overview(now)
+            found = await self.overview(now, limit=0)
         except Exception as exc:  # the receiver's own metrics must still answer
             log.warning("metrics: database", extra={"detail": str(exc)})
             return rooms_exposition(None, now)
-        return rooms_exposition(found.rooms, now, found.fleet)
+        return rooms_exposition(found.totals, now, found.fleet)
 
-    async def _rooms(self, send: Send, *, page: bool) -> None:
+    async def _rooms(self, request: Request, send: Send) -> None:
+        try:
+            listing = Listing.from_query(request.query)
+        except BadListing as exc:
+            await respond(send, 400, f"{exc}\n".encode())
+            return
         now = datetime.now(UTC)
         try:
-            found = await self.overview(now)
+            found = await self.overview(
+                now, state=listing.state, after=listing.after, limit=listing.limit
+            )
+            discovery = await discovery_answers(await self.store())
         except Exception as exc:
             log.warning("status: database", extra={"detail": str(exc)})
             await respond(send, 503, f"database: {type(exc).__name__}: {exc}\n".encode())
             return
-        discovery = await discovery_answers(await self.store())
-        if page:
-            await respond(send, 200, await self._status_page(found, now, discovery), _HTML)
-            return
-        body = {
-            "rooms": len(found.rooms),
-            "in_sync": found.in_sync,
-            "statuses": [s.as_json() for s in found.rooms],
-            "processes": [p.as_json() for p in found.fleet.processes],
-            "processes_down": found.fleet.problems(),
-            "room_discovery": discovery,
-        }
+        body = listing_json(found, listing, discovery)
         await respond(send, 200, json.dumps(body, indent=1).encode(), _JSON)
 
-    async def _status_page(
-        self, found: Overview, now: datetime, discovery: list[dict[str, Any]]
-    ) -> bytes:
-        samples = FleetSamples(await self.store())
-        history = await samples.history(now - HISTORY)
-        since = await samples.out_of_sync()
-        return render(found.rooms, now, history, since, found.fleet, discovery)
+    async def _status(self, send: Send) -> None:
+        """The status page: the totals, the worst rooms out of sync, the rooms moving."""
+        now = datetime.now(UTC)
+        try:
+            found = await self.overview(now, state="problem", limit=ATTENTION)
+            moving = await self._moving(found, now)
+            connector = await self.store()
+            discovery = await discovery_answers(connector)
+            samples = FleetSamples(connector)
+            history = await samples.history(now - HISTORY)
+            since = await samples.out_of_sync()
+        except Exception as exc:
+            log.warning("status: database", extra={"detail": str(exc)})
+            await respond(send, 503, f"database: {type(exc).__name__}: {exc}\n".encode())
+            return
+        body = render(
+            found.rooms, now, history, since, found.fleet, discovery, found.totals, moving
+        )
+        await respond(send, 200, body, _HTML)
+
+    async def _moving(self, found: Overview, now: datetime) -> list[RoomStatus]:
+        """The rooms being migrated, read only when the totals say some are."""
+        if not found.totals.moving:
+            return []
+        return (await self.overview(now, state="moving", limit=ATTENTION)).rooms
 
     async def _room(self, request: Request, send: Send) -> None:
         """One room's page; a room the database does not know is a 404 page."""

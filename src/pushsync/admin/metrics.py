@@ -1,27 +1,25 @@
-"""The rooms' gauges, computed from the database at each scrape of the admin listener."""
+"""The rooms' gauges, counted by the database at each scrape of the admin listener."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import datetime
 
 from prometheus_client import CollectorRegistry, Gauge, generate_latest
 
 from pushsync.admin.process_status import Fleet
-from pushsync.admin.room_status import PROBLEM_KINDS, RoomStatus
+from pushsync.admin.room_status import PROBLEM_KINDS, Totals
 
 
-def rooms_exposition(
-    statuses: Sequence[RoomStatus] | None, now: datetime, processes: Fleet | None = None
-) -> bytes:
-    """Gauges of the rooms' sync status, read from the database at each scrape: they hold for
-    every worker process at once, wherever it runs. Alert on `pushsync_rooms{status!="in sync"}`,
-    on `pushsync_oldest_waiting_notification_seconds`, and on `pushsync_room_status_up` 0 (the
+def rooms_exposition(totals: Totals | None, now: datetime, processes: Fleet | None = None) -> bytes:
+    """Gauges of the rooms' sync status, counted by the database at each scrape
+    (`room_status.Totals`): they hold for every worker process at once, wherever it runs.
+    Alert on `pushsync_rooms{status!="in sync"}`, on
+    `pushsync_oldest_waiting_notification_seconds`, and on `pushsync_room_status_up` 0 (the
     database could not be read: None here), so that the alerts never just go quiet."""
     registry = CollectorRegistry()
     up = Gauge("pushsync_room_status_up", "1 if the rooms' status could be read", registry=registry)
-    up.set(0 if statuses is None else 1)
-    if statuses is None:
+    up.set(0 if totals is None else 1)
+    if totals is None:
         return generate_latest(registry)
     rooms = Gauge(
         "pushsync_rooms",
@@ -30,36 +28,36 @@ def rooms_exposition(
         registry=registry,
     )
     for kind in (None, *PROBLEM_KINDS):
-        rooms.labels(kind or "in sync").set(sum(1 for s in statuses if s.kind == kind))
+        rooms.labels(kind or "in sync").set(totals.by_kind.get(kind, 0))
     polling = Gauge(
         "pushsync_polling_rooms",
         "Rooms read every few minutes because their protocol refused them a subscription, by why",
         ["reason"],
         registry=registry,
     )
-    for reason in sorted({s.polling_reason for s in statuses if s.polling_reason}):
-        polling.labels(reason).set(sum(1 for s in statuses if s.polling_reason == reason))
+    for reason in sorted(totals.polling):
+        polling.labels(reason).set(totals.polling[reason])
     Gauge(
         "pushsync_migrating_rooms",
         "Rooms being moved between protocols by `pushsync rooms migrate`",
         registry=registry,
-    ).set(sum(1 for s in statuses if s.migration))
+    ).set(totals.moving)
     Gauge(
         "pushsync_waiting_notifications",
         "Notification rows not yet worked off",
         registry=registry,
-    ).set(sum(s.pending for s in statuses))
+    ).set(totals.pending)
     Gauge(
         "pushsync_failed_notifications",
         "Failed notification rows not yet healed by a resync of their room",
         registry=registry,
-    ).set(sum(s.failed for s in statuses))
-    oldest = [now - s.oldest_pending for s in statuses if s.oldest_pending is not None]
+    ).set(totals.failed)
+    oldest = totals.oldest_pending
     Gauge(
         "pushsync_oldest_waiting_notification_seconds",
         "Age of the oldest notification row not yet worked off (0: none waits)",
         registry=registry,
-    ).set(max(oldest).total_seconds() if oldest else 0.0)
+    ).set((now - oldest).total_seconds() if oldest is not None else 0.0)
     if processes is not None:
         _processes(registry, processes)
     return generate_latest(registry)

@@ -6,22 +6,27 @@ notification queue whether its rows are worked off (failed rows, the oldest one 
 first problem found, in that order, is the room's `problem`; a room without one is in sync.
 Before all of them: a room whose protocol has no live worker (`process_status`) is not syncing,
 whatever its rows say.
-Both `pushsync subscriptions list` and the admin listener's `/rooms` and status page show it.
+
+The database judges: one named statement (`room_verdicts`, sql/<dialect>/verdicts.sql) holds
+the rules, chooses each room's kind of problem and counts the rooms per kind, so that a page of
+50,000 rooms reads a page of rows and the totals, not every room (docs/benchmarks.md,
+"Operations at fleet size"). Python words the kind it chose. `pushsync status`,
+`pushsync subscriptions list`, the admin listener's status page, `/rooms`, `/metrics` and the
+room page all read it.
 """
 
 from __future__ import annotations
 
-import asyncio
-from collections import defaultdict
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from pushsync.admin.process_status import Fleet, fleet
+from pushsync.admin.process_status import Fleet, fleet_of_rooms
+from pushsync.errors import PushsyncError
 from pushsync.store.connector import Connector, Row
 from pushsync.store.room_directory import RoomDirectory
-from pushsync.store.subscriptions import DEFAULT_STATUS_FREQUENCY, UNREACHABLE
 
 PROBLEM_KINDS = (
     "no worker",
@@ -37,12 +42,10 @@ PROBLEM_KINDS = (
     "error",
     "resync waiting",
 )
-BEHIND = timedelta(minutes=5)
-# How a room's last_error says its calls failed for the installation's sake (the token
-# authority away), not the room's: the worker writes it, kind "unreachable" reads it.
+BEHIND = timedelta(minutes=5)  # a pending notification older than this: the worker is behind
 # A room's last error counts for this long: later calls for the room mostly succeeded (only a
 # resync clears last_error), and one that keeps failing keeps it fresh.
-RECENT_ERROR = timedelta(hours=1)  # a pending notification older than this: the worker is behind
+RECENT_ERROR = timedelta(hours=1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,28 +80,91 @@ class RoomStatus:
         }
 
 
-@dataclass(frozen=True)
-class Overview:
-    """The rooms' verdicts with the processes' liveness they were judged against."""
+# The page after the last room of a page: its verdict's rank (PROBLEM_KINDS, 1-based) and
+# mailbox, the order rooms are listed in (worst kind first, then by mailbox).
+Cursor = tuple[int, str]
+IN_SYNC_RANK = len(PROBLEM_KINDS) + 1
+NO_LIMIT = 2**62
+# `state` filters besides a problem's kind: any problem, in sync, being migrated
+STATES = ("problem", "in sync", "moving", *PROBLEM_KINDS)
 
-    rooms: list[RoomStatus]
-    fleet: Fleet
+
+class UnknownState(PushsyncError):
+    """A `state` filter that names no kind of problem (nor problem, in sync, moving)."""
+
+
+@dataclass(frozen=True)
+class Totals:
+    """Every room's verdict counted by the database (`room_verdicts`, part 0): what the status
+    page's header, /metrics and listings' footers show, without reading the rooms."""
+
+    rooms: int = 0
+    by_kind: Mapping[str | None, int] = field(default_factory=dict)  # None: in sync
+    polling: Mapping[str, int] = field(default_factory=dict)  # polled rooms by why
+    moving: int = 0
+    pending: int = 0
+    failed: int = 0
+    oldest_pending: datetime | None = None
 
     @property
     def in_sync(self) -> int:
-        return sum(1 for s in self.rooms if s.problem is None)
+        return self.by_kind.get(None, 0)
+
+    @property
+    def troubled(self) -> int:
+        return self.rooms - self.in_sync
+
+    @classmethod
+    def of(cls, statuses: Sequence[RoomStatus]) -> Totals:
+        """The totals of rooms already judged (all of them): for a caller that holds every
+        room, such as a test."""
+        oldest = [s.oldest_pending for s in statuses if s.oldest_pending is not None]
+        return cls(
+            rooms=len(statuses),
+            by_kind=Counter(s.kind for s in statuses),
+            polling=Counter(s.polling_reason for s in statuses if s.polling_reason),
+            moving=sum(1 for s in statuses if s.migration),
+            pending=sum(s.pending for s in statuses),
+            failed=sum(s.failed for s in statuses),
+            oldest_pending=min(oldest, default=None),
+        )
+
+
+@dataclass(frozen=True)
+class Overview:
+    """The rooms' verdicts with the processes' liveness they were judged against: `rooms` is
+    a page of them when a limit was given (`next` the cursor of the page after it, None at
+    the end), `totals` counts every room."""
+
+    rooms: list[RoomStatus]
+    fleet: Fleet
+    totals: Totals = field(default_factory=Totals)
+    next: Cursor | None = None
+
+    @property
+    def in_sync(self) -> int:
+        return self.totals.in_sync
 
 
 async def overview(
-    connector: Connector, now: datetime, dead_after: timedelta, configured: Iterable[str] = ()
+    connector: Connector,
+    now: datetime,
+    dead_after: timedelta,
+    configured: Iterable[str] = (),
+    *,
+    state: str | None = None,
+    after: Cursor | None = None,
+    limit: int | None = None,
 ) -> Overview:
-    """Every room judged with the processes: a room whose protocol has no live worker is
+    """Rooms judged with the processes: a room whose protocol has no live worker is
     "not syncing", whatever its rows say. What operators are shown. `configured`: the
-    protocols the settings' rooms use, needed even before a worker recorded any room."""
-    rooms, queue = await _rows(connector)
-    protocols = {room["protocol"] for room in rooms} | set(configured)
-    found = await fleet(connector, now, dead_after, protocols)
-    return Overview(_judge(rooms, queue, now, found), found)
+    protocols the settings' rooms use, needed even before a worker recorded any room.
+    `state` (one of STATES), `after` and `limit` choose a page; the totals count them all."""
+    found = await fleet_of_rooms(connector, now, dead_after, configured)
+    page, totals, following = await _verdicts(
+        connector, now, found, state=state, after=after, limit=limit
+    )
+    return Overview(page, found, totals, following)
 
 
 async def room_overview(
@@ -110,52 +176,131 @@ async def room_overview(
 ) -> tuple[RoomStatus | None, Fleet]:
     """One room judged as `overview` judges it (None: no such row), reading that room's rows
     only: what its page shows."""
-    async with connector.session() as session:
-        rooms = await session.fetch_all("room_overview_one", {"mailbox": mailbox})
-        queue = await session.fetch_all("room_queue_one", {"mailbox": mailbox})
-    protocols = {room["protocol"] for room in rooms} | set(configured)
-    found = await fleet(connector, now, dead_after, protocols)
-    statuses = _judge(rooms, queue, now, found)
+    found = await fleet_of_rooms(connector, now, dead_after, configured)
+    statuses, _, _ = await _verdicts(connector, now, found, mailbox=mailbox, totals=False)
     return (statuses[0] if statuses else None), found
 
 
 async def room_statuses(
-    connector: Connector, now: datetime, processes: Fleet | None = None
+    connector: Connector, now: datetime, processes: Fleet | None = None, state: str | None = None
 ) -> list[RoomStatus]:
-    """Every room, those with a problem first (then by mailbox). Without `processes` the
-    rows alone are judged (no worker's liveness): `overview` is what operators are shown."""
-    rooms, queue = await _rows(connector)
-    return _judge(rooms, queue, now, processes)
+    """Every room (or those of `state`, one of STATES), the worst kinds of problem first (then
+    by mailbox). Without `processes` the rows alone are judged (no worker's liveness):
+    `overview` is what operators are shown."""
+    statuses, _, _ = await _verdicts(connector, now, processes, state=state, totals=False)
+    return statuses
 
 
 async def room_statuses_on_a_thread(connector: Connector, now: datetime) -> list[RoomStatus]:
-    """`room_statuses`, judged on a thread: for the worker's status samples, whose event loop
-    must not stall while 50,000 rooms are judged (about a second)."""
-    rooms, queue = await _rows(connector)
-    return await asyncio.to_thread(_judge, rooms, queue, now, None)
+    """The rooms with a problem, judged from their rows alone: all the worker's status samples
+    read. The database judges them, so the worker's event loop no longer stalls while 50,000
+    rooms are judged in Python (the name stays for its caller)."""
+    return await room_statuses(connector, now, state="problem")
 
 
-async def _rows(connector: Connector) -> tuple[list[Row], list[Row]]:
+async def _verdicts(
+    connector: Connector,
+    now: datetime,
+    processes: Fleet | None,
+    *,
+    state: str | None = None,
+    after: Cursor | None = None,
+    limit: int | None = None,
+    mailbox: str | None = None,
+    totals: bool = True,
+) -> tuple[list[RoomStatus], Totals, Cursor | None]:
+    """A page of judged rooms, the totals (if asked for) and the cursor after the page."""
+    params = _params(now, processes, state, after, limit, mailbox, totals)
     async with connector.session() as session:
-        rooms = await session.fetch_all("subscription_overview")
-        queue = await session.fetch_all("queue_by_room")
-    return rooms, queue
+        rows = [_typed(row) for row in await session.fetch_all("room_verdicts", params)]
+    statuses = [verdict(row, now, processes) for row in rows if row["part"] == 1]
+    full = bool(statuses) and len(statuses) == limit
+    following = (_rank(statuses[-1]), statuses[-1].mailbox) if full else None
+    return statuses, _totals([row for row in rows if row["part"] == 0]), following
 
 
-def _judge(
-    rooms: list[Row], queue: list[Row], now: datetime, processes: Fleet | None
-) -> list[RoomStatus]:
-    by_room: dict[str, dict[str, Row]] = defaultdict(dict)
-    for row in queue:
-        by_room[row["mailbox"]][row["state"]] = row
-    first: dict[str, Row] = {}  # a room moving between protocols has two live subscriptions
-    for room in rooms:
-        first.setdefault(room["mailbox"], room)
-    statuses = [
-        verdict(room, _queue_of(by_room[mailbox], room), now, processes)
-        for mailbox, room in first.items()
-    ]
-    return sorted(statuses, key=lambda s: (s.problem is None, s.mailbox))
+def _params(
+    now: datetime,
+    processes: Fleet | None,
+    state: str | None,
+    after: Cursor | None,
+    limit: int | None,
+    mailbox: str | None,
+    totals: bool,
+) -> dict[str, Any]:
+    if state is not None and state not in STATES:
+        raise UnknownState(f"unknown state {state!r}: one of {', '.join(STATES)}")
+    after_rank, after_mailbox = after or (0, "")
+    return {
+        "now": now,
+        "error_since": now - RECENT_ERROR,
+        "behind_before": now - BEHIND,
+        "ews_down": _down(processes, "ews"),
+        "graph_down": _down(processes, "graph"),
+        "mailbox": mailbox,
+        "state": state,
+        "state_rank": IN_SYNC_RANK if state == "in sync" else _kind_rank(state),
+        "after_rank": after_rank,
+        "after_mailbox": after_mailbox,
+        "limit": NO_LIMIT if limit is None else limit,
+        "totals": totals,
+    }
+
+
+def _down(processes: Fleet | None, protocol: str) -> bool:
+    return processes is not None and processes.no_worker(protocol) is not None
+
+
+def _kind_rank(kind: str | None) -> int:
+    return PROBLEM_KINDS.index(kind) + 1 if kind in PROBLEM_KINDS else -1
+
+
+def _rank(status: RoomStatus) -> int:
+    return _kind_rank(status.kind) if status.kind else IN_SYNC_RANK
+
+
+def _totals(rows: list[Row]) -> Totals:
+    by_kind: Counter[str | None] = Counter()
+    polling: Counter[str] = Counter()
+    moving = pending = failed = 0
+    oldest: datetime | None = None
+    for row in rows:
+        count = int(row["room_count"])
+        by_kind[_kind_of(row["rank"])] += count
+        if row["poll_reason"]:
+            polling[row["poll_reason"]] += count
+        moving += count if row["migration_state"] else 0
+        pending, failed = pending + int(row["pending"] or 0), failed + int(row["failed"] or 0)
+        if row["oldest_pending"] is not None:
+            oldest = min(oldest or row["oldest_pending"], row["oldest_pending"])
+    return Totals(sum(by_kind.values()), by_kind, polling, moving, pending, failed, oldest)
+
+
+def _kind_of(rank: int) -> str | None:
+    return PROBLEM_KINDS[rank - 1] if rank < IN_SYNC_RANK else None
+
+
+_TIMESTAMPS = (
+    "last_synced_at",
+    "last_error_at",
+    "paused_until",
+    "poll_since",
+    "created_at",
+    "last_event_at",
+    "expires_at",
+    "missing_since",
+    "oldest_pending",
+)
+
+
+def _typed(row: Row) -> Row:
+    """SQLite returns timestamps that went through a compound SELECT or an aggregate as text,
+    and booleans as integers; PostgreSQL returns them typed."""
+    for name in _TIMESTAMPS:
+        if isinstance(row.get(name), str):
+            row[name] = _when(row[name])
+    row["needs_resync"] = bool(row.get("needs_resync"))
+    return row
 
 
 async def discovery_answers(connector: Connector) -> list[dict[str, Any]]:
@@ -168,36 +313,15 @@ async def discovery_answers(connector: Connector) -> list[dict[str, Any]]:
     ]
 
 
-def _queue_of(mine: dict[str, Row], room: Row) -> dict[str, Any]:
-    """The room's rows waiting (and since when), and its failed rows not yet healed by a full
-    resync (failed rows stay in the table for weeks; a resync after them repairs what they
-    missed). `mine`: the room's `queue_by_room` rows by state."""
-    waiting = [mine[state] for state in ("pending", "claimed") if state in mine]
-    failed, synced = mine.get("failed"), room["last_synced_at"]
-    failed_rows = 0
-    if failed is not None:
-        last = failed["last_processed"]
-        healed = synced is not None and last is not None and _when(last) < synced
-        failed_rows = 0 if healed else failed["row_count"]
-    return {
-        "pending": sum(row["row_count"] for row in waiting),
-        "failed": failed_rows,
-        "oldest_pending": min((_when(row["oldest"]) for row in waiting), default=None),
-    }
-
-
 def _when(value: datetime | str) -> datetime:
     """SQLite returns aggregates of timestamps as text, PostgreSQL as timestamps."""
     return value if isinstance(value, datetime) else datetime.fromisoformat(value)
 
 
-def verdict(
-    room: Row, queue: dict[str, Any], now: datetime, processes: Fleet | None = None
-) -> RoomStatus:
-    """One room's status from its overview row (`subscription_overview`) and queue counts,
-    and if given the processes: without a live worker for its protocol it is not syncing."""
-    no_worker = processes.no_worker(room["protocol"]) if processes is not None else None
-    found = ("no worker", no_worker) if no_worker else problem(room, queue, now)
+def verdict(room: Row, now: datetime, processes: Fleet | None = None) -> RoomStatus:
+    """One room's status from its `room_verdicts` row: the statement chose its problem's kind
+    (`rank`); this words it for an operator."""
+    kind = _kind_of(room["rank"])
     return RoomStatus(
         mailbox=room["mailbox"],
         protocol=room["protocol"],
@@ -207,24 +331,19 @@ def verdict(
         last_synced_at=room["last_synced_at"],
         resync_reason=(room["resync_reason"] or "requested") if room["needs_resync"] else None,
         paused_until=room["paused_until"],
-        pending=queue["pending"],
-        failed=queue["failed"],
-        oldest_pending=queue["oldest_pending"],
-        problem=found[1] if found else None,
-        kind=found[0] if found else None,
+        pending=int(room["pending"]),
+        failed=int(room["failed"]),
+        oldest_pending=room["oldest_pending"],
+        problem=_WORDS[kind](room, now, processes) if kind else None,
+        kind=kind,
         display_name=room.get("display_name"),
         capacity=room.get("capacity"),
         building=room.get("building"),
         floor_number=room.get("floor_number"),
         missing_since=room.get("missing_since"),
-        polling_reason=room["poll_reason"] if _polled(room) else None,
+        polling_reason=room["poll_reason"] if room["polled"] else None,
         migration=_migration(room),
     )
-
-
-def _polled(room: Row) -> bool:
-    """Polled: its protocol refused it a subscription and it has none."""
-    return bool(room["poll_reason"]) and room["state"] is None
 
 
 def _migration(room: Row) -> str | None:
@@ -235,78 +354,93 @@ def _migration(room: Row) -> str | None:
     return f"to {room['migration_target']}: {room['migration_state']}{waiting}"
 
 
-Problem = tuple[str, str]  # (kind, what an operator reads)
+# How each kind of problem reads, from the room's row. Which kind a room has is decided by
+# `room_verdicts` alone (sql/<dialect>/verdicts.sql), in this order:
+# - no worker: its protocol has no live worker, whatever its rows say;
+# - polling failed / polling: its protocol refused it a subscription (`room.poll_reason`),
+#   so the worker reads it every few minutes instead: synced, but late by up to that, until an
+#   admin lifts the refusal; "failed" if the reads fail too (an error less than RECENT_ERROR
+#   old, not "unreachable", which every room of the protocol shares);
+# - no subscription, subscription broken, silent (EWS: no heartbeat for twice the status
+#   frequency);
+# - throttled (Exchange's back-off: before "behind", it is why rows wait);
+# - notifications failed (not healed by a later resync), behind (a row waiting over BEHIND);
+# - unreachable / error (a last error less than RECENT_ERROR old), resync waiting.
+Words = Callable[[Row, datetime, "Fleet | None"], str]
 
 
-def problem(room: Row, queue: dict[str, Any], now: datetime) -> Problem | None:
-    """The first thing wrong with the room, in words an operator can act on."""
-    checks = (_polling_problem, _subscription_problem, _paused_problem, _queue_problem)
-    for check in (*checks, _room_problem):
-        found = check(room, queue, now)
-        if found:
-            return found
-    return None
+def _no_worker(room: Row, _now: datetime, processes: Fleet | None) -> str:
+    why = processes.no_worker(room["protocol"]) if processes is not None else None
+    return why or f"not syncing: no live {room['protocol']} worker"
 
 
-def _polling_problem(room: Row, _queue: dict[str, Any], now: datetime) -> Problem | None:
-    """A room its protocol refused a subscription (`room.poll_reason`) is read every few
-    minutes instead: synced, but late by up to that, until an admin lifts the refusal. If the
-    reads fail too (an access policy denies everything), the room is not synced at all."""
-    if not _polled(room):
-        return None
-    refused = f"no {room['protocol']} subscription: {room['poll_reason']}"
+def _refused(room: Row) -> str:
     detail = f" ({room['poll_detail']})" if room["poll_detail"] else ""
-    failed_at, read = room["last_error_at"], room["last_synced_at"]
-    error = room["last_error"] if failed_at is None or now - failed_at < RECENT_ERROR else None
-    if error and error.startswith(UNREACHABLE):
-        return None  # every room of the protocol: "unreachable" says it
-    # The refusal is kept in poll_detail and a successful read clears the room's error: one
-    # left says the reads fail too.
-    if error:
-        return "polling failed", f"broken: polling fails too: {error}; {refused}{detail}"
-    unread = read is None or (room["poll_since"] is not None and read < room["poll_since"])
-    last = "not read yet" if unread or read is None else f"last read {read:%Y-%m-%d %H:%M:%S} UTC"
-    return "polling", f"polling, {last}; {refused}{detail}"
+    return f"no {room['protocol']} subscription: {room['poll_reason']}{detail}"
 
 
-def _subscription_problem(room: Row, _queue: dict[str, Any], now: datetime) -> Problem | None:
-    if room["state"] is None:
-        why = room["last_error"]
-        return "no subscription", f"no subscription: {why}" if why else "no subscription yet"
-    if room["state"] == "broken":
-        why = room["subscription_error"] or "unknown reason"
-        return "subscription broken", f"subscription broken: {why}"
+def _polling_failed(room: Row, _now: datetime, _processes: Fleet | None) -> str:
+    return f"broken: polling fails too: {room['last_error']}; {_refused(room)}"
+
+
+def _polling(room: Row, _now: datetime, _processes: Fleet | None) -> str:
+    read, since = room["last_synced_at"], room["poll_since"]
+    unread = read is None or (since is not None and read < since)
+    last = "not read yet" if unread else f"last read {read:%Y-%m-%d %H:%M:%S} UTC"
+    return f"polling, {last}; {_refused(room)}"
+
+
+def _no_subscription(room: Row, _now: datetime, _processes: Fleet | None) -> str:
+    why = room["last_error"]
+    return f"no subscription: {why}" if why else "no subscription yet"
+
+
+def _broken(room: Row, _now: datetime, _processes: Fleet | None) -> str:
+    return f"subscription broken: {room['subscription_error'] or 'unknown reason'}"
+
+
+def _silent(room: Row, _now: datetime, _processes: Fleet | None) -> str:
     heard = room["last_event_at"] or room["created_at"]
-    minutes = room["status_frequency"] or DEFAULT_STATUS_FREQUENCY
-    if room["protocol"] == "ews" and heard and now - heard > 2 * timedelta(minutes=minutes):
-        return "silent", f"silent since {heard:%Y-%m-%d %H:%M} UTC (no heartbeat from Exchange)"
-    return None
+    return f"silent since {heard:%Y-%m-%d %H:%M} UTC (no heartbeat from Exchange)"
 
 
-def _queue_problem(room: Row, queue: dict[str, Any], now: datetime) -> Problem | None:
-    if queue["failed"]:
-        why = room["last_error"] or "see `pushsync notifications list --state failed`"
-        return "notifications failed", f"{queue['failed']} notifications failed: {why}"
-    oldest = queue["oldest_pending"]
-    if oldest is not None and now - oldest > BEHIND:
-        minutes = (now - oldest).total_seconds() / 60
-        return "behind", f"behind: a notification has waited {minutes:.0f} min"
-    return None
+def _failed(room: Row, _now: datetime, _processes: Fleet | None) -> str:
+    why = room["last_error"] or "see `pushsync notifications list --state failed`"
+    return f"{room['failed']} notifications failed: {why}"
 
 
-def _paused_problem(room: Row, _queue: dict[str, Any], now: datetime) -> Problem | None:
-    paused = room["paused_until"]
-    if paused is not None and paused > now:  # before "behind": it is why rows wait
-        return "throttled", f"Exchange asked to back off until {paused:%H:%M:%S} UTC"
-    return None
+def _behind(room: Row, now: datetime, _processes: Fleet | None) -> str:
+    minutes = (now - room["oldest_pending"]).total_seconds() / 60
+    return f"behind: a notification has waited {minutes:.0f} min"
 
 
-def _room_problem(room: Row, _queue: dict[str, Any], now: datetime) -> Problem | None:
-    failed_at = room["last_error_at"]
-    if room["last_error"] and (failed_at is None or now - failed_at < RECENT_ERROR):
-        if room["last_error"].startswith(UNREACHABLE):
-            return "unreachable", f"{room['last_error']} (every room on this protocol)"
-        return "error", f"last error: {room['last_error']}"
-    if room["needs_resync"]:
-        return "resync waiting", f"resync waiting: {room['resync_reason'] or 'requested'}"
-    return None
+def _throttled(room: Row, _now: datetime, _processes: Fleet | None) -> str:
+    return f"Exchange asked to back off until {room['paused_until']:%H:%M:%S} UTC"
+
+
+def _unreachable(room: Row, _now: datetime, _processes: Fleet | None) -> str:
+    return f"{room['last_error']} (every room on this protocol)"
+
+
+def _error(room: Row, _now: datetime, _processes: Fleet | None) -> str:
+    return f"last error: {room['last_error']}"
+
+
+def _resync_waiting(room: Row, _now: datetime, _processes: Fleet | None) -> str:
+    return f"resync waiting: {room['resync_reason'] or 'requested'}"
+
+
+_WORDS: dict[str, Words] = {
+    "no worker": _no_worker,
+    "polling failed": _polling_failed,
+    "polling": _polling,
+    "no subscription": _no_subscription,
+    "subscription broken": _broken,
+    "silent": _silent,
+    "notifications failed": _failed,
+    "behind": _behind,
+    "throttled": _throttled,
+    "unreachable": _unreachable,
+    "error": _error,
+    "resync waiting": _resync_waiting,
+}

@@ -10,19 +10,20 @@ at most 1,440 minutes, whatever the number of rooms.
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from html import escape
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 from pushsync.admin.charts import Series, chart
 from pushsync.admin.process_status import Fleet
-from pushsync.admin.room_status import RoomStatus
+from pushsync.admin.room_status import RoomStatus, Totals
 from pushsync.store.connector import Row
 
-MAX_ROWS = 1000  # rooms listed with a problem; the JSON at /rooms has them all
+# Rooms listed with a problem, the worst kinds first: the totals count them all, and each kind
+# links to its full list (/rooms?state=KIND, a page at a time).
+ATTENTION = 50
 REFRESH_SECONDS = 30
 HISTORY = timedelta(hours=24)
 
@@ -107,20 +108,28 @@ def render(
     since: Mapping[str, tuple[datetime, str]] | None = None,
     processes: Fleet | None = None,
     discovery: Sequence[Mapping[str, Any]] = (),
+    totals: Totals | None = None,
+    moving: Sequence[RoomStatus] | None = None,
 ) -> bytes:
-    """`history`: `FleetSamples.history` rows; `since`: when each room was first seen out of
-    sync; `processes`: the processes' liveness (None: not known); `discovery`: room
-    discovery's last answer per source (`room_status.discovery_answers`)."""
-    troubled = [s for s in statuses if s.problem]
-    kinds = Counter(s.kind for s in troubled if s.kind)
-    summary = ", ".join(f"{n} {escape(kind)}" for kind, n in kinds.most_common())
+    """`statuses`: the rooms to list, those out of sync first (the worst ATTENTION are shown);
+    `totals`: every room counted (None: `statuses` are all the rooms); `moving`: rooms being
+    migrated (None: those among `statuses`); `history`: `FleetSamples.history` rows; `since`:
+    when each room was first seen out of sync; `processes`: the processes' liveness (None: not
+    known); `discovery`: room discovery's last answer per source
+    (`room_status.discovery_answers`)."""
+    totals = totals or Totals.of(statuses)
+    troubled = [s for s in statuses if s.problem][:ATTENTION]
+    kinds = sorted(
+        ((n, kind) for kind, n in totals.by_kind.items() if kind and n), key=lambda k: -k[0]
+    )
+    summary = ", ".join(_state_link(kind, f"{n} {kind}") for n, kind in kinds)
     down = processes.problems() if processes is not None else []
     header = (
-        f"<h1>pushsync: {len(statuses) - len(troubled)} of {len(statuses)} rooms in sync"
+        f"<h1>pushsync: {totals.in_sync} of {totals.rooms} rooms in sync"
         + (f" · {len(down)} process{'es' if len(down) > 1 else ''} down" if down else "")
         + "</h1>"
         f"<p>{now:%Y-%m-%d %H:%M:%S} UTC · "
-        + (f"Needing attention: {summary}. " if troubled else "")
+        + (f"Needing attention: {summary}. " if totals.troubled else "")
         + f"refreshes every {REFRESH_SECONDS} s · "
         + 'all rooms as JSON: <a href="/rooms">/rooms</a></p>'
     )
@@ -132,10 +141,20 @@ def render(
         + '</h2><div class="charts">'
         + _charts(history, now)
         + "</div>"
-        + _problem_rooms(statuses, troubled, now, since or {}, processes)
-        + _moving(statuses)
+        + _problem_rooms(totals, troubled, now, since or {}, processes)
+        + _moving([s for s in statuses if s.migration] if moving is None else moving, totals)
     )
-    return page("pushsync status", header, body, bad=bool(troubled or down))
+    return page("pushsync status", header, body, bad=bool(totals.troubled or down))
+
+
+def rooms_path(state: str | None = None, **more: str | int) -> str:
+    """/rooms, filtered by `state` (a kind of problem, "problem", "in sync", "moving")."""
+    query = {"state": state} if state else {}
+    return "/rooms" + ("?" + urlencode(query | more) if query or more else "")
+
+
+def _state_link(state: str, text: str) -> str:
+    return f'<a href="{escape(rooms_path(state))}">{escape(text)}</a>'
 
 
 def _processes_section(fleet: Fleet | None) -> str:
@@ -158,19 +177,22 @@ def _discovery(answers: Sequence[Mapping[str, Any]]) -> str:
     return f'<p class="bad">Room discovery changed nothing:</p><ul>{items}</ul>' if items else ""
 
 
-def _moving(statuses: Sequence[RoomStatus]) -> str:
+def _moving(moving: Sequence[RoomStatus], totals: Totals) -> str:
     """Rooms `pushsync rooms migrate` is moving between protocols, each with its step."""
-    moving = [s for s in statuses if s.migration][:MAX_ROWS]
-    if not moving:
+    count = max(totals.moving, len(moving))
+    if not count:
         return ""
     rows = "".join(
         f"<tr><td>{escape(s.mailbox)}</td><td>{escape(s.protocol)}</td>"
         f"<td>{escape(s.migration or '')}</td></tr>"
-        for s in moving
+        for s in moving[:ATTENTION]
     )
+    link = _state_link("moving", "all of them")
+    more = f'<p class="muted">and {count - ATTENTION} more: {link}.</p>'
+    more = more if count > ATTENTION else ""
     return (
-        f"<h2>Moving between protocols: {len(moving)}</h2>"
-        f"<table><tr><th>room</th><th>read over</th><th>migration</th></tr>{rows}</table>"
+        f"<h2>Moving between protocols: {count}</h2>"
+        f"<table><tr><th>room</th><th>read over</th><th>migration</th></tr>{rows}</table>{more}"
     )
 
 
@@ -256,30 +278,32 @@ def _charts(history: Sequence[Row], now: datetime) -> str:
 
 
 def _problem_rooms(
-    statuses: Sequence[RoomStatus],
+    totals: Totals,
     troubled: Sequence[RoomStatus],
     now: datetime,
     since: Mapping[str, tuple[datetime, str]],
     processes: Fleet | None,
 ) -> str:
     if not troubled:
-        return "<h2>Rooms</h2>" + _no_trouble(statuses, processes)
-    rows = "".join(_row(s, now, since, processes) for s in troubled[:MAX_ROWS])
+        return "<h2>Rooms</h2>" + _no_trouble(totals, processes)
+    rows = "".join(_row(s, now, since, processes) for s in troubled)
     more = (
-        f'<p class="muted">and {len(troubled) - MAX_ROWS} more: see /rooms.</p>'
-        if len(troubled) > MAX_ROWS
+        f'<p class="muted" id="more-rooms">and {totals.troubled - len(troubled)} more, the worst '
+        f"kinds first here: {_state_link('problem', 'all rooms out of sync')} (JSON, a page at "
+        "a time), or one kind's from the header.</p>"
+        if totals.troubled > len(troubled)
         else ""
     )
     return (
-        f'<h2>Rooms out of sync ({len(troubled)})</h2><table id="problem-rooms">'
+        f'<h2>Rooms out of sync ({totals.troubled})</h2><table id="problem-rooms">'
         "<tr><th>room</th><th>problem</th><th>out of sync since</th><th>what to do</th>"
         "<th>subscription</th><th>last heard</th><th>waiting rows</th></tr>"
         f"{rows}</table>{more}"
     )
 
 
-def _no_trouble(statuses: Sequence[RoomStatus], processes: Fleet | None) -> str:
-    if not statuses:  # no worker recorded a room yet: nothing is known to be in sync
+def _no_trouble(totals: Totals, processes: Fleet | None) -> str:
+    if not totals.rooms:  # no worker recorded a room yet: nothing is known to be in sync
         return (
             '<p class="card">No room is known yet: the worker records the configured rooms '
             "as it starts.</p>"

@@ -13,11 +13,12 @@ from rich.markup import escape
 from rich.progress import Progress
 from rich.table import Table
 
-from pushsync.admin.room_status import Overview, overview
+from pushsync.admin.room_status import STATES, Overview, RoomStatus, overview
 from pushsync.cli.common import (
     ConfigOption,
     DatabaseOption,
     console,
+    print_error,
     run_or_exit,
     settings_or_exit,
     with_connector,
@@ -213,31 +214,61 @@ def _delete_at_graph(settings: Settings, subscription_id: str) -> str:
     return "deleted at Graph"
 
 
+# What `subscriptions list` shows unless told otherwise: a fleet this size or smaller in full,
+# a larger one its worst rooms (the totals line counts them all). Drawing the table costs about
+# 1.5 ms a room (bench/admin), so a page a terminal can show.
+DEFAULT_LIST_LIMIT = 200
+
+
 @subscription_commands.command("list")
 def subscriptions_list(
     config: ConfigOption = None,
     database_url: DatabaseOption = None,
     problems: Annotated[bool, typer.Option("--problems", help="only rooms out of sync")] = False,
+    state: Annotated[
+        str | None,
+        typer.Option(
+            help="only rooms of this status: a kind of problem (as `pushsync status` names "
+            "them), problem, in sync or moving"
+        ),
+    ] = None,
+    limit: Annotated[
+        int, typer.Option(help="at most this many rooms, the worst first (0: every room)")
+    ] = DEFAULT_LIST_LIMIT,
     full_ids: Annotated[bool, typer.Option("--full-ids", help="whole subscription ids")] = False,
 ) -> None:
-    """Each room's subscription and sync status: which rooms are out of sync, and why."""
+    """Each room's subscription and sync status, the worst first: which rooms are out of sync,
+    and why. The last line counts every room."""
     settings = settings_or_exit(config, database_url=database_url)
-
+    if state is not None and state not in STATES:
+        print_error(f"unknown --state {state!r}: one of {', '.join(STATES)}")
+        raise typer.Exit(2)
     dead_after = timedelta(seconds=settings.process_dead_after_seconds)
+    wanted = state or ("problem" if problems else None)
 
     async def fetch(connector: Connector) -> tuple[Overview, dict[str, str]]:
-        found = await overview(connector, utcnow(), dead_after, settings.protocols_needed())
-        return found, await subscription_prefixes(connector)
+        found = await overview(
+            connector, utcnow(), dead_after, settings.protocols_needed(),
+            state=wanted, limit=limit or None,
+        )  # fmt: skip
+        ids = [s.subscription_id for s in found.rooms if s.subscription_id]
+        return found, await subscription_prefixes(connector, ids)
 
     found, prefixes = with_connector(settings, fetch, existing=True)
-    statuses = found.rooms
+    _print_rooms(found.rooms, prefixes, full_ids)
+    if found.next is not None and found.totals.rooms > len(found.rooms):
+        console.print(f"(the first {len(found.rooms)}, the worst first; --limit 0 lists them all)")
+    console.print(f"{found.totals.in_sync} of {found.totals.rooms} rooms in sync")
+    for line in found.fleet.problems():  # why rooms say "not syncing"; `pushsync status` too
+        console.print(f"[red]down:[/red] {line}", highlight=False)
+
+
+def _print_rooms(statuses: list[RoomStatus], prefixes: dict[str, str], full_ids: bool) -> None:
     heading = "subscription" if full_ids else "subscription (id prefix)"
     columns = ["room", "proto", heading, "state", "last heard", "waiting", "problem"]
-    moving = any(status.migration for status in statuses)
+    moving = any(status.migration for status in statuses)  # the column only when it says something
     table = Table(*columns, *(["migration"] if moving else []))
     for status in statuses:
-        if problems and status.problem is None and not status.migration:
-            continue
         state = "polling" if status.polling_reason else status.subscription_state or "none"
         table.add_row(
             status.mailbox,
@@ -250,10 +281,6 @@ def subscriptions_list(
             *([escape(status.migration or "")] if moving else []),
         )
     console.print(table)
-    in_sync = sum(1 for s in statuses if s.problem is None)
-    console.print(f"{in_sync} of {len(statuses)} rooms in sync")
-    for line in found.fleet.problems():  # why rooms say "not syncing"; `pushsync status` too
-        console.print(f"[red]down:[/red] {line}", highlight=False)
 
 
 def _subscription_id(value: str | None, prefixes: dict[str, str], full: bool) -> str:

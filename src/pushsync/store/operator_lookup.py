@@ -7,6 +7,7 @@ changes nothing: it never reports success for something it did not do.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -71,21 +72,21 @@ async def retire_subscription(connector: Connector, ref: SubscriptionRef, now: d
             await session.execute("retire_known_subscription", params)
 
 
-async def subscription_prefixes(connector: Connector) -> dict[str, str]:
-    """Each recorded subscription id's shortest prefix (at least MIN_PREFIX long) that names
-    it alone, for listings."""
+async def subscription_prefixes(connector: Connector, ids: Iterable[str]) -> dict[str, str]:
+    """The shortest prefix (at least MIN_PREFIX long) that names each of `ids` alone among
+    every recorded subscription, for listings: read from each id's neighbours in sorted order,
+    so a page of a listing costs the same whatever the number of subscriptions."""
+    wanted = sorted({i for i in ids if i})
+    if not wanted:
+        return {}
     async with connector.session() as session:
-        rows = await session.fetch_all("all_subscription_ids")
-    return unique_prefixes([str(row["subscription_id"]) for row in rows])
-
-
-def unique_prefixes(ids: list[str], minimum: int = MIN_PREFIX) -> dict[str, str]:
-    ordered = sorted(set(ids))
-    prefixes: dict[str, str] = {}
-    for index, current in enumerate(ordered):
-        neighbours = ordered[max(index - 1, 0) : index] + ordered[index + 1 : index + 2]
+        rows = await session.fetch_all("subscription_neighbours", {"ids": wanted})
+    prefixes = {}
+    for row in rows:
+        current = str(row["subscription_id"])
+        neighbours = [str(n) for n in (row["before"], row["after"]) if n is not None]
         shared = max((_common(current, other) for other in neighbours), default=0)
-        prefixes[current] = current[: max(shared + 1, minimum)]
+        prefixes[current] = current[: max(shared + 1, MIN_PREFIX)]
     return prefixes
 
 

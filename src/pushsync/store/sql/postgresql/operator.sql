@@ -14,8 +14,18 @@ SELECT protocol FROM sync_notification WHERE subscription_id = %(subscription_id
 UPDATE subscription SET state = 'retired', retired_at = %(now)s
 WHERE subscription_id = %(subscription_id)s;
 
--- name: all_subscription_ids
-SELECT subscription_id FROM subscription ORDER BY subscription_id;
+-- name: subscription_neighbours
+-- Each of the given ids with the ids just before and after it in codepoint order (COLLATE "C",
+-- as Python sorts; a language's collation would not keep ids that share a prefix together):
+-- what its shortest unique prefix depends on. One sort of the subscription table, for the ids a
+-- listing prints.
+SELECT subscription_id, before, after FROM (
+    SELECT subscription_id,
+           lag(subscription_id) OVER (ORDER BY subscription_id COLLATE "C") AS before,
+           lead(subscription_id) OVER (ORDER BY subscription_id COLLATE "C") AS after
+    FROM subscription
+) AS ordered
+WHERE subscription_id = ANY(%(ids)s::text[]);
 
 -- name: room_by_mailbox
 SELECT * FROM room WHERE lower(mailbox) = lower(%(mailbox)s::text);

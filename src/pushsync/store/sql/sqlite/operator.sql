@@ -14,8 +14,17 @@ SELECT protocol FROM sync_notification WHERE subscription_id = :subscription_id 
 UPDATE subscription SET state = 'retired', retired_at = :now
 WHERE subscription_id = :subscription_id;
 
--- name: all_subscription_ids
-SELECT subscription_id FROM subscription ORDER BY subscription_id;
+-- name: subscription_neighbours
+-- Each of the given ids (:ids, a JSON list) with the ids just before and after it in the table's
+-- order (codepoint order, as Python sorts): what its shortest unique prefix depends on. One pass
+-- along the primary key, whatever the number of subscriptions, for the ids a listing prints.
+SELECT subscription_id, before, after FROM (
+    SELECT subscription_id,
+           lag(subscription_id) OVER (ORDER BY subscription_id) AS before,
+           lead(subscription_id) OVER (ORDER BY subscription_id) AS after
+    FROM subscription
+) AS ordered
+WHERE subscription_id IN (SELECT value FROM json_each(:ids));
 
 -- name: room_by_mailbox
 SELECT * FROM room WHERE lower(mailbox) = lower(:mailbox);

@@ -123,24 +123,6 @@ WHERE mailbox = :mailbox AND (paused_until IS NULL OR paused_until < :until);
 -- name: paused_rooms
 SELECT mailbox, paused_until FROM room WHERE paused_until > :now;
 
--- name: queue_by_room
--- Per room and state, the rows not yet done: how many, the oldest arrival, the last failure.
--- One SELECT per state, so that each reads its own partial index, never the whole table.
-SELECT s.mailbox, n.state, count(*) AS row_count, min(n.received_at) AS oldest,
-       max(n.processed_at) AS last_processed
-FROM (
-    SELECT subscription_id, state, received_at, processed_at
-    FROM sync_notification WHERE state = 'pending'
-    UNION ALL
-    SELECT subscription_id, state, received_at, processed_at
-    FROM sync_notification WHERE state = 'claimed'
-    UNION ALL
-    SELECT subscription_id, state, received_at, processed_at
-    FROM sync_notification WHERE state = 'failed'
-) AS n
-JOIN subscription s ON s.subscription_id = n.subscription_id
-GROUP BY s.mailbox, n.state;
-
 -- name: room_subscribed
 -- A subscription was created for the room: polling (if it was polled) ends. A resync it awaits
 -- gets a new generation, so that a read begun before the subscription existed (what changed
