@@ -43,8 +43,8 @@ from pushsync.errors import (
     Throttled,
 )
 from pushsync.ews.auth import EwsCredentials
-from pushsync.ews.concurrency import CallLimit
 from pushsync.ews.calendar_items import ITEM_FIELDS
+from pushsync.ews.concurrency import CallLimit
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
