@@ -212,7 +212,7 @@ def test_onboarding_a_room_costs_a_subscribe_and_three_reads() -> None:
         singles = {k: v - before.get(k, 0) for k, v in calls_of(thread).items()}
         calendar = thread.call(thread.sim.exchange.calendar, ROOM)
         book_series(thread)
-        asyncio.run(source.observe_room(ROOM, source.cursor(ROOM)))
+        asyncio.run(source.observe_room(ROOM, snapshot.cursor))
         series = {k: v - singles.get(k, 0) - before.get(k, 0) for k, v in calls_of(thread).items()}
 
     assert {k: v for k, v in singles.items() if v} == {
