@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import logging
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
@@ -399,21 +398,18 @@ async def share_ews_concurrency(
     heartbeats = ProcessHeartbeats(connector)
     dead_after = timedelta(seconds=settings.process_dead_after_seconds)
     me = this_process()
-    seen_at: int | None = None  # the count at which the table first showed this process
+    seen = False  # whether an earlier count showed this process: the next one splits
     await client.share_concurrency(None)
     try:
-        for count in itertools.count():
-            if stop.is_set():
-                break
+        while not stop.is_set():
             try:
                 processes = await heartbeats.sharing("ews", utcnow(), dead_after)
             except PushsyncError as exc:
                 log.warning("EWS processes not counted", extra={"error": str(exc)})
             else:
-                if seen_at is None and me in processes:
-                    seen_at = count
-                if seen_at is not None and count > seen_at:
+                if seen:
                     await client.share_concurrency(len(processes))
+                seen = seen or me in processes
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), SHARE_COUNT_SECONDS)
     finally:
