@@ -34,6 +34,7 @@ from pushsync.simulator.clock import SimClock
 from pushsync.simulator.config import SimulatorConfig
 from pushsync.simulator.events import MailboxEvent
 from pushsync.simulator.ews import notification
+from pushsync.simulator.listener_client import ListenerClient
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +99,7 @@ class Subscription:
 
 
 class PushEngine:
-    def __init__(self, exchange: Exchange, http: httpx.AsyncClient) -> None:
+    def __init__(self, exchange: Exchange, http: ListenerClient) -> None:
         self.exchange = exchange
         self.clock = exchange.clock
         self.http = http

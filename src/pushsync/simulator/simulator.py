@@ -11,7 +11,6 @@ import contextlib
 import socket
 from types import TracebackType
 
-import httpx
 import uvicorn
 
 from pushsync.simulator.activity import Activity
@@ -21,9 +20,10 @@ from pushsync.simulator.config import SimulatorConfig
 from pushsync.simulator.exchange import Exchange
 from pushsync.simulator.graph.api import GraphApi
 from pushsync.simulator.graph.webhooks import GraphWebhooks
+from pushsync.simulator.listener_client import ListenerClient
 from pushsync.simulator.push import PushEngine
 
-MAX_PUSH_CONNECTIONS = 1000  # deliveries (EWS push, Graph webhooks) in flight at once
+PUSH_SLOTS = 64  # deliveries (EWS push, Graph webhooks) in flight at once; the rest wait in turn
 ATTENDANT_TICK_SECONDS = 1.0  # Exchange time between two rounds of the booking attendant
 
 
@@ -39,7 +39,7 @@ class Simulator:
         self._server: uvicorn.Server | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._activity_task: asyncio.Task[None] | None = None
-        self._http: httpx.AsyncClient | None = None
+        self._http: ListenerClient | None = None
 
     @property
     def url(self) -> str:
@@ -56,15 +56,7 @@ class Simulator:
         return self.url + "/v1.0"
 
     async def start(self) -> None:
-        self._http = httpx.AsyncClient(
-            timeout=httpx.Timeout(10.0),
-            headers={"User-Agent": "ExchangeServicesClient/15.01"},
-            # Exchange posts from many servers at once: with httpx's default pool of 100 a
-            # fleet's heartbeats queued behind each other until the pool timed out
-            limits=httpx.Limits(
-                max_connections=MAX_PUSH_CONNECTIONS, max_keepalive_connections=200
-            ),
-        )
+        self._http = ListenerClient(PUSH_SLOTS)
         self.push = PushEngine(self.exchange, self._http)
         self.exchange.push = self.push
         self.graph = GraphApi(self.exchange, GraphWebhooks(self.exchange, self._http))

@@ -33,6 +33,7 @@ from pushsync.simulator.events import MailboxEvent
 from pushsync.simulator.exchange import Exchange
 from pushsync.simulator.graph.resources import graph_id, offset_time
 from pushsync.simulator.items import Folder
+from pushsync.simulator.listener_client import ListenerClient
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +94,7 @@ class GraphDelivery:
 
 
 class GraphWebhooks:
-    def __init__(self, exchange: Exchange, http: httpx.AsyncClient) -> None:
+    def __init__(self, exchange: Exchange, http: ListenerClient) -> None:
         self.exchange = exchange
         self.clock = exchange.clock
         self.http = http
