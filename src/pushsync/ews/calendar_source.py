@@ -15,13 +15,22 @@ older snapshot never overwrites a newer row). `observe_since` turns the
 changes since a cursor into observations: created and updated items go through `observe`
 (GetItem, series expanded), deleted ids are Gone; None when Exchange no longer knows the state.
 https://learn.microsoft.com/exchange/client-developer/exchange-web-services/how-to-synchronize-items-by-using-ews-in-exchange
+
+The room's calendar folder id (is a fetched item still in the calendar? is a folder event the
+calendar's own?) is learnt from the full read's items (their ParentFolderId), handed back in
+its `RoomSnapshot` and stored by the worker with the rows (`room.calendar_folder_id`). A room's
+notifications may go to any worker process, and a restarted one knows nothing: so when the
+client has no id for a room, the stored one is asked for (`stored_calendar_id`, a lookup the
+composition root gives, as Graph's `series_uids`: this module stays free of the store) and kept
+in the client, before any GetFolder. GetFolder is left for a room never read (or whose reads
+found its calendar empty).
 """
 
 from __future__ import annotations
 
 import contextlib
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -33,6 +42,12 @@ from pushsync.model.reservation import Changes, Gone, Observation, RoomSnapshot,
 MAX_VIEW_ITEMS = 1000
 MAX_CHUNK = timedelta(days=180)
 MIN_CHUNK = timedelta(hours=1)
+# mailbox -> the calendar folder id stored by the room's last full read, if any
+StoredCalendarId = Callable[[str], Awaitable[str | None]]
+
+
+async def _none_stored(mailbox: str) -> str | None:
+    return None
 
 
 class EwsCalendar:
@@ -44,8 +59,10 @@ class EwsCalendar:
         future: timedelta,
         clock: Callable[[], datetime],
         fetch_chunk: int = 25,
+        stored_calendar_id: StoredCalendarId = _none_stored,
     ) -> None:
         self._client = client
+        self._stored_calendar_id = stored_calendar_id
         self._past = past
         self._future = future
         self._clock = clock
@@ -63,7 +80,7 @@ class EwsCalendar:
         """What the calendar says now about these items (one GetItem batch, one view if series)."""
         if not item_ids:
             return []
-        calendar_id = await self._client.calendar_folder_id(mailbox)
+        calendar_id = await self.calendar_folder_id(mailbox)
         fetched = await self._client.fetch(mailbox, item_ids, chunk_size=self._fetch_chunk)
         observations: list[Observation] = []
         masters = []
@@ -83,6 +100,12 @@ class EwsCalendar:
         return observations
 
     async def calendar_folder_id(self, mailbox: str) -> str:
+        """The client's id of the room's calendar folder, else the stored one (then kept in
+        the client: one lookup per room and process), else the client's GetFolder."""
+        if self._client.known_calendar_id(mailbox) is None:
+            stored = await self._stored_calendar_id(mailbox)
+            if stored:
+                self._client.remember_calendar_id(mailbox, stored)
         return await self._client.calendar_folder_id(mailbox)
 
     async def observe_since(
@@ -110,6 +133,9 @@ class EwsCalendar:
         window = self.window()
         taken_at = self._clock()
         items = await self._view(mailbox, window)
+        folder_id = next((found for item in items if (found := _folder_id(item))), None)
+        if folder_id:  # this read's own word, over an id stored or kept before
+            self._client.remember_calendar_id(mailbox, folder_id)
         occurrences: dict[str, list[str]] = defaultdict(list)  # uid -> its occurrences' ids
         for item in items:
             if item.type in ("Occurrence", "Exception"):
@@ -124,7 +150,14 @@ class EwsCalendar:
             for item in items
             if item.uid not in gone
         )
-        return RoomSnapshot(mailbox, rows, window, taken_at, cursor=start.sync_state)
+        return RoomSnapshot(
+            mailbox,
+            rows,
+            window,
+            taken_at,
+            cursor=start.sync_state,
+            calendar_folder_id=self._client.known_calendar_id(mailbox),
+        )
 
     async def _series_masters(
         self, mailbox: str, occurrences: dict[str, list[str]]

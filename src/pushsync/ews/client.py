@@ -175,13 +175,23 @@ class EwsClient:
         return await self._run(mailbox, call)
 
     async def calendar_folder_id(self, mailbox: str) -> str:
-        """The id of the room's calendar folder (one GetFolder per mailbox and process)."""
+        """The id of the room's calendar folder: the one known (`known_calendar_id`), else one
+        GetFolder per mailbox and process."""
         if mailbox not in self._calendar_ids:
             self._calendar_ids[mailbox] = await self._run(
                 mailbox,
                 lambda: str(Calendar.get_distinguished(root=self._calendar(mailbox).root).id),
             )
         return self._calendar_ids[mailbox]
+
+    def known_calendar_id(self, mailbox: str) -> str | None:
+        """The room's calendar folder id if this client has it, without asking Exchange."""
+        return self._calendar_ids.get(mailbox)
+
+    def remember_calendar_id(self, mailbox: str, folder_id: str) -> None:
+        """The room's calendar folder id as learnt elsewhere (stored by another process's read,
+        or named by this read's items), so that `calendar_folder_id` needs no GetFolder."""
+        self._calendar_ids[mailbox] = folder_id
 
     def _note_calendar_id(self, mailbox: str, items: Sequence[Any]) -> None:
         """The calendar folder's id as the view's items name it (ParentFolderId), so that the

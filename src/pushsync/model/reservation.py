@@ -119,6 +119,9 @@ class RoomSnapshot:
     before the view; Graph: the round's delta link), to be stored with the rows; None for a
     source that keeps none. It travels with the read rather than being looked up in the
     source afterwards, so that another read of the room in between cannot swap it.
+    `calendar_folder_id` travels the same way: the EWS calendar folder's id as this read found
+    it, stored with the rows (`room.calendar_folder_id`); None when the read did not learn it
+    (an empty calendar; Graph, which needs none).
     """
 
     mailbox: str
@@ -126,6 +129,7 @@ class RoomSnapshot:
     window: Window
     taken_at: datetime | None = None
     cursor: str | None = None
+    calendar_folder_id: str | None = None
 
     def newer(self, row: Reservation) -> bool:
         return bool(self.taken_at and row.last_modified and row.last_modified > self.taken_at)

@@ -173,6 +173,7 @@ def build_worker(
             future=future,
             clock=calendar_clock,
             fetch_chunk=settings.fetch_chunk_size,
+            stored_calendar_id=subscriptions.calendar_folder_id,
         )
         adapters["ews"] = EwsAdapter(ews_calendar, subscriptions)
     if graph is not None:

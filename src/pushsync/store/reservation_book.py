@@ -71,12 +71,28 @@ class Reservations:
         )
 
     async def reconcile_room(
-        self, mailbox: str, decide: Decide, now: datetime, *, resynced: int, cursor: Cursor = KEEP
+        self,
+        mailbox: str,
+        decide: Decide,
+        now: datetime,
+        *,
+        resynced: int,
+        cursor: Cursor = KEEP,
+        calendar_folder_id: str | None = None,
     ) -> Plan:
-        """As `reconcile`, over every row of the room (a full resync)."""
+        """As `reconcile`, over every row of the room (a full resync). `calendar_folder_id`:
+        the room's EWS calendar folder as the read found it (`RoomSnapshot`), stored in the
+        same transaction so every worker process has it; None keeps the stored one."""
         params = {"mailbox": mailbox}
         return await self._reconcile(
-            mailbox, "reservations_for_room", params, decide, now, resynced=resynced, cursor=cursor
+            mailbox,
+            "reservations_for_room",
+            params,
+            decide,
+            now,
+            resynced=resynced,
+            cursor=cursor,
+            calendar_folder_id=calendar_folder_id,
         )
 
     async def _reconcile(
@@ -89,6 +105,7 @@ class Reservations:
         *,
         resynced: int | None = None,
         cursor: Cursor = KEEP,
+        calendar_folder_id: str | None = None,
     ) -> Plan:
         async with self._connector.session() as session:
             await session.execute("lock_room_reservations", {"mailbox": mailbox})
@@ -100,6 +117,9 @@ class Reservations:
             if cursor is not KEEP:
                 state = {"mailbox": mailbox, "state": cursor}
                 await session.execute("save_room_sync_state", state)
+            if calendar_folder_id is not None:
+                folder = {"mailbox": mailbox, "folder_id": calendar_folder_id}
+                await session.execute("save_room_calendar_folder_id", folder)
         return decided
 
     async def series_uids(self, mailbox: str, master_ids: Iterable[str]) -> dict[str, str]:

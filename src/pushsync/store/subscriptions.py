@@ -303,6 +303,13 @@ class Subscriptions:
     async def save_sync_state(self, mailbox: str, state: str | None) -> None:
         await self._execute("save_room_sync_state", {"mailbox": mailbox, "state": state})
 
+    async def calendar_folder_id(self, mailbox: str) -> str | None:
+        """The room's EWS calendar folder id as its last full read stored it (None: never
+        read over EWS)."""
+        async with self._connector.session() as session:
+            row = await session.fetch_one("room_calendar_folder_id", {"mailbox": mailbox})
+        return row["calendar_folder_id"] if row else None
+
     async def by_ids(self, subscription_ids: Iterable[str]) -> dict[str, Row]:
         """The records of these subscriptions (one query), by id; unknown ids are left out."""
         rows = await self._fetch("subscriptions_by_ids", {"ids": sorted(set(subscription_ids))})

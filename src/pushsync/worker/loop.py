@@ -371,6 +371,7 @@ class Worker:
             self._clock(),
             resynced=generation,
             cursor=KEEP if snapshot.cursor is None else snapshot.cursor,
+            calendar_folder_id=snapshot.calendar_folder_id,
         )
         return f"full, {len(snapshot.occurrences)} occurrences"
 

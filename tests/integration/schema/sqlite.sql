@@ -89,7 +89,8 @@ CREATE TABLE room (
     protocol_override TEXT CHECK (protocol_override IN ('ews', 'graph')),
     poll_reason      TEXT,
     poll_detail      TEXT,
-    poll_since       TIMESTAMP
+    poll_since       TIMESTAMP,
+    calendar_folder_id TEXT
 );
 
 CREATE TABLE room_migration (

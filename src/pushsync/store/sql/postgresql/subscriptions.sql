@@ -108,6 +108,12 @@ SELECT sync_state FROM room WHERE mailbox = %(mailbox)s;
 -- name: save_room_sync_state
 UPDATE room SET sync_state = %(state)s WHERE mailbox = %(mailbox)s;
 
+-- name: room_calendar_folder_id
+SELECT calendar_folder_id FROM room WHERE mailbox = %(mailbox)s;
+
+-- name: save_room_calendar_folder_id
+UPDATE room SET calendar_folder_id = %(folder_id)s WHERE mailbox = %(mailbox)s;
+
 -- name: retire_other_protocols
 UPDATE subscription
 SET state = 'retired', retired_at = %(now)s, last_error = %(reason)s

@@ -107,6 +107,12 @@ SELECT sync_state FROM room WHERE mailbox = :mailbox;
 -- name: save_room_sync_state
 UPDATE room SET sync_state = :state WHERE mailbox = :mailbox;
 
+-- name: room_calendar_folder_id
+SELECT calendar_folder_id FROM room WHERE mailbox = :mailbox;
+
+-- name: save_room_calendar_folder_id
+UPDATE room SET calendar_folder_id = :folder_id WHERE mailbox = :mailbox;
+
 -- name: retire_other_protocols
 UPDATE subscription
 SET state = 'retired', retired_at = :now, last_error = :reason
