@@ -93,6 +93,9 @@ CREATE TABLE room (
     calendar_folder_id TEXT
 );
 
+CREATE INDEX room_resync_requested ON room (last_synced_at, mailbox) WHERE needs_resync;
+CREATE INDEX room_last_synced ON room (last_synced_at, mailbox);
+
 CREATE TABLE room_migration (
     mailbox       TEXT PRIMARY KEY,
     source        TEXT NOT NULL CHECK (source IN ('ews', 'graph')),

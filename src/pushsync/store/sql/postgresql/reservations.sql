@@ -53,27 +53,45 @@ WHERE mailbox = %(mailbox)s;
 -- Rooms to resync now, leased to this worker so that no other reads them at the same time:
 -- requested ones (`due`) first, then, if `periodic`, those last synced before synced_before
 -- that still have a live subscription (a room without one is not being kept in sync, e.g. one
--- taken out of the configuration), never synced first of all; not a room inside Exchange's back-off, nor one leased (being
--- read, or whose last read failed: the lease spaces out its retries), nor one of a protocol
--- this worker cannot read. A room's first read waits for its subscription (or its polling):
--- what changed between an earlier read and the Subscribe would be neither read nor pushed
--- (docs/decisions.md, "Resyncs run at once").
+-- taken out of the configuration), never synced first of all; not a room inside Exchange's
+-- back-off, nor one leased (being read, or whose last read failed: the lease spaces out its
+-- retries), nor one of a protocol this worker cannot read. A room's first read waits for its
+-- subscription (or its polling): what changed between an earlier read and the Subscribe would
+-- be neither read nor pushed (docs/decisions.md, "Resyncs run at once"). Each kind is walked
+-- in order from its index (migration 0020) and only as far as the limit, not sorted whole.
 UPDATE room SET resync_lease_until = %(lease_until)s
 WHERE mailbox IN (
-    SELECT mailbox FROM room
-    WHERE (needs_resync
-           OR (%(periodic)s AND last_synced_at < %(synced_before)s AND EXISTS (
-               SELECT 1 FROM subscription s
-               WHERE s.mailbox = room.mailbox AND s.state IN ('active', 'broken'))))
-      AND (last_synced_at IS NOT NULL OR poll_reason IS NOT NULL OR EXISTS (
+    SELECT mailbox FROM (
+      SELECT mailbox, 0 AS kind FROM (
+        SELECT mailbox FROM room
+        WHERE needs_resync
+          AND (last_synced_at IS NOT NULL OR poll_reason IS NOT NULL OR EXISTS (
                SELECT 1 FROM subscription s
                WHERE s.mailbox = room.mailbox AND s.state IN ('active', 'broken')))
-      AND protocol = ANY(%(protocols)s)
-      AND (resync_lease_until IS NULL OR resync_lease_until <= %(now)s)
-      AND (paused_until IS NULL OR paused_until <= %(now)s)
-    ORDER BY needs_resync DESC, last_synced_at NULLS FIRST, mailbox
+          AND protocol = ANY(%(protocols)s)
+          AND (resync_lease_until IS NULL OR resync_lease_until <= %(now)s)
+          AND (paused_until IS NULL OR paused_until <= %(now)s)
+        ORDER BY last_synced_at NULLS FIRST, mailbox
+        LIMIT %(limit)s
+        FOR UPDATE SKIP LOCKED
+      ) AS requested
+      UNION ALL
+      SELECT mailbox, 1 AS kind FROM (
+        SELECT mailbox FROM room
+        WHERE %(periodic)s AND NOT needs_resync AND last_synced_at < %(synced_before)s
+          AND EXISTS (
+               SELECT 1 FROM subscription s
+               WHERE s.mailbox = room.mailbox AND s.state IN ('active', 'broken'))
+          AND protocol = ANY(%(protocols)s)
+          AND (resync_lease_until IS NULL OR resync_lease_until <= %(now)s)
+          AND (paused_until IS NULL OR paused_until <= %(now)s)
+        ORDER BY last_synced_at NULLS FIRST, mailbox
+        LIMIT %(limit)s
+        FOR UPDATE SKIP LOCKED
+      ) AS periodic
+    ) AS candidates
+    ORDER BY kind
     LIMIT %(limit)s
-    FOR UPDATE SKIP LOCKED
 )
 RETURNING mailbox, protocol, resync_reason, resync_generation, needs_resync AS due;
 
