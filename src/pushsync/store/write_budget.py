@@ -31,9 +31,11 @@ from pushsync.errors import StorageError
 from pushsync.store.connector import Connector, Session
 
 # Seconds a request may take from being sent in full to being counted by Graph: the network's
-# one-way delay (tens of milliseconds to Graph, a few hundred across continents) and Graph's
-# front end handing it to the subscription service (not documented; a guess, with room).
-SENT_MARGIN = 0.5
+# one-way delay (tens of milliseconds to Graph, some 150 across an ocean), one lost segment
+# sent again (Linux waits at least 200 ms), and Graph handing it on inside (not documented).
+# Strictly it covers how much longer an earlier write's way may be than a later one's, which
+# a steady way keeps far smaller. Each permit's cycle is the window and this: 1.25 % of 20 s.
+SENT_MARGIN = 0.25
 
 
 @dataclass(frozen=True, slots=True)
