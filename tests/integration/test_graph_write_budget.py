@@ -8,16 +8,20 @@ The limit is made small (10 writes per second) so that a test spans a few window
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
+import httpx
 import pytest
 
 from pushsync.errors import Throttled
 from pushsync.graph.throttling import WritePacer
 from pushsync.store import Connector, connect
 from pushsync.store.migrations import upgrade
-from pushsync.store.write_budget import WriteBudget
+from pushsync.store.write_budget import SENT_MARGIN, WriteBudget
+from tests.integration.conftest import free_port
 
 LIMIT = 10
 WINDOW = 1.0  # seconds
@@ -38,6 +42,25 @@ async def connectors(database_url: str) -> AsyncIterator[list[Connector]]:
 def _pacer(connector: Connector, key: str = "graph:tenant:app") -> WritePacer:
     budget = WriteBudget(connector, key, limit=LIMIT, window=WINDOW, lease=30.0)
     return WritePacer(budget)
+
+
+@asynccontextmanager
+async def slow_server(answer_after: float) -> AsyncIterator[str]:
+    """A server that reads a request whole, then answers 201 `answer_after` seconds later (a
+    Graph validating the notification URL); its URL."""
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        length = re.search(rb"content-length: *(\d+)", head, re.IGNORECASE)
+        await reader.readexactly(int(length.group(1)) if length else 0)
+        await asyncio.sleep(answer_after)
+        writer.write(b"HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n")
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(answer, "127.0.0.1", 0)
+    async with server:
+        yield f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/subscriptions"
 
 
 def most_in_any_window(spans: list[tuple[float, float]], window: float) -> int:
@@ -130,12 +153,13 @@ async def test_a_permit_never_given_back_counts_until_its_lease_ends(
     assert len((await alive.draw()).permit_ids) == 1
 
 
-async def test_permits_given_back_count_a_window_more_from_then(
+async def test_permits_given_back_not_known_sent_count_a_window_more_from_then(
     connectors: list[Connector],
 ) -> None:
     budget = WriteBudget(connectors[0], "graph:t:a", limit=3, window=WINDOW, lease=30.0)
     drawn = (await budget.draw(3)).permit_ids
-    await budget.release(drawn)  # answered now: free again one window later, not after 30 s
+    # answered now, sent when not known: free again one window later, not after 30 s
+    await budget.release(dict.fromkeys(drawn))
 
     full = await budget.draw()
     assert full.permit_ids == () and 0.5 * WINDOW < full.wait <= WINDOW
@@ -161,3 +185,71 @@ async def test_one_process_draws_for_all_its_waiting_writes_at_once(
     await _writes(pacer, LIMIT, spans)
 
     assert len(spans) == LIMIT and draws < LIMIT / 2
+
+
+async def test_a_permit_sent_a_while_ago_counts_a_window_from_when_it_was_sent(
+    connectors: list[Connector],
+) -> None:
+    """Graph counts a write when its request arrives, within `SENT_MARGIN` of its being sent,
+    however long its answer took (the URL's validation): the permit counts from then."""
+    window = 2.0
+    budget = WriteBudget(connectors[0], "graph:t:a", limit=1, window=window, lease=30.0)
+    (permit_id,) = (await budget.draw()).permit_ids
+    await budget.release({permit_id: 1.5})  # sent 1.5 s ago, answered just now
+
+    full = await budget.draw()
+    counts_for = window + SENT_MARGIN - 1.5
+    assert full.permit_ids == () and counts_for - 0.3 < full.wait <= counts_for
+    await asyncio.sleep(full.wait + 0.05)
+    assert len((await budget.draw()).permit_ids) == 1
+
+
+async def test_a_permit_sent_just_now_counts_no_longer_than_a_window_from_its_release(
+    connectors: list[Connector],
+) -> None:
+    """The margin never makes a permit count longer than the rule it improves on: the request
+    had arrived by its answer."""
+    budget = WriteBudget(connectors[0], "graph:t:a", limit=1, window=WINDOW, lease=30.0)
+    (permit_id,) = (await budget.draw()).permit_ids
+    await budget.release({permit_id: SENT_MARGIN / 5})
+
+    full = await budget.draw()
+    assert full.permit_ids == () and 0.7 * WINDOW < full.wait <= WINDOW
+
+
+async def test_a_write_sent_over_http_is_counted_from_when_it_was_sent(
+    connectors: list[Connector],
+) -> None:
+    """The pacer hands each write a `Sent`; a request sent with it says, through httpcore's
+    trace, how long ago it was sent, and a slow answer (1.2 s here) costs the budget nothing."""
+    answer_after = 1.2
+    window = 2.0
+    budget = WriteBudget(connectors[0], "graph:t:a", limit=1, window=window, lease=30.0)
+    pacer = WritePacer(budget)
+
+    async with slow_server(answer_after) as url, httpx.AsyncClient() as http:
+        async with pacer.permit(max_hold=10.0) as sent:
+            await http.post(url, content=b"{}", extensions={"trace": sent.trace})
+        assert sent.at is not None
+
+        full = await budget.draw()
+        counts_for = window + SENT_MARGIN - answer_after
+        assert full.permit_ids == () and counts_for - 0.4 < full.wait <= counts_for
+
+
+async def test_a_write_never_sent_counts_a_window_from_its_release(
+    connectors: list[Connector],
+) -> None:
+    budget = WriteBudget(connectors[0], "graph:t:a", limit=1, window=WINDOW, lease=30.0)
+    pacer = WritePacer(budget)
+
+    async with httpx.AsyncClient() as http:
+        async with pacer.permit(max_hold=10.0) as sent:
+            with pytest.raises(httpx.ConnectError):  # nothing listens there
+                await http.post(
+                    f"http://127.0.0.1:{free_port()}/", extensions={"trace": sent.trace}
+                )
+        assert sent.at is None
+
+    full = await budget.draw()
+    assert full.permit_ids == () and 0.7 * WINDOW < full.wait <= WINDOW

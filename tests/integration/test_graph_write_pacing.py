@@ -22,6 +22,7 @@ from pushsync.simulator.graph.subscription_limit import SubscriptionWriteLimit
 from pushsync.store import Connector, connect
 from pushsync.store.migrations import upgrade
 from pushsync.store.subscriptions import Subscriptions
+from pushsync.store.write_budget import SENT_MARGIN
 from tests.acceptance.conftest import ServerProcess, server_factory
 
 __all__ = ["server_factory"]  # the fixture, from the acceptance tests
@@ -107,6 +108,28 @@ async def test_two_managers_subscribing_together_never_exceed_the_tenant_limit(
     assert fleet.limit.most_in_any_window() <= LIMIT
     assert len(fleet.limit.writes) == len(fleet.rooms)  # one create each, none refused
     assert first.manager.writes.waited > 0 or second.manager.writes.waited > 0
+
+
+async def test_slow_creates_are_paced_at_the_window_not_at_the_window_and_their_latency(
+    fleet: Fleet,
+) -> None:
+    """Graph counts a create when it arrives and answers it after validating the notification
+    URL (1.5 s more here): a write goes a window (and the margin) after the write `LIMIT`
+    before it, not a window after that one's answer, and none is refused."""
+    latency = 1.5
+    fleet.sim.graph.create_latency = latency
+    process = await fleet.start()
+
+    outcome = await asyncio.wait_for(process.manager.subscribe_rooms(fleet.rooms), 120)
+
+    assert not outcome.failed and fleet.subscribed() == set(fleet.rooms)
+    assert fleet.limit.violations == 0
+    assert len(fleet.limit.writes) == len(fleet.rooms)  # one create each, none refused
+    arrived = [w.at for w in fleet.limit.writes]
+    gaps = sorted(b - a for a, b in zip(arrived, arrived[LIMIT:], strict=False))
+    median = gaps[len(gaps) // 2]
+    # counting from the answer, each gap would be at least WINDOW + latency (3.5 s)
+    assert WINDOW <= median < WINDOW + SENT_MARGIN + 0.5
 
 
 async def test_a_storm_of_tenant_limit_429s_is_waited_out_and_every_room_subscribed(

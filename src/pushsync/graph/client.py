@@ -11,7 +11,9 @@ the Retry-After the server gave, 401/403 `AuthenticationFailed`, 404 `NotFound`,
 `Conflict`, 410 `DeltaExpired`, 400 on a renewal `RenewalRefused`, other 5xx and transport
 failures `ExchangeUnavailable`.
 Outlook allows four requests in flight per app and mailbox; a semaphore per mailbox keeps to
-that. Times are asked for in UTC (`Prefer: outlook.timezone="UTC"`).
+that. Times are asked for in UTC (`Prefer: outlook.timezone="UTC"`). A subscription write can
+say when its request had been sent (`Sent`): Graph counts the write against its limit then,
+not when it answers (store/write_budget.py).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import email.utils
+import time
 from collections import defaultdict
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -73,6 +76,32 @@ class DeltaExpired(ExchangeError):
     """410 SyncStateNotFound: the delta token is gone; a full resync follows."""
 
 
+class Sent:
+    """When one request had been sent in full (`time.monotonic()`), from httpcore's trace
+    events; None unless its answer then began to come back.
+
+    Graph counts a subscription write when the request arrives, which is after it was sent and
+    before the answer: a write that was sent but never answered (a timeout, a dropped
+    connection) may have arrived any time since, so it tells no moment (`at` stays None), as
+    one never sent does."""
+
+    __slots__ = ("_sent", "at")
+
+    def __init__(self) -> None:
+        self._sent: float | None = None
+        self.at: float | None = None
+
+    def seconds_ago(self) -> float | None:
+        return None if self.at is None else time.monotonic() - self.at
+
+    async def trace(self, event: str, info: dict[str, Any]) -> None:
+        """httpcore's `trace` extension: `http11.send_request_body.complete` (or `http2.…`)."""
+        if event.endswith(".send_request_body.complete"):
+            self._sent = time.monotonic()
+        elif event.endswith(".receive_response_headers.complete"):
+            self.at = self._sent
+
+
 @dataclass(frozen=True, slots=True)
 class GraphSubscription:
     subscription_id: str
@@ -121,6 +150,7 @@ class GraphClient:
         lifecycle_url: str,
         client_state: str,
         expires_at: datetime,
+        sent: Sent | None = None,
     ) -> GraphSubscription:
         body = {
             "changeType": "created,updated,deleted",
@@ -130,17 +160,20 @@ class GraphClient:
             "expirationDateTime": _time(expires_at),
             "clientState": client_state,
         }
-        answer = await self._request("POST", "/subscriptions", mailbox, json=body)
+        answer = await self._request("POST", "/subscriptions", mailbox, json=body, sent=sent)
         return _subscription(answer)
 
-    async def renew_subscription(self, subscription_id: str, expires_at: datetime) -> datetime:
+    async def renew_subscription(
+        self, subscription_id: str, expires_at: datetime, sent: Sent | None = None
+    ) -> datetime:
         body = {"expirationDateTime": _time(expires_at)}
-        answer = await self._request("PATCH", f"/subscriptions/{subscription_id}", json=body)
+        path = f"/subscriptions/{subscription_id}"
+        answer = await self._request("PATCH", path, json=body, sent=sent)
         return parse_time(answer["expirationDateTime"])
 
-    async def delete_subscription(self, subscription_id: str) -> None:
+    async def delete_subscription(self, subscription_id: str, sent: Sent | None = None) -> None:
         with contextlib.suppress(NotFound):  # gone already: what we wanted
-            await self._request("DELETE", f"/subscriptions/{subscription_id}")
+            await self._request("DELETE", f"/subscriptions/{subscription_id}", sent=sent)
 
     async def subscriptions(self) -> list[GraphSubscription]:
         """This app's subscriptions (to find the one a 409 refers to)."""
@@ -240,8 +273,10 @@ class GraphClient:
         json: dict[str, Any] | None = None,
         params: dict[str, str] | None = None,
         prefer: str | None = None,
+        sent: Sent | None = None,
     ) -> dict[str, Any]:
-        """One request; `prefer`, a preference besides the time zone (its own Prefer header)."""
+        """One request; `prefer`, a preference besides the time zone (its own Prefer header);
+        `sent` learns when it was sent."""
         url = path if path.startswith("http") else self._base + path
         headers = [
             ("Authorization", f"Bearer {await self._tokens()}"),
@@ -253,7 +288,12 @@ class GraphClient:
             self.calls += 1
             try:
                 response = await self._http.request(
-                    method, url, json=json, params=params, headers=headers
+                    method,
+                    url,
+                    json=json,
+                    params=params,
+                    headers=headers,
+                    extensions={} if sent is None else {"trace": sent.trace},
                 )
             except httpx.HTTPError as exc:
                 raise ExchangeUnavailable(f"Graph {method}: {type(exc).__name__}: {exc}") from None

@@ -63,6 +63,7 @@ from pushsync.graph.client import (
     GraphSubscription,
     NotFound,
     RenewalRefused,
+    Sent,
 )
 from pushsync.model.clock import utcnow
 from pushsync.model.outcome import Outcome
@@ -310,7 +311,9 @@ class GraphSubscriptionManager:
                 subscription.mailbox,
                 lambda: self._write(
                     subscription.mailbox,
-                    lambda: self._client.renew_subscription(subscription.subscription_id, expires),
+                    lambda sent: self._client.renew_subscription(
+                        subscription.subscription_id, expires, sent=sent
+                    ),
                 ),
             )
         except (NotFound, RenewalRefused) as exc:  # Graph dropped it, or will not extend it
@@ -339,7 +342,8 @@ class GraphSubscriptionManager:
         if not gone:
             try:
                 await self._write(
-                    old.mailbox, lambda: self._client.delete_subscription(old.subscription_id)
+                    old.mailbox,
+                    lambda sent: self._client.delete_subscription(old.subscription_id, sent=sent),
                 )
             except ExchangeError as exc:  # retired below: delete_retired tries again
                 if isinstance(exc, Throttled):
@@ -397,12 +401,13 @@ class GraphSubscriptionManager:
         try:
             return await self._write(
                 mailbox,
-                lambda: self._client.create_subscription(
+                lambda sent: self._client.create_subscription(
                     mailbox,
                     notification_url=self._url,
                     lifecycle_url=self._url,
                     client_state=self._client_state,
                     expires_at=expires,
+                    sent=sent,
                 ),
             )
         except Conflict:
@@ -410,7 +415,10 @@ class GraphSubscriptionManager:
             if existing is None:
                 raise
             granted = await self._write(
-                mailbox, lambda: self._client.renew_subscription(existing.subscription_id, expires)
+                mailbox,
+                lambda sent: self._client.renew_subscription(
+                    existing.subscription_id, expires, sent=sent
+                ),
             )
             return GraphSubscription(existing.subscription_id, existing.resource, granted)
 
@@ -423,12 +431,13 @@ class GraphSubscriptionManager:
                 return subscription
         return None
 
-    async def _write(self, mailbox: str | None, write: Callable[[], Awaitable[T]]) -> T:
-        """One subscription write, within the shared write budget. A 429 for the tenant's
-        write limit holds every manager process, not only this one."""
-        async with self.writes.permit(self._short_wait):
+    async def _write(self, mailbox: str | None, write: Callable[[Sent], Awaitable[T]]) -> T:
+        """One subscription write, within the shared write budget: `write` sends its request
+        with the `Sent` given, so that the permit counts from when it was sent. A 429 for the
+        tenant's write limit holds every manager process, not only this one."""
+        async with self.writes.permit(self._short_wait) as sent:
             try:
-                return await write()
+                return await write(sent)
             except Throttled as exc:
                 if throttling.scope(mailbox, exc, self._back_off.bound) == APP:
                     await self.writes.hold(bounded(exc.retry_after, self._back_off.bound))

@@ -26,7 +26,7 @@ from contextlib import asynccontextmanager
 from datetime import datetime
 
 from pushsync.errors import StorageError, Throttled
-from pushsync.graph.client import SUBSCRIPTION_CAP
+from pushsync.graph.client import SUBSCRIPTION_CAP, Sent
 from pushsync.retry import APP
 from pushsync.store.write_budget import WriteBudget
 
@@ -97,7 +97,9 @@ class WritePacer:
     costs the database about two transactions per batch of writes, not per write, and a
     creation round of thousands of rooms costs no more than its writes. A shared Retry-After
     longer than a caller will wait (`max_hold`) is remembered and raised as `Throttled` at
-    once to the callers after it, until it has passed.
+    once to the callers after it, until it has passed. Each permit gives its write a `Sent`,
+    and tells the budget at release how long ago the request was sent: Graph counts the write
+    from then, not from its answer (store/write_budget.py).
     """
 
     MAX_DRAW = 64
@@ -122,20 +124,22 @@ class WritePacer:
         self._waiting = 0  # callers inside `_take`
         self._drawn: list[str] = []  # permits drawn for callers still queued for their turn
         self._drawn_at = 0.0  # monotonic
-        self._returned: list[str] = []  # permits to give back in the next release
+        self._returned: dict[str, Sent | None] = {}  # to give back in the next release
         self._releasing = False
         self._held_until = 0.0  # monotonic end of a shared Retry-After this process knows of
         self.writes = 0
         self.waited = 0.0  # seconds spent waiting for a permit or a Retry-After
 
     @asynccontextmanager
-    async def permit(self, max_hold: float) -> AsyncIterator[None]:
-        """One write's permit, held while the write is in flight and given back after."""
+    async def permit(self, max_hold: float) -> AsyncIterator[Sent]:
+        """One write's permit, held while the write is in flight and given back after; the
+        write's request is to be sent with the `Sent` it gives (GraphClient's `sent=`)."""
         permit_id = await self._take(max_hold)
+        sent = Sent()
         try:
-            yield
+            yield sent
         finally:
-            await self._give_back(permit_id)
+            await self._give_back(permit_id, sent)
 
     async def hold(self, seconds: float) -> None:
         """Graph answered a write 429 for the tenant's limit: every process waits `seconds`."""
@@ -165,7 +169,7 @@ class WritePacer:
             if self._drawn and self._monotonic() - self._drawn_at > self.FRESH:
                 stale, self._drawn = self._drawn, []
                 for permit_id in stale:
-                    await self._give_back(permit_id)
+                    await self._give_back(permit_id, None)
             if self._drawn:
                 self.writes += 1
                 return self._drawn.pop()
@@ -181,17 +185,19 @@ class WritePacer:
         self.waited += seconds
         await asyncio.sleep(seconds)
 
-    async def _give_back(self, permit_id: str) -> None:
-        """Give the permit back, with any others given back meanwhile, in one release."""
-        self._returned.append(permit_id)
+    async def _give_back(self, permit_id: str, sent: Sent | None) -> None:
+        """Give the permit back, with any others given back meanwhile, in one release; how long
+        ago each was sent is read as the release starts (late: on the safe side)."""
+        self._returned[permit_id] = sent
         if self._releasing:
             return  # the release under way takes it next
         self._releasing = True
         try:
             while self._returned:
-                batch, self._returned = self._returned, []
+                batch, self._returned = self._returned, {}
+                sent_ago = {p: None if s is None else s.seconds_ago() for p, s in batch.items()}
                 try:
-                    await self.budget.release(batch)
+                    await self.budget.release(sent_ago)
                 except StorageError as exc:  # they count until their lease ends: safe side
                     log.warning("write permits not given back", extra={"error": str(exc)})
         finally:

@@ -5,10 +5,16 @@ https://learn.microsoft.com/graph/throttling-limits (subscription service limits
 Graph allows an app 500 subscription writes (create, renew, delete) per 20 seconds in one
 tenant, however many manager processes that app runs. So the budget lives in the database:
 a row per app and tenant (`key`), locked by every draw, and a row per permit drawn. A permit
-counts from the moment it is drawn until `window` seconds after the write it allowed has been
-answered (`release`, a moment after): the request reached Graph somewhere in between, so
-however late or early it arrived, no `window` of Graph's holds more than `limit` of our
-writes. A permit never released (its process died) counts until `lease` seconds after its draw.
+counts from the moment it is drawn until `window` seconds after Graph counted the write it
+allowed, which is when the request arrived: no `window` of Graph's then holds more than `limit`
+of our writes. We do not see the arrival; we see when the request had been sent in full, and
+it arrives within the network's one-way delay after that (`SENT_MARGIN`). So a write known to
+have been sent (and answered: graph/client.py `Sent`) counts until `window` + `SENT_MARGIN`
+after it was sent; one not known to have been (an error before sending, no answer) until
+`window` after `release`, a moment after its answer, when it had surely arrived. Counting from
+the answer cost every permit the write's whole latency, Graph validating the notification URL
+included: 22.4 s a cycle instead of 20 in bench/fleet, onboarding 1.12x its minimum. A permit
+never released (its process died) counts until `lease` seconds after its draw.
 
 The same row holds a tenant-wide Retry-After (`hold`): one manager told to wait makes all of
 them wait. Times are the database's clock (seconds since 1970), the one clock all processes
@@ -18,11 +24,18 @@ share.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from pushsync.errors import StorageError
 from pushsync.store.connector import Connector, Session
+
+# Seconds a request may take from being sent in full to being counted by Graph: the network's
+# one-way delay (tens of milliseconds to Graph, some 150 across an ocean), one lost segment
+# sent again (Linux waits at least 200 ms), and Graph handing it on inside (not documented).
+# Strictly it covers how much longer an earlier write's way may be than a later one's, which
+# a steady way keeps far smaller. Each permit's cycle is the window and this: 1.25 % of 20 s.
+SENT_MARGIN = 0.25
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,14 +91,26 @@ class WriteBudget:
         await session.execute_many("insert_write_permit", rows)
         return Draw(permit_ids)
 
-    async def release(self, permit_ids: Sequence[str]) -> None:
-        """The writes these permits allowed have been answered: each counts `window` seconds
-        more, from now (a moment after its answer: on the safe side)."""
+    async def release(self, sent_ago: Mapping[str, float | None]) -> None:
+        """The writes these permits allowed are over: each permit counts until `window` +
+        `SENT_MARGIN` after its request was sent (`sent_ago` it seconds before now), or, not
+        known to have been sent (None), `window` from now; never longer than that, since the
+        request had arrived by its answer, and the answer came before this. The database's
+        clock says "now" (each process's own may differ); the caller's only measures how long
+        ago, so a moment lost between the two makes a permit count longer, the safe side."""
+        rows = [
+            {"permit_id": permit_id, "counts_for": self.window - _credit(ago)}
+            for permit_id, ago in sent_ago.items()
+        ]
         async with self._connector.session() as session:
-            params = {"permit_ids": list(permit_ids), "window": self.window}
-            await session.execute("release_write_permits", params)
+            await session.execute_many("release_write_permit", rows)
 
     async def hold(self, seconds: float) -> None:
         """Graph asked this app to wait `seconds` in this tenant: no draw until then."""
         async with self._connector.session() as session:
             await session.execute("hold_write_budget", {"key": self.key, "seconds": seconds})
+
+
+def _credit(sent_ago: float | None) -> float:
+    """Seconds less than `window` from now a released permit counts."""
+    return 0.0 if sent_ago is None else max(sent_ago - SENT_MARGIN, 0.0)

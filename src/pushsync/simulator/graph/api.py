@@ -26,10 +26,11 @@ mailbox holding 1,000 subscriptions, ours and other apps' (`hold_subscriptions`)
 new one with 429 SubscriptionCountReached and a Retry-After that ends in the year 9999.
 Subscription writes (create, renew, delete, GET by id) count against the tenant's write limit
 (`write_limit`, subscription_limit.py: 500 per 20 s unless a test sets less): beyond it, 429
-with Retry-After, and a violation counted. A renewal Graph refuses (`refuse_renewal`) answers
-400. `drop()` ends a subscription the way Graph may end
-an app-only one, without a lifecycle notification: its renewal then answers 404. A room
-of `on_premises_rooms` refuses a subscription (404 MailboxNotEnabledForRESTAPI) and is read as any
+with Retry-After, and a violation counted; a create is counted when it arrives and answered
+`create_latency` seconds later (a test's slow validation). A renewal Graph refuses
+(`refuse_renewal`) answers 400. `drop()` ends a subscription the way Graph may end an app-only
+one, without a lifecycle notification: its renewal then answers 404. A room of
+`on_premises_rooms` refuses a subscription (404 MailboxNotEnabledForRESTAPI) and is read as any
 other; one of `denied_rooms` answers every call about it 403 ErrorAccessDenied.
 https://learn.microsoft.com/graph/api/subscription-post-subscriptions
 https://learn.microsoft.com/graph/throttling-limits#outlook-service-limits
@@ -145,6 +146,9 @@ class GraphApi:
             monotonic=lambda: (clock.now() - clock.epoch).total_seconds(),
         )
         self._unrenewable: set[str] = set()  # subscriptions whose renewal answers 400
+        # Seconds a create takes to answer once counted against the write limit: a test's slow
+        # URL validation or service time (Graph counts a write when it arrives, answers later).
+        self.create_latency = 0.0
         # A test's hook, called with the mailbox as a delta round from a token is answered
         # (before the answer leaves): to stop a worker between the delta and its commit.
         self.on_delta_round: Callable[[str], None] | None = None
@@ -309,6 +313,8 @@ class GraphApi:
     async def _create(self, request: dict[str, Any]) -> Answer:
         self.calls["subscribe"] += 1
         self._count_write()
+        if self.create_latency > 0:
+            await asyncio.sleep(self.create_latency)
         resource = str(request.get("resource", ""))
         match = _RESOURCE.match(resource)
         if not match:

@@ -18,10 +18,10 @@ FROM graph_write_permit WHERE budget_key = %(key)s;
 INSERT INTO graph_write_permit (permit_id, budget_key, expires_at)
 VALUES (%(permit_id)s, %(key)s, %(expires_at)s);
 
--- name: release_write_permits
+-- name: release_write_permit
 UPDATE graph_write_permit
-SET expires_at = extract(epoch FROM clock_timestamp())::double precision + %(window)s
-WHERE permit_id = ANY(%(permit_ids)s);
+SET expires_at = extract(epoch FROM clock_timestamp())::double precision + %(counts_for)s
+WHERE permit_id = %(permit_id)s;
 
 -- name: hold_write_budget
 INSERT INTO graph_write_budget (budget_key, held_until)

@@ -18,10 +18,10 @@ FROM graph_write_permit WHERE budget_key = :key;
 INSERT INTO graph_write_permit (permit_id, budget_key, expires_at)
 VALUES (:permit_id, :key, :expires_at);
 
--- name: release_write_permits
+-- name: release_write_permit
 UPDATE graph_write_permit
-SET expires_at = (julianday('now') - 2440587.5) * 86400.0 + :window
-WHERE permit_id IN (SELECT value FROM json_each(:permit_ids));
+SET expires_at = (julianday('now') - 2440587.5) * 86400.0 + :counts_for
+WHERE permit_id = :permit_id;
 
 -- name: hold_write_budget
 INSERT INTO graph_write_budget (budget_key, held_until)
