@@ -195,11 +195,13 @@ async def test_a_permit_sent_a_while_ago_counts_a_window_from_when_it_was_sent(
     window = 2.0
     budget = WriteBudget(connectors[0], "graph:t:a", limit=1, window=window, lease=30.0)
     (permit_id,) = (await budget.draw()).permit_ids
+    began = time.monotonic()
     await budget.release({permit_id: 1.5})  # sent 1.5 s ago, answered just now
 
     full = await budget.draw()
+    elapsed = time.monotonic() - began  # the wait shrinks by what passed since the release
     counts_for = window + SENT_MARGIN - 1.5
-    assert full.permit_ids == () and counts_for - 0.3 < full.wait <= counts_for
+    assert full.permit_ids == () and counts_for - elapsed - 0.01 <= full.wait <= counts_for
     await asyncio.sleep(full.wait + 0.05)
     assert len((await budget.draw()).permit_ids) == 1
 
@@ -233,8 +235,10 @@ async def test_a_write_sent_over_http_is_counted_from_when_it_was_sent(
         assert sent.at is not None
 
         full = await budget.draw()
+        # counted from the answer it would be about a whole window; a loaded box only makes
+        # the request older by the release, and the wait shorter
         counts_for = window + SENT_MARGIN - answer_after
-        assert full.permit_ids == () and counts_for - 0.4 < full.wait <= counts_for
+        assert full.permit_ids == () and full.wait <= counts_for
 
 
 async def test_a_write_never_sent_counts_a_window_from_its_release(

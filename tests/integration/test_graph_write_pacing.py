@@ -22,7 +22,6 @@ from pushsync.simulator.graph.subscription_limit import SubscriptionWriteLimit
 from pushsync.store import Connector, connect
 from pushsync.store.migrations import upgrade
 from pushsync.store.subscriptions import Subscriptions
-from pushsync.store.write_budget import SENT_MARGIN
 from tests.acceptance.conftest import ServerProcess, server_factory
 
 __all__ = ["server_factory"]  # the fixture, from the acceptance tests
@@ -114,9 +113,12 @@ async def test_slow_creates_are_paced_at_the_window_not_at_the_window_and_their_
     fleet: Fleet,
 ) -> None:
     """Graph counts a create when it arrives and answers it after validating the notification
-    URL (1.5 s more here): a write goes a window (and the margin) after the write `LIMIT`
-    before it, not a window after that one's answer, and none is refused."""
-    latency = 1.5
+    URL (3 s more here): a write goes a window (and the margin) after the write `LIMIT`
+    before it, not a window after that one's answer, and none is refused. Counted from the
+    answer, no gap could be shorter than the window and the latency: the bound below is
+    that rule's, not a timing this box must meet (it holds however slow the box is, short of
+    seconds lost per write)."""
+    latency = 3.0
     fleet.sim.graph.create_latency = latency
     process = await fleet.start()
 
@@ -128,8 +130,8 @@ async def test_slow_creates_are_paced_at_the_window_not_at_the_window_and_their_
     arrived = [w.at for w in fleet.limit.writes]
     gaps = sorted(b - a for a, b in zip(arrived, arrived[LIMIT:], strict=False))
     median = gaps[len(gaps) // 2]
-    # counting from the answer, each gap would be at least WINDOW + latency (3.5 s)
-    assert WINDOW <= median < WINDOW + SENT_MARGIN + 0.5
+    # counting from the answer, each gap would be at least WINDOW + latency (5 s)
+    assert WINDOW <= median < WINDOW + latency
 
 
 async def test_a_storm_of_tenant_limit_429s_is_waited_out_and_every_room_subscribed(
