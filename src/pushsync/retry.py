@@ -142,3 +142,30 @@ class RetryAfterHolds:
         """Seconds before a call about `mailbox` (None: about none) may go out."""
         app = self.remaining(APP)
         return app if mailbox is None else max(app, self.remaining(mailbox))
+
+
+async def in_turn(items: list[T], work: Callable[[T], Awaitable[None]], at_once: int) -> None:
+    """`work` on every item in order, at most `at_once` under way: that many coroutines pull
+    from one list, rather than a task per item (a 50,000-room creation round held 50,000 tasks
+    waiting for a slot, some 100 MB, and as many database sessions asked for at once).
+
+    A failure ends the round as a whole, cleanly: no lane takes another item, the items under
+    way finish, and the first error is raised. Before, the other lanes went on after the round
+    had failed, while `survive` began the next one: both subscribed the rooms still without a
+    subscription, and 7,000 of 50,000 rooms got two (bench/fleet, a pool timeout mid-round)."""
+    pending = iter(items)
+    failed: list[Exception] = []
+
+    async def lane() -> None:
+        for item in pending:
+            if failed:
+                return
+            try:
+                await work(item)
+            except Exception as exc:  # the round's error: raised once every lane has stopped
+                failed.append(exc)
+                return
+
+    await asyncio.gather(*(lane() for _ in range(min(at_once, len(items)))))
+    if failed:
+        raise failed[0]

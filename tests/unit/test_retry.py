@@ -17,7 +17,7 @@ from pushsync.errors import (
     SyncStateExpired,
     Throttled,
 )
-from pushsync.retry import Backoff, retryable, survive
+from pushsync.retry import Backoff, in_turn, retryable, survive
 
 DELEGATE_ACCESS = "ErrorSubscriptionDelegateAccessNotSupported"
 
@@ -73,3 +73,40 @@ async def test_a_round_that_fails_for_good_propagates() -> None:
 
     with pytest.raises(AuthenticationFailed):
         await survive(refused, "test", Backoff(), asyncio.Event())
+
+
+async def test_a_failed_item_ends_the_round_once_the_items_under_way_have_finished() -> None:
+    """A round of work in lanes fails as a whole: after the failure no lane takes another item
+    (a retried round would otherwise race the rest of this one), the items already under way
+    run to their end, and the first error is raised."""
+    started: list[int] = []
+    finished: list[int] = []
+
+    async def work(item: int) -> None:
+        started.append(item)
+        await asyncio.sleep(0.01 if item != 5 else 0)
+        if item == 5:
+            raise StorageError("the pool is exhausted")
+        await asyncio.sleep(0.01)
+        finished.append(item)
+
+    with pytest.raises(StorageError, match="pool"):
+        await in_turn(list(range(100)), work, at_once=4)
+
+    assert 5 in started and max(started) < 5 + 4  # only the lanes' items in hand went on
+    assert sorted(finished) == sorted(i for i in started if i != 5)  # none cut short
+
+
+async def test_every_item_is_worked_on_in_order_at_most_so_many_at_once() -> None:
+    under_way, most, done = 0, 0, []
+
+    async def work(item: int) -> None:
+        nonlocal under_way, most
+        under_way += 1
+        most = max(most, under_way)
+        await asyncio.sleep(0)
+        under_way -= 1
+        done.append(item)
+
+    await in_turn(list(range(50)), work, at_once=3)
+    assert sorted(done) == list(range(50)) and most == 3

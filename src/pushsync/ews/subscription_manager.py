@@ -23,7 +23,14 @@ from pushsync.errors import ExchangeError, SubscriptionRefused, Throttled
 from pushsync.ews.client import EwsClient, Subscription
 from pushsync.model.clock import utcnow
 from pushsync.model.outcome import Outcome
-from pushsync.retry import MAX_THROTTLED_TRIES, Backoff, RetryAfterHolds, retryable, survive
+from pushsync.retry import (
+    MAX_THROTTLED_TRIES,
+    Backoff,
+    RetryAfterHolds,
+    in_turn,
+    retryable,
+    survive,
+)
 from pushsync.store.processes import Heartbeat, beating
 from pushsync.store.subscriptions import LiveSubscription, Subscriptions
 
@@ -31,6 +38,10 @@ log = logging.getLogger(__name__)
 
 WATERMARK_LIFETIME = timedelta(days=29)  # Exchange keeps about 30 days of events
 SHORT_WAIT = 10.0  # seconds: a back-off up to this is waited out within the call
+# Subscribes under way at once in a round: more than the client's share of EWSMaxConcurrency
+# (27), so that its calls never wait for a lane, and few enough that a round's database writes
+# do not ask the pool for 50,000 sessions at once
+SUBSCRIBES_IN_FLIGHT = 64
 
 Progress = Callable[[str, bool], None]  # (mailbox, subscribed) after each room
 
@@ -92,7 +103,7 @@ class SubscriptionManager:
             if progress is not None:
                 progress(mailbox, ok)
 
-        await asyncio.gather(*(one(mailbox) for mailbox in rooms))
+        await in_turn(rooms, one, SUBSCRIBES_IN_FLIGHT)
         return outcome
 
     async def replace_dead(self) -> Outcome:
@@ -104,7 +115,11 @@ class SubscriptionManager:
             s for s in live if s.is_dead(now, self._minute) and not self._held(s.mailbox)
         ]
         dead = await self._subscriptions.still_dead(dead, now, self._minute)  # the queue too
-        await asyncio.gather(*(self._replace(s, now, outcome) for s in dead))
+
+        async def replace(subscription: LiveSubscription) -> None:
+            await self._replace(subscription, now, outcome)
+
+        await in_turn(dead, replace, SUBSCRIBES_IN_FLIGHT)
         return outcome
 
     async def run(self, stop: asyncio.Event, rooms: Iterable[str], interval_s: float) -> None:

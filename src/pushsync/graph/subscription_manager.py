@@ -73,6 +73,7 @@ from pushsync.retry import (
     Backoff,
     RetryAfterHolds,
     bounded,
+    in_turn,
     retryable,
     survive,
 )
@@ -489,19 +490,6 @@ class GraphSubscriptionManager:
         if note:
             await self._subscriptions.room_error(mailbox, f"{action}: {why}", self._clock())
         return why
-
-
-async def in_turn(items: list[T], work: Callable[[T], Awaitable[None]], at_once: int) -> None:
-    """`work` on every item in order, at most `at_once` under way: that many coroutines pull
-    from one list, rather than a task per item (a 50,000-room creation round held 50,000 tasks
-    waiting for a slot, some 100 MB)."""
-    pending = iter(items)
-
-    async def lane() -> None:
-        for item in pending:
-            await work(item)
-
-    await asyncio.gather(*(lane() for _ in range(min(at_once, len(items)))))
 
 
 async def _every(
