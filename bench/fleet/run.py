@@ -647,6 +647,8 @@ class Fleet:
         self.figures.values |= {
             "burst_converge_s": converge_s,
             "burst_calls_per_notification": per,
+            "burst_calls_per_room": used / max(count, 1),
+            "burst_notifications_per_room": notifications / max(count, 1),
             "burst_violations": sum(refused.values()),
         }
 
@@ -751,6 +753,13 @@ def goals(fleet: Fleet) -> None:
     per = values.get("burst_calls_per_notification", float("inf"))
     naive = values.get("naive_calls_per_notification")
     figure = f"{per:.3f}" + (f" (naive {naive:.3f})" if naive is not None else "")
+    per_room = values.get("burst_calls_per_room")
+    if per_room is not None:  # one read per burst room is the least a room's changes can cost
+        each = values.get("burst_notifications_per_room", 0.0)
+        figure += (
+            f"; {per_room:.2f} calls per burst room for {each:.1f} notifications each"
+            f" (one read per room: {1 / each if each else 0:.3f} per notification)"
+        )
     lines.append((f"burst calls per notification ({protocol})", figure, "<= 0.1", per <= 0.1))
     converge = values.get("burst_converge_s", float("inf"))
     burst_rooms = int(rooms * fleet.args.burst_share)
