@@ -132,10 +132,7 @@ class EwsCalendar:
         start = await self._start_cursor(mailbox, cursor)
         window = self.window()
         taken_at = self._clock()
-        items = await self._view(mailbox, window)
-        folder_id = next((found for item in items if (found := _folder_id(item))), None)
-        if folder_id:  # this read's own word, over an id stored or kept before
-            self._client.remember_calendar_id(mailbox, folder_id)
+        items = await self._view(mailbox, window)  # the client notes the calendar's id
         occurrences: dict[str, list[str]] = defaultdict(list)  # uid -> its occurrences' ids
         for item in items:
             if item.type in ("Occurrence", "Exception"):

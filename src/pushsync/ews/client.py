@@ -197,13 +197,15 @@ class EwsClient:
         """The calendar folder's id as the view's items name it (ParentFolderId), so that the
         room's first notification after onboarding needs no GetFolder for it: the items of a
         CalendarView over a folder are that folder's (a shallow FindItem), occurrences too.
+        The view's word wins over an id known before (stored by an earlier read, perhaps
+        stale), which the room's next full read so corrects.
         https://learn.microsoft.com/exchange/client-developer/web-service-reference/parentfolderid
         """
-        if mailbox in self._calendar_ids:
-            return
-        parent = getattr(items[0], "parent_folder_id", None) if items else None
-        if parent is not None and parent.id:
-            self._calendar_ids[mailbox] = str(parent.id)
+        for item in items:
+            parent = getattr(item, "parent_folder_id", None)
+            if parent is not None and parent.id:
+                self._calendar_ids[mailbox] = str(parent.id)
+                return
 
     async def masters(
         self, mailbox: str, occurrence_ids: Sequence[str], *, chunk_size: int = 10
