@@ -226,24 +226,15 @@ async def test_a_read_that_names_no_folder_keeps_the_stored_id(connector: Connec
     assert await full_read(None) == "CAL-1"
 
 
-def test_the_id_travels_with_the_snapshot(simulator: SimulatorThread) -> None:
+def test_the_id_travels_with_the_snapshot(
+    simulator: SimulatorThread, clients: list[EwsClient]
+) -> None:
     """EwsCalendar alone: the snapshot carries the id the view's items named, no GetFolder."""
-    sim = simulator.sim
-    settings = Settings(
-        ews_url=sim.ews_url,
-        ews_auth="basic",
-        ews_username=sim.config.username,
-        ews_password=sim.config.password,
+    book(simulator, "FIRST", 1)
+    source = EwsCalendar(
+        clients[0], past=timedelta(days=1), future=timedelta(days=30), clock=simulator.sim.clock.now
     )
-    client = build_ews_client(settings)
-    try:
-        book(simulator, "FIRST", 1)
-        source = EwsCalendar(
-            client, past=timedelta(days=1), future=timedelta(days=30), clock=sim.clock.now
-        )
-        snapshot = asyncio.run(source.observe_room(ROOM))
-    finally:
-        client.close()
+    snapshot = asyncio.run(source.observe_room(ROOM))
 
     assert snapshot.calendar_folder_id == calendar_folder(simulator)
     assert calls(simulator, "GetFolder") == 0
