@@ -275,6 +275,13 @@ def truth_of(sim: Simulator, mailboxes: list[str], start: datetime, end: datetim
     return truth_rows(instances)
 
 
+def queued(sim: Simulator) -> bool:
+    """Whether the simulator holds notifications it has not delivered yet."""
+    pushes = sim.push.subscriptions.values() if sim.push else ()
+    hooks = sim.graph.webhooks.subscriptions.values() if sim.graph else ()
+    return any(s.queue for s in pushes) or any(s.queue or s.task for s in hooks)
+
+
 def unconverged(sim: Simulator, db: Database, mailboxes: list[str]) -> list[str]:
     """The rooms whose reservations differ from the simulator's calendar."""
     sim.exchange.settle()
@@ -538,6 +545,11 @@ class Fleet:
             or 0
         )
 
+    def pending_rows(self, after_id: int) -> bool:
+        """Whether a notification row after `after_id` waits for the worker."""
+        sql = "SELECT 1 FROM sync_notification WHERE id > ? AND processed_at IS NULL LIMIT 1"
+        return bool(self.db.query(sql, (after_id,)))
+
     def replaced(self) -> int:
         return int(self.db.one("SELECT count(*) FROM subscription WHERE replaced_by IS NOT NULL"))
 
@@ -617,8 +629,16 @@ class Fleet:
                 made += 1
         made_s = time.monotonic() - started
         waiting = list(rooms)
+        compared = [0.0]  # monotonic: the last comparison
 
         def done() -> bool:
+            # Comparing 5,000 rooms with the simulator's calendars takes about a second of the
+            # simulator's own loop, which would delay the burst it measures: it waits until
+            # nothing is queued on either side, and at most 15 s between two.
+            now = time.monotonic()
+            if now - compared[0] < 15 and (queued(self.sim) or self.pending_rows(last_id)):
+                return False
+            compared[0] = now
             waiting[:] = unconverged(self.sim, self.db, waiting)
             return not waiting
 
@@ -763,6 +783,7 @@ def goals(fleet: Fleet) -> None:
     lines.append((f"burst calls per notification ({protocol})", figure, "<= 0.1", per <= 0.1))
     converge = values.get("burst_converge_s", float("inf"))
     burst_rooms = int(rooms * fleet.args.burst_share)
+    burst_small = burst_rooms < 5_000 or fleet.args.burst_changes < 5
     lines.append(
         (
             f"burst converge, {burst_rooms} rooms x {fleet.args.burst_changes}",
@@ -784,9 +805,10 @@ def goals(fleet: Fleet) -> None:
     lines.append(("limit violations, all phases", f"{violated:.0f}", "0", violated == 0))
     print("\ngoals:")
     for figure, value, goal, ok in lines:
-        sized = "50,000" in goal or "5,000 rooms" in goal
         verdict = "ok" if ok else "MISSED"
-        if sized and rooms < 50_000:  # the goal is for the fleet; a smaller run says nothing
+        # a goal for the fleet says nothing of a smaller run; the burst's is for its 5,000 rooms
+        small = rooms < 50_000 if "50,000" in goal else "5,000 rooms" in goal and burst_small
+        if small:
             verdict = f"not judged at {rooms} rooms (would be {verdict})"
         print(f"  {figure}: {value}; goal {goal}: {verdict}")
     for note in fleet.figures.notes:

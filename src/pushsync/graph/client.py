@@ -43,10 +43,17 @@ from pushsync.graph.events import parse_time
 
 GRAPH_URL = "https://graph.microsoft.com/v1.0"
 PER_MAILBOX = 4  # concurrent requests per app and mailbox (Outlook limit)
-# Connections to Graph, every one kept alive: the manager keeps about a hundred writes in
-# flight (subscription_manager.py), and httpx's default keeps 20 of its 100, so that at fleet
-# size most writes paid a new connection (and TLS, against Graph) each.
+# Connections to Graph: subscription writes and reads each have their own, as many as each
+# keeps in flight, every one kept alive. httpcore (1.0.9) looks at every pooled connection for
+# each idle one on every request and answer (encode/httpcore#1035), a cost in the square of
+# the pool's size: with one pool of 100 that bookkeeping was a quarter of a worker's CPU in
+# bench/fleet's burst (5,000 rooms, py-spy), though reads need a few dozen at once.
+# Writes: the manager keeps about a hundred in flight (subscription_manager.py: Graph
+# validates the notification URL before it answers a creation), and httpx's default keeps 20
+# of its 100 alive, so that at fleet size most writes paid a new connection (and TLS) each.
 CONNECTIONS = 100
+# Reads: what one process has under way at once; further reads wait their turn before the pool.
+READ_CONNECTIONS = 24
 DEFAULT_RETRY_AFTER = 10.0
 MAX_PAGES = 1000
 # events per calendarView delta page we ask for (`Prefer: odata.maxpagesize`, event-delta);
@@ -127,18 +134,18 @@ class GraphClient:
     ) -> None:
         self._tokens = tokens
         self._base = base_url.rstrip("/")
-        self._http = httpx.AsyncClient(
-            timeout=timeout,
-            transport=transport,
-            limits=httpx.Limits(max_connections=CONNECTIONS, max_keepalive_connections=CONNECTIONS),
-        )
+        self._writes = _pool(CONNECTIONS, timeout, transport)  # subscription writes
+        self._reads = self._writes if transport else _pool(READ_CONNECTIONS, timeout, None)
+        self._reading = asyncio.Semaphore(READ_CONNECTIONS)
         self._slots: defaultdict[str, asyncio.Semaphore] = defaultdict(
             lambda: asyncio.Semaphore(PER_MAILBOX)
         )
         self.calls = 0
 
     async def aclose(self) -> None:
-        await self._http.aclose()
+        await self._writes.aclose()
+        if self._reads is not self._writes:
+            await self._reads.aclose()
 
     # -- subscriptions ----------------------------------------------------------------------
 
@@ -284,20 +291,40 @@ class GraphClient:
         ]
         if prefer is not None:
             headers.append(("Prefer", prefer))
-        async with self._slots[(mailbox or "").lower()]:
-            self.calls += 1
-            try:
-                response = await self._http.request(
-                    method,
-                    url,
-                    json=json,
-                    params=params,
-                    headers=headers,
-                    extensions={} if sent is None else {"trace": sent.trace},
-                )
-            except httpx.HTTPError as exc:
-                raise ExchangeUnavailable(f"Graph {method}: {type(exc).__name__}: {exc}") from None
+        reading = method == "GET"
+        turn = self._reading if reading else contextlib.nullcontext()
+        async with self._slots[(mailbox or "").lower()], turn:
+            for attempt in (1, 2):
+                self.calls += 1
+                try:
+                    response = await (self._reads if reading else self._writes).request(
+                        method,
+                        url,
+                        json=json,
+                        params=params,
+                        headers=headers,
+                        extensions={} if sent is None else {"trace": sent.trace},
+                    )
+                    break
+                except httpx.RemoteProtocolError as exc:
+                    # A kept-alive connection the server closed as we sent on it: a read is
+                    # sent again once, on a new connection; a write may have been done.
+                    if not reading or attempt == 2:
+                        raise ExchangeUnavailable(f"Graph {method}: {_said(exc)}") from None
+                except httpx.HTTPError as exc:
+                    raise ExchangeUnavailable(f"Graph {method}: {_said(exc)}") from None
         return _answer(method, response)
+
+
+def _said(exc: httpx.HTTPError) -> str:
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _pool(
+    connections: int, timeout: float, transport: httpx.AsyncBaseTransport | None
+) -> httpx.AsyncClient:
+    limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
+    return httpx.AsyncClient(timeout=timeout, transport=transport, limits=limits)
 
 
 def events_resource(mailbox: str) -> str:
