@@ -354,16 +354,15 @@ class Worker:
     async def _resync(
         self, mailbox: str, source: CalendarSource, full: bool, generation: int
     ) -> str:
-        if isinstance(source, IncrementalSource) and not full:
-            cursor = await self._subscriptions.sync_state(mailbox)
-            changes = await source.observe_since(mailbox, cursor) if cursor else None
+        cursor = await self._subscriptions.sync_state(mailbox)
+        if isinstance(source, IncrementalSource) and not full and cursor:
+            changes = await source.observe_since(mailbox, cursor)
             if changes is not None:  # the cursor is written with the rows it moves past
                 await self._reconcile(
                     mailbox, changes.observations, [], resynced=generation, cursor=changes.cursor
                 )
                 self.stats.incremental_resyncs += 1
                 return "from cursor"
-        cursor = await self._subscriptions.sync_state(mailbox)
         snapshot = await source.observe_room(mailbox, cursor)
         await self._reservations.reconcile_room(
             mailbox,
