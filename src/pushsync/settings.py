@@ -76,6 +76,12 @@ class Settings(BaseSettings):
     database_pool_size: int = Field(
         8, ge=1, le=1000, description="PostgreSQL connections per process at most"
     )
+    database_busy_wait_seconds: float = Field(
+        30.0,
+        ge=0,
+        description="how long a PostgreSQL session waits for a connection while the process's"
+        " own sessions hold every one of its pool",
+    )
 
     # the public listener (only the notification paths)
     host: str = "0.0.0.0"  # noqa: S104 - the public listener is meant to be reachable
@@ -265,11 +271,11 @@ class Settings(BaseSettings):
         installation with no EWS (with `ews_url`, room lists are expanded over EWS GetRooms)."""
         return self.discover_all_rooms or bool(self.room_lists and not self.ews_url)
 
-    def connector_options(self) -> dict[str, int]:
+    def connector_options(self) -> dict[str, float]:
         """What `store.connect` is given besides the URL: the chosen engine's own knobs."""
         if self.database_url.startswith("sqlite:"):
             return {"busy_timeout_ms": self.sqlite_busy_timeout_ms}
-        return {"max_size": self.database_pool_size}
+        return {"max_size": self.database_pool_size, "busy_wait_s": self.database_busy_wait_seconds}
 
     @classmethod
     def settings_customise_sources(
