@@ -617,7 +617,7 @@ class Fleet:
         calls_before, violations_before = calls(self.sim), violations(self.sim)
         operations_before = Counter(self.sim.exchange.calls)
         last_id = int(self.db.one("SELECT coalesce(max(id), 0) FROM sync_notification"))
-        started = time.monotonic()
+        started, started_at = time.monotonic(), datetime.now(UTC)
         made = 0
         for mailbox in rooms:  # a booking, then moves and extensions of it
             calendar = self.sim.exchange.calendars[mailbox]
@@ -657,11 +657,14 @@ class Fleet:
             (last_id,),
         )
         lags = [(_time(done_at) - _time(got)).total_seconds() for got, done_at in rows]  # type: ignore[operator]
+        # the receiver's clock is this machine's: when the simulator had delivered the burst
+        arrived = max((_time(got) for got, _ in rows), default=started_at) - started_at  # type: ignore[operator,type-var]
         notifications = len(rows)
         per = used / notifications if notifications else 0.0
         print(
             f"3 burst ({count} rooms x {self.args.burst_changes} changes, made in"
-            f" {made_s:.1f} s): converged in {converge_s:.1f} s; lag p50/p99"
+            f" {made_s:.1f} s): converged in {converge_s:.1f} s, the last notification"
+            f" received after {arrived.total_seconds():.1f} s; lag p50/p99"
             f" {percentile(lags, 50):.2f}/{percentile(lags, 99):.2f} s; {used} calls for"
             f" {notifications} notifications = {per:.3f} per notification {dict(operations)}"
             f" limit violations {dict(refused) or 0}",
@@ -747,7 +750,7 @@ def goals(fleet: Fleet) -> None:
                 f"{onboarding / 60:.1f} min (at this rate 50,000 rooms:"
                 f" {onboarding * 50_000 / rooms / 60:.0f} min)",
                 "<= 10 min (at 50,000 rooms)",
-                onboarding <= 600,
+                onboarding * max(50_000 / rooms, 1) <= 600,  # a smaller run: its projection
             )
         )
     else:
