@@ -86,7 +86,7 @@ async def test_a_busy_pool_still_fails_once_busy_wait_is_over(postgres_schema_ur
     try:
         async with connector.session() as session:
             await session.execute_script("SELECT 1")
-            with pytest.raises(StorageError, match="PostgreSQL"):
+            with pytest.raises(StorageError, match="all 1 connections in use"):
                 await _one_more(connector)
     finally:
         await connector.close()

@@ -164,9 +164,12 @@ class PostgreSQLConnector:
                 break
             except PoolTimeout as exc:
                 waited += self._timeout_s
-                if not self._busy() or waited >= self._busy_wait_s:
+                busy = self._busy()
+                if not busy or waited >= self._busy_wait_s:
                     # say why the pool's attempts failed, or that every connection was lent
                     cause = self._last_failure.message or str(exc)
+                    if busy:
+                        cause = f"all {self._max_size} connections in use for {waited:g} s"
                     raise StorageUnavailable(f"PostgreSQL: {cause}") from exc
         try:
             yield connection
