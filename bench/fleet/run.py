@@ -813,9 +813,10 @@ def goals(fleet: Fleet) -> None:
     for figure, value, goal, ok in lines:
         verdict = "ok" if ok else "MISSED"
         # a goal for the fleet says nothing of a smaller run; the burst's is for its 5,000 rooms
-        small = rooms < 50_000 if "50,000" in goal else "5,000 rooms" in goal and burst_small
-        if small:
+        if "50,000" in goal and rooms < 50_000:
             verdict = f"not judged at {rooms} rooms (would be {verdict})"
+        elif "5,000 rooms" in goal and burst_small:
+            verdict = f"not judged for a burst of {burst_rooms} rooms (would be {verdict})"
         print(f"  {figure}: {value}; goal {goal}: {verdict}")
     for note in fleet.figures.notes:
         print(f"  note: {note}")
