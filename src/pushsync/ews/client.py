@@ -45,6 +45,7 @@ from pushsync.errors import (
 from pushsync.ews.auth import EwsCredentials
 from pushsync.ews.calendar_items import ITEM_FIELDS
 from pushsync.ews.concurrency import CallLimit
+from pushsync.ews.item_reads import SyncItemIds, get_items
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -219,8 +220,8 @@ class EwsClient:
                 for oid in occurrence_ids
             ]
             # only the master's id is read
-            found = account.fetch(
-                ids=wanted, folder=self._calendar(mailbox), only_fields=[], chunk_size=chunk_size
+            found = get_items(
+                account, self._calendar(mailbox), wanted, only=(), chunk_size=chunk_size
             )
             return [_fetched(oid, item) for oid, item in zip(occurrence_ids, found, strict=True)]
 
@@ -232,10 +233,11 @@ class EwsClient:
         """GetItem for calendar items, `chunk_size` ids per request (Microsoft suggests ~10)."""
 
         def call() -> list[Fetched]:
-            found = self._account(mailbox).fetch(
-                ids=[(item_id, None) for item_id in item_ids],
-                folder=self._calendar(mailbox),
-                only_fields=ITEM_FIELDS,
+            found = get_items(
+                self._account(mailbox),
+                self._calendar(mailbox),
+                [(item_id, None) for item_id in item_ids],
+                only=ITEM_FIELDS,
                 chunk_size=chunk_size,
             )
             return [_fetched(item_id, item) for item_id, item in zip(item_ids, found, strict=True)]
@@ -265,10 +267,11 @@ class EwsClient:
             return list(view.only("id", "changekey"))
 
         def fetch(ids: list[Any]) -> list[Any]:
-            found = self._account(mailbox).fetch(
-                ids=ids,
-                folder=self._calendar(mailbox),
-                only_fields=ITEM_FIELDS,
+            found = get_items(
+                self._account(mailbox),
+                self._calendar(mailbox),
+                ids,
+                only=ITEM_FIELDS,
                 chunk_size=chunk_size,
             )
             items = []
@@ -312,7 +315,7 @@ class EwsClient:
 
     def _sync_page(self, mailbox: str, state: str | None, max_changes: int) -> _SyncPage:
         account = self._account(mailbox)
-        service = SyncFolderItems(account=account)
+        service = SyncItemIds(account=account)
         found = list(
             service.call(
                 folder=_calendar_id(mailbox),
