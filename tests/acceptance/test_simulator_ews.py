@@ -157,3 +157,20 @@ def test_server_busy_carries_a_back_off() -> None:
 def test_generated_rooms_span_time_zones() -> None:
     zones = {room.time_zone for room in generated_rooms(6)}
     assert {"Europe/Berlin", "America/New_York", "Asia/Tokyo"} <= zones
+
+
+def test_an_id_only_shape_gets_the_named_properties_alone() -> None:
+    """GetItem and FindItem with IdOnly + AdditionalProperties answer the ItemId and what was
+    named: a property not asked for is absent, as on Exchange, not filled in."""
+    with running() as thread:
+        booked = meeting("SHAPED", at(3, 9), location="Hall", subject="Budget")
+        thread.call(thread.sim.exchange.book, booked, [ROOM])
+        room = account(thread, ROOM)
+        view = room.calendar.view(start=ews(at(3, 0)), end=ews(at(4, 0)))
+        [listed] = list(view.only("subject"))
+        [named] = list(room.fetch(ids=[listed], only_fields=["subject"]))
+        [whole] = list(room.fetch(ids=[listed]))
+
+    assert (listed.subject, listed.location, listed.uid) == ("Budget", None, None)
+    assert (named.subject, named.location, named.organizer) == ("Budget", None, None)
+    assert (whole.subject, whole.location, whole.uid) == ("Budget", "Hall", "SHAPED")

@@ -23,7 +23,7 @@ from pushsync.simulator.graph.webhooks import GraphWebhooks
 from pushsync.simulator.listener_client import ListenerClient
 from pushsync.simulator.push import PushEngine
 
-PUSH_SLOTS = 16  # deliveries (EWS push, Graph webhooks) in flight at once; the rest wait in turn
+PUSH_SLOTS = 64  # deliveries (EWS push, Graph webhooks) in flight at once; the rest wait in turn
 ATTENDANT_TICK_SECONDS = 1.0  # Exchange time between two rounds of the booking attendant
 
 

@@ -48,6 +48,33 @@ def render_item(
     return element
 
 
+def shaped(element: etree._Element, shape: etree._Element | None) -> etree._Element:
+    """The item as an ItemShape asks for it: for IdOnly, the ItemId and the properties named in
+    AdditionalProperties (a FieldURI's name is its element's: `calendar:Start` is t:Start);
+    Default and AllProperties keep the whole rendering. Exchange returns for IdOnly "only the
+    item or folder ID" plus what AdditionalProperties adds, so a client that reads a property it
+    did not ask for finds nothing, as it would on Exchange.
+    https://learn.microsoft.com/exchange/client-developer/exchange-web-services/property-sets-and-response-shapes-in-ews-in-exchange
+    """
+    names = requested_properties(shape)
+    if names is None:
+        return element
+    for child in list(element):
+        if etree.QName(child).localname not in names:
+            element.remove(child)
+    return element
+
+
+def requested_properties(shape: etree._Element | None) -> frozenset[str] | None:
+    """Element names an IdOnly shape asks for (ItemId always); None for the other shapes."""
+    base = shape.findtext(t("BaseShape")) if shape is not None else "Default"
+    if shape is None or base != "IdOnly":
+        return None
+    extra = shape.find(t("AdditionalProperties"))
+    uris = (path.get("FieldURI") or "" for path in (extra if extra is not None else ()))
+    return frozenset({"ItemId", *(uri.partition(":")[2] for uri in uris)})
+
+
 def id_only(item_id: str, change_key: str) -> etree._Element:
     element = etree.Element(t("CalendarItem"))
     sub(element, t("ItemId"), Id=item_id, ChangeKey=change_key)

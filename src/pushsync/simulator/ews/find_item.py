@@ -17,7 +17,7 @@ from lxml import etree
 
 from pushsync.ews.namespaces import m, t
 from pushsync.simulator.ews import soap
-from pushsync.simulator.ews.calendar_item import id_only, render_item
+from pushsync.simulator.ews.calendar_item import id_only, render_item, shaped
 from pushsync.simulator.ews.mailbox import FolderRef, OperationError, folder_ids, resolve_folder
 from pushsync.simulator.ews.soap import EwsRequest, SoapFault, sub
 from pushsync.simulator.exchange import Exchange
@@ -65,6 +65,7 @@ def _calendar_view(ref: FolderRef, request: EwsRequest, view: etree._Element) ->
     limit = _int(view.get("MaxEntriesReturned"), len(instances))
     shown = instances[:limit]
     just_ids = ids_only(request)
+    shape = request.element.find(m("ItemShape"))
     message = soap.message("FindItem")
     root = sub(
         message,
@@ -79,9 +80,8 @@ def _calendar_view(ref: FolderRef, request: EwsRequest, view: etree._Element) ->
             continue
         stored = calendar.item(instance.master_id or instance.item_id)
         assert stored is not None
-        items.append(
-            render_item(calendar, stored, instance.original_start, organizer_address=False)
-        )
+        rendered = render_item(calendar, stored, instance.original_start, organizer_address=False)
+        items.append(shaped(rendered, shape))
     return message
 
 
@@ -111,7 +111,8 @@ def _page(ref: FolderRef, request: EwsRequest) -> etree._Element:
 def _listed(ref: FolderRef, request: EwsRequest, item: CalendarItem) -> etree._Element:
     if ids_only(request):
         return id_only(item.item_id, item.change_key)
-    return render_item(ref.calendar, item, organizer_address=False)
+    shape = request.element.find(m("ItemShape"))
+    return shaped(render_item(ref.calendar, item, organizer_address=False), shape)
 
 
 def ids_only(request: EwsRequest) -> bool:

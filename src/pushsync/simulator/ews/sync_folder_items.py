@@ -29,7 +29,7 @@ from pushsync.simulator import ids
 from pushsync.simulator.calendar import RoomCalendar
 from pushsync.simulator.events import MailboxEvent
 from pushsync.simulator.ews import soap
-from pushsync.simulator.ews.calendar_item import id_only, render_item
+from pushsync.simulator.ews.calendar_item import id_only, render_item, shaped
 from pushsync.simulator.ews.find_item import ids_only
 from pushsync.simulator.ews.mailbox import FolderRef, OperationError, folder_ids, resolve_folder
 from pushsync.simulator.ews.soap import EwsRequest, SoapFault, sub
@@ -85,7 +85,8 @@ def _sync(exchange: Exchange, ref: FolderRef, request: EwsRequest) -> etree._Ele
         elif ids_only(request):
             element.append(id_only(item.item_id, item.change_key))
         else:
-            element.append(render_item(ref.calendar, item, organizer_address=False))
+            rendered = render_item(ref.calendar, item, organizer_address=False)
+            element.append(shaped(rendered, request.element.find(m("ItemShape"))))
     return message
 
 
