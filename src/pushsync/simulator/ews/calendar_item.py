@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 
 from lxml import etree
 
-from pushsync.ews.namespaces import t
+from pushsync.ews.namespaces import m, t
 from pushsync.simulator.calendar import RoomCalendar
 from pushsync.simulator.ews.notification import xs_datetime
 from pushsync.simulator.ews.soap import sub
@@ -48,15 +48,17 @@ def render_item(
     return element
 
 
-def shaped(element: etree._Element, shape: etree._Element | None) -> etree._Element:
-    """The item as an ItemShape asks for it: for IdOnly, the ItemId and the properties named in
-    AdditionalProperties (a FieldURI's name is its element's: `calendar:Start` is t:Start);
-    Default and AllProperties keep the whole rendering. Exchange returns for IdOnly "only the
-    item or folder ID" plus what AdditionalProperties adds, so a client that reads a property it
-    did not ask for finds nothing, as it would on Exchange.
+ONLY_THE_ID = frozenset({"ItemId"})
+
+
+def shaped(element: etree._Element, names: frozenset[str] | None) -> etree._Element:
+    """The item as its request's ItemShape asks for it (`names`, from `requested_properties`):
+    for IdOnly, the ItemId and the properties named in AdditionalProperties; Default and
+    AllProperties (None) keep the whole rendering. Exchange returns for IdOnly "only the item or
+    folder ID" plus what AdditionalProperties adds, so a client that reads a property it did
+    not ask for finds nothing, as it would on Exchange.
     https://learn.microsoft.com/exchange/client-developer/exchange-web-services/property-sets-and-response-shapes-in-ews-in-exchange
     """
-    names = requested_properties(shape)
     if names is None:
         return element
     for child in list(element):
@@ -65,14 +67,16 @@ def shaped(element: etree._Element, shape: etree._Element | None) -> etree._Elem
     return element
 
 
-def requested_properties(shape: etree._Element | None) -> frozenset[str] | None:
-    """Element names an IdOnly shape asks for (ItemId always); None for the other shapes."""
-    base = shape.findtext(t("BaseShape")) if shape is not None else "Default"
-    if shape is None or base != "IdOnly":
+def requested_properties(operation: etree._Element) -> frozenset[str] | None:
+    """Element names the operation's IdOnly ItemShape asks for: ItemId always, and each
+    AdditionalProperties FieldURI by its name (`calendar:Start` is t:Start); None for the other
+    shapes. ONLY_THE_ID when nothing is added."""
+    shape = operation.find(m("ItemShape"))
+    if shape is None or shape.findtext(t("BaseShape")) != "IdOnly":
         return None
     extra = shape.find(t("AdditionalProperties"))
     uris = (path.get("FieldURI") or "" for path in (extra if extra is not None else ()))
-    return frozenset({"ItemId", *(uri.partition(":")[2] for uri in uris)})
+    return ONLY_THE_ID | {uri.partition(":")[2] for uri in uris}
 
 
 def id_only(item_id: str, change_key: str) -> etree._Element:

@@ -17,7 +17,13 @@ from lxml import etree
 
 from pushsync.ews.namespaces import m, t
 from pushsync.simulator.ews import soap
-from pushsync.simulator.ews.calendar_item import id_only, render_item, shaped
+from pushsync.simulator.ews.calendar_item import (
+    ONLY_THE_ID,
+    id_only,
+    render_item,
+    requested_properties,
+    shaped,
+)
 from pushsync.simulator.ews.mailbox import FolderRef, OperationError, folder_ids, resolve_folder
 from pushsync.simulator.ews.soap import EwsRequest, SoapFault, sub
 from pushsync.simulator.exchange import Exchange
@@ -64,8 +70,7 @@ def _calendar_view(ref: FolderRef, request: EwsRequest, view: etree._Element) ->
         )
     limit = _int(view.get("MaxEntriesReturned"), len(instances))
     shown = instances[:limit]
-    just_ids = ids_only(request)
-    shape = request.element.find(m("ItemShape"))
+    names = requested_properties(request.element)
     message = soap.message("FindItem")
     root = sub(
         message,
@@ -75,13 +80,13 @@ def _calendar_view(ref: FolderRef, request: EwsRequest, view: etree._Element) ->
     )
     items = sub(root, t("Items"))
     for instance in shown:
-        if just_ids:
+        if names == ONLY_THE_ID:
             items.append(id_only(instance.item_id, instance.change_key))
             continue
         stored = calendar.item(instance.master_id or instance.item_id)
         assert stored is not None
         rendered = render_item(calendar, stored, instance.original_start, organizer_address=False)
-        items.append(shaped(rendered, shape))
+        items.append(shaped(rendered, names))
     return message
 
 
@@ -103,23 +108,16 @@ def _page(ref: FolderRef, request: EwsRequest) -> etree._Element:
         IncludesLastItemInRange="true" if last else "false",
     )
     items = sub(root, t("Items"))
+    names = requested_properties(request.element)
     for item in page:
-        items.append(_listed(ref, request, item))
+        items.append(_listed(ref, names, item))
     return message
 
 
-def _listed(ref: FolderRef, request: EwsRequest, item: CalendarItem) -> etree._Element:
-    if ids_only(request):
+def _listed(ref: FolderRef, names: frozenset[str] | None, item: CalendarItem) -> etree._Element:
+    if names == ONLY_THE_ID:
         return id_only(item.item_id, item.change_key)
-    shape = request.element.find(m("ItemShape"))
-    return shaped(render_item(ref.calendar, item, organizer_address=False), shape)
-
-
-def ids_only(request: EwsRequest) -> bool:
-    shape = request.element.find(m("ItemShape"))
-    base = shape.findtext(t("BaseShape")) if shape is not None else "Default"
-    extra = shape.find(t("AdditionalProperties")) if shape is not None else None
-    return base == "IdOnly" and (extra is None or len(extra) == 0)
+    return shaped(render_item(ref.calendar, item, organizer_address=False), names)
 
 
 def _moment(value: str | None) -> datetime:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pushsync.ews.namespaces import m
 from pushsync.simulator.ews import soap
-from pushsync.simulator.ews.calendar_item import render_item, shaped
+from pushsync.simulator.ews.calendar_item import render_item, requested_properties, shaped
 from pushsync.simulator.ews.lookup import find
 from pushsync.simulator.ews.mailbox import OperationError
 from pushsync.simulator.ews.soap import EwsRequest, sub
@@ -18,7 +18,7 @@ from pushsync.simulator.exchange import Exchange
 
 def handle(exchange: Exchange, request: EwsRequest) -> bytes:
     container = request.element.find(m("ItemIds"))
-    shape = request.element.find(m("ItemShape"))
+    names = requested_properties(request.element)
     messages = []
     for element in container if container is not None else []:
         try:
@@ -30,6 +30,6 @@ def handle(exchange: Exchange, request: EwsRequest) -> bytes:
             continue
         message = soap.message("GetItem")
         items = sub(message, m("Items"))
-        items.append(shaped(render_item(found.calendar, found.item, found.original_start), shape))
+        items.append(shaped(render_item(found.calendar, found.item, found.original_start), names))
         messages.append(message)
     return soap.response("GetItem", request.version, messages)

@@ -29,8 +29,13 @@ from pushsync.simulator import ids
 from pushsync.simulator.calendar import RoomCalendar
 from pushsync.simulator.events import MailboxEvent
 from pushsync.simulator.ews import soap
-from pushsync.simulator.ews.calendar_item import id_only, render_item, shaped
-from pushsync.simulator.ews.find_item import ids_only
+from pushsync.simulator.ews.calendar_item import (
+    ONLY_THE_ID,
+    id_only,
+    render_item,
+    requested_properties,
+    shaped,
+)
 from pushsync.simulator.ews.mailbox import FolderRef, OperationError, folder_ids, resolve_folder
 from pushsync.simulator.ews.soap import EwsRequest, SoapFault, sub
 from pushsync.simulator.exchange import Exchange
@@ -77,16 +82,17 @@ def _sync(exchange: Exchange, ref: FolderRef, request: EwsRequest) -> etree._Ele
     sub(message, m("SyncState"), page.state)
     sub(message, m("IncludesLastItemInRange"), "true" if page.last else "false")
     container = sub(message, m("Changes"))
+    names = requested_properties(request.element)
     for kind, item_id in page.changes:
         element = sub(container, t(kind))
         item = ref.calendar.item(item_id)
         if kind == "Delete" or item is None:
             sub(element, t("ItemId"), Id=item_id)
-        elif ids_only(request):
+        elif names == ONLY_THE_ID:
             element.append(id_only(item.item_id, item.change_key))
         else:
             rendered = render_item(ref.calendar, item, organizer_address=False)
-            element.append(shaped(rendered, request.element.find(m("ItemShape"))))
+            element.append(shaped(rendered, names))
     return message
 
 
