@@ -419,8 +419,10 @@ class Fleet:
     def stop(self) -> None:
         for child in reversed(self.processes):
             child.stop()
-        if self.args.engine == "postgresql":
+        if self.args.engine == "postgresql" and not self.args.keep_database:
             drop_postgres_database(self.database_url)
+        elif self.args.engine == "postgresql":
+            print(f"  database kept: {self.database_url}", flush=True)
 
     async def wait(self, condition: Any, deadline_s: float, what: str) -> float:
         started = time.monotonic()
@@ -695,11 +697,16 @@ class Fleet:
     async def operations_phase(self) -> None:
         admin = f"http://127.0.0.1:{self.admin_port}"
         times: dict[str, float] = {}
-        async with httpx.AsyncClient(timeout=120) as http:
+        async with httpx.AsyncClient(timeout=OPERATION_TIMEOUT_S) as http:
             pages = (("status page", "/"), ("/rooms", "/rooms"), ("/metrics", "/metrics"))
             for name, path in pages:
                 started = time.monotonic()
-                answer = await http.get(admin + path)
+                try:
+                    answer = await self.watched(http.get(admin + path), name)
+                except httpx.TimeoutException:  # a figure too: the goal is missed, go on
+                    self.figures.notes.append(f"{name}: no answer in {OPERATION_TIMEOUT_S} s")
+                    times[name] = float("inf")
+                    continue
                 times[name] = time.monotonic() - started
                 if answer.status_code != 200:
                     self.figures.notes.append(f"{name} answered {answer.status_code}")
@@ -716,6 +723,25 @@ class Fleet:
         print(f"4 operations at {len(self.rooms)} rooms: {text} (exit {listed.returncode})")
         self.figures.values |= {f"op:{name}": seconds for name, seconds in times.items()}
 
+    async def watched(self, request: Any, name: str) -> Any:
+        """`request`, and on PostgreSQL, while it takes over 10 s, what the server is running
+        (pg_stat_activity), printed every 10 s: what a slow page waits on."""
+        task = asyncio.ensure_future(request)
+        while self.args.engine == "postgresql":
+            done, _ = await asyncio.wait({task}, timeout=10)
+            if done:
+                break
+            running = await asyncio.to_thread(
+                self.db.query,
+                "SELECT now() - query_start, wait_event_type, wait_event, left(query, 160)"
+                " FROM pg_stat_activity WHERE datname = current_database()"
+                " AND state = 'active' AND pid <> pg_backend_pid()",
+            )
+            for age, kind, event, query in running:
+                text = " ".join(query.split())
+                print(f"    {name} waits; the server runs ({age}, {kind}/{event}): {text}")
+        return await task
+
     def memory(self) -> None:
         self.sample()
         text = ", ".join(f"{c.name} {c.rss / 2**20:.0f} MB" for c in self.processes)
@@ -723,6 +749,8 @@ class Fleet:
         sync = sum(c.rss for c in self.processes if c.name.startswith("sync"))
         self.figures.values["sync_rss_mb"] = sync / 2**20
 
+
+OPERATION_TIMEOUT_S = 120  # an operator's page that takes longer has failed, whatever it says
 
 LOOP_LAG = [0.0]  # the longest the simulator's loop was late for a 0.1 s sleep
 
@@ -897,6 +925,9 @@ def main() -> None:
         "--naive-rooms", type=int, default=20, help="the naive burst baseline's rooms (0: none)"
     )
     parser.add_argument("--deadline", type=float, default=1800.0, help="per wait, real s")
+    parser.add_argument(
+        "--keep-database", action="store_true", help="PostgreSQL: keep it afterwards, to look into"
+    )
     args = parser.parse_args()
     (REPO / "var").mkdir(exist_ok=True)
     with contextlib.suppress(KeyboardInterrupt):
