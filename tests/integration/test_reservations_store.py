@@ -36,6 +36,22 @@ def _row(uid: str, start: datetime, **changes: object) -> Reservation:
     return replace(base, **changes)
 
 
+async def test_a_plan_naming_a_row_twice_writes_the_last_once(connector: Connector) -> None:
+    """A plan's upserts go as one statement, which may not touch a row twice: the last one
+    named wins, as it did when each was a statement of its own, and it is one change."""
+    store = Reservations(connector)
+    await Subscriptions(connector).ensure_rooms([ROOM], "ews", NOW)
+    first = _row("A", NOW + timedelta(days=1))
+    last = replace(first, subject="moved", start=first.start + timedelta(hours=2))
+    single = _row("S", NOW + timedelta(days=3), original_start=None)
+    await store.apply(Plan(upserts=[first, single, last, replace(single, subject="kept")]), NOW)
+
+    assert await store.all() == [last, replace(single, subject="kept")]
+    async with connector.session() as session:
+        changes = await session.fetch_all("reservation_changes", {"after": 0, "limit": 10})
+    assert [(c["uid"], c["change"]) for c in changes] == [("A", "upsert"), ("S", "upsert")]
+
+
 async def test_plans_round_trip_exactly(connector: Connector) -> None:
     store = Reservations(connector)
     await Subscriptions(connector).ensure_rooms([ROOM], "ews", NOW)

@@ -75,7 +75,10 @@ class RoomDirectory:
             keys = await session.fetch_all("room_reservation_keys", {"mailbox": mailbox})
             for key in keys:
                 await session.execute("delete_reservation", dict(key))
-            changes = [dict(key) | {"change": "delete", "changed_at": now} for key in keys]
+            # positional, in reservation_book.CHANGE_COLUMNS order
+            changes = [
+                (now, key["mailbox"], key["uid"], key["original_start"], "delete") for key in keys
+            ]
             if changes:
                 await session.execute_many("record_reservation_change", changes)
             await session.execute(

@@ -18,14 +18,19 @@ SELECT * FROM reservation WHERE mailbox = %(mailbox)s;
 SELECT * FROM reservation ORDER BY mailbox, uid, original_start NULLS FIRST;
 
 -- name: upsert_reservation
+-- One execution per plan: the rows as one array per column, in the order of
+-- pushsync.store.reservation_book.UPSERT_COLUMNS (a test holds this list to it), and unnest
+-- turns them back into rows. The plan names each key once (reservation_book._write).
 INSERT INTO reservation (
-    mailbox, uid, original_start, item_id, series_master_id, item_type, subject, organizer,
-    start_at, end_at, time_zone, is_all_day, location, sensitivity, response_state,
-    is_cancelled, change_key, last_modified, last_synced_at
-) VALUES (
-    %(mailbox)s, %(uid)s, %(original_start)s, %(item_id)s, %(series_master_id)s, %(item_type)s, %(subject)s,
-    %(organizer)s, %(start_at)s, %(end_at)s, %(time_zone)s, %(is_all_day)s, %(location)s, %(sensitivity)s,
-    %(response_state)s, %(is_cancelled)s, %(change_key)s, %(last_modified)s, %(last_synced_at)s
+    mailbox, uid, original_start, item_id, item_type, start_at, end_at, subject, organizer,
+    series_master_id, time_zone, is_all_day, location, sensitivity, response_state, is_cancelled,
+    change_key, last_modified, last_synced_at
+)
+SELECT * FROM unnest(
+    %b::text[], %b::text[], %b::timestamptz[], %b::text[], %b::text[], %b::timestamptz[],
+    %b::timestamptz[], %b::text[], %b::text[], %b::text[], %b::text[], %b::boolean[],
+    %b::text[], %b::text[], %b::text[], %b::boolean[], %b::text[], %b::timestamptz[],
+    %b::timestamptz[]
 )
 -- A single meeting has no original start (NULL); the key index reads NULL as one value.
 ON CONFLICT (mailbox, uid, coalesce(original_start, '-infinity'::timestamptz)) DO UPDATE SET
@@ -109,8 +114,10 @@ SELECT (SELECT count(*) FROM sync_notification) AS notifications,
 SELECT pg_advisory_xact_lock(hashtextextended(%(mailbox)s, 0));
 
 -- name: record_reservation_change
+-- One execution per plan, in the order of pushsync.store.reservation_book.CHANGE_COLUMNS: the
+-- ids follow the order of the arrays, as they followed the rows.
 INSERT INTO reservation_change (changed_at, mailbox, uid, original_start, change)
-VALUES (%(changed_at)s, %(mailbox)s, %(uid)s, %(original_start)s, %(change)s);
+SELECT * FROM unnest(%b::timestamptz[], %b::text[], %b::text[], %b::timestamptz[], %b::text[]);
 
 -- name: reservation_changes
 -- The changes after `after` (an id), oldest first: what a system following the table reads.

@@ -19,14 +19,14 @@ SELECT * FROM reservation WHERE mailbox = :mailbox;
 SELECT * FROM reservation ORDER BY mailbox, uid, original_start NULLS FIRST;
 
 -- name: upsert_reservation
+-- Positional parameters, in the order of pushsync.store.reservation_book.UPSERT_COLUMNS (a
+-- test holds this list to it): a plan's rows go as one multi-row INSERT.
 INSERT INTO reservation (
-    mailbox, uid, original_start, item_id, series_master_id, item_type, subject, organizer,
-    start_at, end_at, time_zone, is_all_day, location, sensitivity, response_state,
-    is_cancelled, change_key, last_modified, last_synced_at
+    mailbox, uid, original_start, item_id, item_type, start_at, end_at, subject, organizer,
+    series_master_id, time_zone, is_all_day, location, sensitivity, response_state, is_cancelled,
+    change_key, last_modified, last_synced_at
 ) VALUES (
-    :mailbox, :uid, :original_start, :item_id, :series_master_id, :item_type, :subject,
-    :organizer, :start_at, :end_at, :time_zone, :is_all_day, :location, :sensitivity,
-    :response_state, :is_cancelled, :change_key, :last_modified, :last_synced_at
+    ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?
 )
 -- A single meeting has no original start (NULL); the key index reads NULL as one value.
 ON CONFLICT (mailbox, uid, coalesce(original_start, '')) DO UPDATE SET
@@ -108,8 +108,9 @@ SELECT (SELECT count(*) FROM sync_notification) AS notifications,
 SELECT :mailbox AS mailbox;
 
 -- name: record_reservation_change
+-- Positional, in the order of pushsync.store.reservation_book.CHANGE_COLUMNS.
 INSERT INTO reservation_change (changed_at, mailbox, uid, original_start, change)
-VALUES (:changed_at, :mailbox, :uid, :original_start, :change);
+VALUES (?, ?, ?, ?, ?);
 
 -- name: reservation_changes
 -- The changes after `after` (an id), oldest first: what a system following the table reads.
