@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any
 
-from pushsync.model.reservation import Plan, Reservation
+from pushsync.model.reservation import Plan, Reservation, ReservationKey
 from pushsync.store.connector import Connector, Row, Session
 
 Decide = Callable[[list[Reservation]], Plan]  # stored rows -> the writes to make
@@ -180,15 +180,20 @@ async def _write(session: Session, plan: Plan, now: datetime) -> None:
     for mailbox, uid, original_start in plan.deletes:
         key = {"mailbox": mailbox, "uid": uid, "original_start": original_start}
         await session.execute("delete_reservation", key)
-        changes.append((now, mailbox, uid, original_start, "delete"))
+        changes.append(change_values((mailbox, uid, original_start), "delete", now))
     # one row per key, the last one named (as one statement per row would leave it): one
     # INSERT … ON CONFLICT DO UPDATE may not touch a row twice
     upserts = list({row.key: row for row in plan.upserts}.values())
     if upserts:
         await session.execute_many("upsert_reservation", [upsert_values(r, now) for r in upserts])
-        changes += [(now, *row.key, "upsert") for row in upserts]
+        changes += [change_values(row.key, "upsert", now) for row in upserts]
     if changes:
         await session.execute_many("record_reservation_change", changes)
+
+
+def change_values(key: ReservationKey, change: str, now: datetime) -> tuple[Any, ...]:
+    """`record_reservation_change`'s parameters, in `CHANGE_COLUMNS` order."""
+    return (now, *key, change)
 
 
 def upsert_values(row: Reservation, now: datetime) -> tuple[Any, ...]:

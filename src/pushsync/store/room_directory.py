@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from pushsync.store.connector import Connector, Row
+from pushsync.store.reservation_book import change_values
 
 ALL_ROOMS = "all rooms"  # `discovered_from` of a room found by listing every room
 
@@ -75,9 +76,9 @@ class RoomDirectory:
             keys = await session.fetch_all("room_reservation_keys", {"mailbox": mailbox})
             for key in keys:
                 await session.execute("delete_reservation", dict(key))
-            # positional, in reservation_book.CHANGE_COLUMNS order
             changes = [
-                (now, key["mailbox"], key["uid"], key["original_start"], "delete") for key in keys
+                change_values((key["mailbox"], key["uid"], key["original_start"]), "delete", now)
+                for key in keys
             ]
             if changes:
                 await session.execute_many("record_reservation_change", changes)
